@@ -1,0 +1,122 @@
+/* A fixed pool of worker threads that run one batch of tasks at a time. The caller's thread works too, so a pool
+ * of n threads starts n-1 workers. Tasks are claimed with an atomic counter (dynamic load balance). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/base.h"
+
+struct g4c_pool {
+    int n_threads;
+    pthread_t *workers;      /* [n_threads - 1] */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_start; /* a new batch (generation changed) or shutdown */
+    pthread_cond_t cv_done;  /* the last worker left the batch */
+    unsigned generation;
+    int shutdown;
+    int n_busy;              /* workers still inside the current batch */
+    g4c_task_fn fn;
+    void *ctx;
+    int n_tasks;
+    atomic_int next;
+};
+
+static void drain(g4c_pool *p, int i_thread) {
+    for (;;) {
+        int i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n_tasks) break;
+        p->fn(p->ctx, i, i_thread);
+    }
+}
+
+typedef struct { g4c_pool *p; int id; } worker_arg;
+
+static void *worker_main(void *arg) {
+    worker_arg wa = *(worker_arg *)arg;
+    free(arg);
+    g4c_pool *p = wa.p;
+    unsigned seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->shutdown && p->generation == seen) pthread_cond_wait(&p->cv_start, &p->mu);
+        if (p->shutdown) break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        drain(p, wa.id);
+        pthread_mutex_lock(&p->mu);
+        if (--p->n_busy == 0) pthread_cond_signal(&p->cv_done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int g4c_n_cpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+g4c_status g4c_pool_init(g4c_pool **out, int n_threads, g4c_err *err) {
+    *out = NULL;
+    if (n_threads <= 0) n_threads = g4c_n_cpus();
+    if (n_threads > 1024) return G4C_FAIL(err, G4C_E_ARG, "thread count %d is above 1024", n_threads);
+    g4c_pool *p = g4c_calloc(1, sizeof *p, err);
+    if (!p) return G4C_E_NOMEM;
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_start, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    p->workers = g4c_calloc((size_t)n_threads, sizeof(pthread_t), err);
+    if (!p->workers) { g4c_pool_free(p); return G4C_E_NOMEM; }
+    for (int i = 1; i < n_threads; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) { p->n_threads = i; g4c_pool_free(p); return G4C_FAIL(err, G4C_E_NOMEM, "out of memory"); }
+        wa->p = p;
+        wa->id = i;
+        if (pthread_create(&p->workers[i - 1], NULL, worker_main, wa) != 0) {
+            free(wa);
+            p->n_threads = i;
+            g4c_pool_free(p);
+            return G4C_FAIL(err, G4C_E_NOMEM, "could not start worker thread %d", i);
+        }
+    }
+    *out = p;
+    return G4C_OK;
+}
+
+void g4c_pool_free(g4c_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->shutdown = 1;
+    pthread_cond_broadcast(&p->cv_start);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i - 1], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_start);
+    pthread_cond_destroy(&p->cv_done);
+    free(p->workers);
+    free(p);
+}
+
+int g4c_pool_n_threads(const g4c_pool *p) { return p ? p->n_threads : 1; }
+
+void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
+    if (n_tasks <= 0) return;
+    if (!p || p->n_threads == 1 || n_tasks == 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store(&p->next, 0);
+    p->n_busy = p->n_threads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->cv_start);
+    pthread_mutex_unlock(&p->mu);
+    drain(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->n_busy > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}

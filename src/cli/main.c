@@ -1,0 +1,39 @@
+/* gemma4c: command dispatch. Each subcommand lives in its own function (cli.h) and returns the exit status. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"generate", cmd_generate, "generate token ids from token ids (greedy or sampled), KV-cached"},
+    {"logits", cmd_logits, "write the logits of every prompt position as .npy (fidelity oracle hook)"},
+    {"info", cmd_info, "print a checkpoint's configuration and per-layer shapes"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "gemma4c %s - run Google's Gemma 4 models locally\n\nusage: gemma4c <command> [options]\n\ncommands:\n",
+            g4c_version());
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'gemma4c <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("gemma4c %s\n", g4c_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc, argv);
+    fprintf(stderr, "gemma4c: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,140 @@
+/* Fast CPU path: f32 arithmetic, weights converted from their stored dtype a row block at a time, work split
+ * over the thread pool. Loops are written with independent accumulators so the compiler vectorizes them without
+ * -ffast-math (portable across x86 and ARM). Hand-written SIMD and quantized kernels come with issue 5.
+ * Checked against kernels/ref by tests/unit/test_ops.c. */
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/ops.h"
+
+enum { ROW_BLOCK = 16, MAX_COLS_SCRATCH = 1 << 16 };
+
+static float dot(const float *a, const float *b, int64_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float r = 0;
+    for (; i < n; i++) r += a[i] * b[i];
+    return r + ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+    const g4c_wmat *w;
+    int n;
+    float *scratch; /* [n_threads][ROW_BLOCK][cols] when conversion is needed */
+} matmul_job;
+
+static void matmul_task(void *ctx, int i_task, int i_thread) {
+    const matmul_job *j = ctx;
+    const g4c_wmat *w = j->w;
+    const int64_t r0 = (int64_t)i_task * ROW_BLOCK;
+    const int64_t nr = w->rows - r0 < ROW_BLOCK ? w->rows - r0 : ROW_BLOCK;
+    const int64_t cols = w->cols;
+    const float *wb;
+    if (w->dtype == G4C_DTYPE_F32 && ((uintptr_t)w->data % sizeof(float)) == 0) {
+        wb = (const float *)w->data + (size_t)r0 * (size_t)cols;
+    } else {
+        float *s = j->scratch + (size_t)i_thread * ROW_BLOCK * (size_t)cols;
+        g4c_to_f32(s, (const char *)w->data + (size_t)r0 * (size_t)cols * g4c_dtype_infos[w->dtype].size, w->dtype,
+                   (size_t)(nr * cols));
+        wb = s;
+    }
+    for (int i = 0; i < j->n; i++) {
+        const float *xi = j->x + (size_t)i * (size_t)cols;
+        float *yi = j->y + (size_t)i * (size_t)w->rows + r0;
+        for (int64_t r = 0; r < nr; r++) yi[r] = dot(xi, wb + (size_t)r * (size_t)cols, cols);
+    }
+}
+
+void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
+    int nt = g4c_pool_n_threads(pool);
+    float *scratch = NULL;
+    if (!(w->dtype == G4C_DTYPE_F32 && ((uintptr_t)w->data % sizeof(float)) == 0)) {
+        scratch = g4c_amalloc((size_t)nt * ROW_BLOCK, (size_t)w->cols * sizeof(float), NULL);
+        G4C_ASSERT(scratch); /* TODO(issue 5): preallocate in the session and report NOMEM */
+    }
+    matmul_job j = {y, x, w, n, scratch};
+    g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK));
+    g4c_afree(scratch);
+}
+
+void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps) {
+    /* HF Gemma4RMSNorm: x * pow(mean(x²) + eps, -0.5) * w, in f32 */
+    for (int i = 0; i < n_rows; i++) {
+        const float *xi = x + (size_t)i * dim;
+        float *yi = y + (size_t)i * dim;
+        float inv = 1.0f / sqrtf(dot(xi, xi, dim) / (float)dim + eps);
+        if (w)
+            for (int c = 0; c < dim; c++) yi[c] = xi[c] * inv * w[c];
+        else
+            for (int c = 0; c < dim; c++) yi[c] = xi[c] * inv;
+    }
+}
+
+void g4c_gelu_mul(float *y, const float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) y[i] = g4c_gelu_tanh(gate[i]) * up[i];
+}
+
+void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin) {
+    const int half = head_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *a = x + (size_t)h * head_dim, *b = a + half;
+        for (int k = 0; k < half; k++) {
+            float x0 = a[k], x1 = b[k];
+            a[k] = x0 * cos[k] - x1 * sin[k];
+            b[k] = x1 * cos[k] + x0 * sin[k];
+        }
+    }
+}
+
+void g4c_softcap(float *x, int n, float cap) {
+    const float inv = 1.0f / cap;
+    for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
+}
+
+typedef struct {
+    float *out;
+    const float *q;
+    const g4c_kv_view *kv;
+    int pos0, n_head;
+    float *scratch;
+    int scratch_per_thread;
+} attn_job;
+
+static void attn_task(void *ctx, int i_task, int i_thread) {
+    const attn_job *j = ctx;
+    const g4c_kv_view *kv = j->kv;
+    const int t = i_task / j->n_head, h = i_task % j->n_head;
+    const int hd = kv->head_dim, kvh = h / (j->n_head / kv->n_kv_head);
+    const int pos = j->pos0 + t;
+    const int lo = kv->window > 0 && pos - kv->window + 1 > 0 ? pos - kv->window + 1 : 0;
+    const float *qh = j->q + ((size_t)t * j->n_head + h) * hd;
+    float *p = j->scratch + (size_t)i_thread * j->scratch_per_thread;
+    const size_t stride = (size_t)kv->n_kv_head * hd;
+    float mx = -INFINITY;
+    for (int jj = lo; jj <= pos; jj++) {
+        float s = dot(qh, kv->k + (size_t)(jj % kv->cap) * stride + (size_t)kvh * hd, hd);
+        p[jj - lo] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0;
+    for (int jj = 0; jj <= pos - lo; jj++) sum += (p[jj] = expf(p[jj] - mx));
+    const float inv = 1.0f / sum;
+    float *oh = j->out + ((size_t)t * j->n_head + h) * hd;
+    for (int c = 0; c < hd; c++) oh[c] = 0;
+    for (int jj = lo; jj <= pos; jj++) {
+        const float *vj = kv->v + (size_t)(jj % kv->cap) * stride + (size_t)kvh * hd;
+        const float pj = p[jj - lo] * inv;
+        for (int c = 0; c < hd; c++) oh[c] += pj * vj[c];
+    }
+}
+
+void g4c_attention(g4c_pool *pool, float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
+                   int n_head, float *scratch, int scratch_per_thread) {
+    G4C_ASSERT(pos0 + n_tok <= scratch_per_thread || (kv->window > 0 && kv->window <= scratch_per_thread));
+    attn_job j = {out, q, kv, pos0, n_head, scratch, scratch_per_thread};
+    g4c_pool_run(pool, attn_task, &j, n_tok * n_head);
+}

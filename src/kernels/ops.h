@@ -1,0 +1,64 @@
+/* kernels: the math of one forward pass, as plain functions over f32 activations. Two implementations of every op:
+ *   g4c_ref_*  (kernels/ref/)  scalar C, f64 accumulation, no threads: the oracle;
+ *   g4c_*      (kernels/cpu/)  the fast CPU path the model calls, tested against the oracle (tests/unit/test_ops.c).
+ * Arguments run outputs, inputs, then dimensions. Shapes are row-major, written [rows][cols].
+ * Formulas: docs/gemma4-spec.md §2 (RMSNorm with the stored weight, tanh GELU, softcap), §3.4-3.5 (attention, RoPE). */
+#ifndef G4C_KERNELS_OPS_H
+#define G4C_KERNELS_OPS_H
+
+#include <math.h>
+
+#include "base/base.h"
+
+/* A weight matrix as stored: [rows][cols] (PyTorch Linear [out][in]) of any dtype, any alignment. */
+typedef struct {
+    g4c_dtype dtype;
+    const void *data;
+    int64_t rows, cols;
+} g4c_wmat;
+
+/* Rows [r0, r0 + n) of w as a matrix of their own. */
+static inline g4c_wmat g4c_wmat_rows(g4c_wmat w, int64_t r0, int64_t n) {
+    g4c_wmat s = w;
+    s.data = (const char *)w.data + (size_t)r0 * (size_t)w.cols * g4c_dtype_infos[w.dtype].size;
+    s.rows = n;
+    return s;
+}
+
+/* Attention over a KV cache for a chunk of queries.
+ * k, v: [cap][n_kv_head][head_dim]; position p lives in slot p % cap (a ring for sliding layers).
+ * Query t (position pos0 + t) attends to positions j with j <= pos0 + t and, when window > 0,
+ * pos0 + t - j < window (spec §3.4). Scores are q·k (scale 1.0), softmax in f32/f64. */
+typedef struct {
+    const float *k, *v;
+    int cap;
+    int n_kv_head;
+    int head_dim;
+    int window; /* 0 = unlimited (full attention) */
+} g4c_kv_view;
+
+/* ---- oracle --------------------------------------------------------------------------------------------- */
+void g4c_ref_matmul(float *y, const float *x, const g4c_wmat *w, int n);  /* y[n][rows] = x[n][cols] · wᵀ */
+void g4c_ref_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps); /* w may be NULL */
+void g4c_ref_gelu_mul(float *y, const float *gate, const float *up, int n); /* y = gelu_tanh(gate) * up */
+void g4c_ref_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin); /* one token, [n_heads][head_dim], cos/sin [head_dim/2] */
+void g4c_ref_softcap(float *x, int n, float cap);
+void g4c_ref_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head);
+
+/* ---- fast CPU path ---------------------------------------------------------------------------------------- */
+void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n);
+void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps);
+void g4c_gelu_mul(float *y, const float *gate, const float *up, int n);
+void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin);
+void g4c_softcap(float *x, int n, float cap);
+/* out, q: [n_tok][n_head][head_dim]. scratch: per-thread score buffers, n_threads * (max position + 1) floats. */
+void g4c_attention(g4c_pool *pool, float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
+                   int n_head, float *scratch, int scratch_per_thread);
+
+static inline float g4c_gelu_tanh(float x) {
+    /* 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) — HF gelu_pytorch_tanh, spec §2 */
+    const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+    return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
+}
+
+#endif

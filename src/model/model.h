@@ -1,0 +1,146 @@
+/* model: Gemma 4 as data (config), bound weights, KV cache and the text decoder's forward pass.
+ * Spec: docs/gemma4-spec.md §1 (configs), §3 (decoder), §8.1 (tensor names). Everything that differs between E2B,
+ * E4B, 26B-A4B and 31B is a field here, read from config.json: no size is hard-coded. */
+#ifndef G4C_MODEL_MODEL_H
+#define G4C_MODEL_MODEL_H
+
+#include "formats/formats.h"
+#include "kernels/ops.h"
+
+#define G4C_MAX_EOS 8
+
+typedef enum { G4C_LAYER_SLIDING = 0, G4C_LAYER_FULL = 1 } g4c_layer_type;
+typedef enum { G4C_ROPE_DEFAULT = 0, G4C_ROPE_PROPORTIONAL = 1 } g4c_rope_type;
+
+typedef struct {
+    g4c_rope_type type;
+    float theta;           /* rope_theta */
+    float partial_rotary;  /* partial_rotary_factor (proportional only; 1 = all) */
+    float factor;          /* divides inv_freq (proportional "factor"; 1 if absent) */
+} g4c_rope_cfg;
+
+typedef struct {
+    g4c_layer_type type;
+    int head_dim;     /* 256 sliding / 512 full on released models (per_layer_config / global_head_dim) */
+    int n_kv_head;    /* num_key_value_heads, or the per-layer override */
+    int k_eq_v;       /* full layer of an attention_k_eq_v model: V is the raw K projection, no v_proj */
+    int kv_source;    /* layer whose K/V this layer reads: itself, or the last non-shared layer of its type (§1.2) */
+    int kv_slot;      /* index of the KV cache this layer owns, or -1 for KV-shared layers */
+    int ffn_dim;      /* intermediate_size, doubled on KV-shared layers when use_double_wide_mlp */
+} g4c_layer_cfg;
+
+typedef struct {
+    /* text_config */
+    int n_vocab;          /* vocab_size */
+    int n_embd;           /* hidden_size */
+    int n_layer;          /* num_hidden_layers */
+    int n_head;           /* num_attention_heads */
+    int n_kv_shared;      /* num_kv_shared_layers */
+    int sliding_window;
+    int max_pos;          /* max_position_embeddings */
+    float eps;            /* rms_norm_eps */
+    float final_softcap;  /* final_logit_softcapping; 0 = none */
+    int tie_embeddings;
+    int k_eq_v;           /* attention_k_eq_v */
+    int double_wide_mlp;  /* use_double_wide_mlp */
+    int bidir_vision;     /* use_bidirectional_attention == "vision" (image blocks, issue 3) */
+    int moe;              /* enable_moe_block */
+    int n_expert, n_expert_used, moe_ffn_dim;
+    int ple_dim;          /* hidden_size_per_layer_input; 0 = no per-layer embeddings */
+    int ple_vocab;        /* vocab_size_per_layer_input */
+    g4c_rope_cfg rope[2]; /* indexed by g4c_layer_type */
+    g4c_layer_cfg *layers; /* [n_layer] */
+    int n_kv_slots;       /* layers that own a KV cache */
+    /* special tokens */
+    int bos_id, pad_id;
+    int eos_ids[G4C_MAX_EOS];
+    int n_eos;
+    int image_token_id, video_token_id, audio_token_id, boi_token_id, eoi_token_id;
+} g4c_config;
+
+/* Parse config.json (Gemma4ForConditionalGeneration layout with text_config, or a bare gemma4_text config).
+ * `what` names the source in messages. On success cfg->layers is malloc'd; free with g4c_config_free. */
+g4c_status g4c_config_parse(g4c_config *cfg, const cJSON *root, const char *what, g4c_err *err);
+g4c_status g4c_config_load(g4c_config *cfg, const char *path, g4c_err *err);
+void g4c_config_free(g4c_config *cfg);
+
+/* ---- weights ---------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    g4c_wmat q, k, v, o;                 /* k, v empty on KV-shared layers; v empty on k_eq_v full layers */
+    g4c_wmat gate, up, down;             /* dense MLP (the shared branch on MoE models) */
+    g4c_wmat router;                     /* [n_expert][n_embd] */
+    g4c_wmat exp_gate_up;                /* [n_expert * 2 * moe_ffn][n_embd]: per expert, gate rows then up rows */
+    g4c_wmat exp_down;                   /* [n_expert * n_embd][moe_ffn] */
+    g4c_wmat ple_gate;                   /* per_layer_input_gate [ple_dim][n_embd] */
+    g4c_wmat ple_proj;                   /* per_layer_projection [n_embd][ple_dim] */
+    /* small vectors, converted to f32 at load */
+    float *attn_norm, *post_attn_norm, *pre_ffn_norm, *post_ffn_norm; /* [n_embd] */
+    float *q_norm, *k_norm;                                           /* [head_dim] */
+    float *pre_ffn_norm_2, *post_ffn_norm_1, *post_ffn_norm_2;        /* MoE [n_embd] */
+    float *router_scale;                                              /* [n_embd] */
+    float *per_expert_scale;                                          /* [n_expert] */
+    float *ple_post_norm;                                             /* post_per_layer_input_norm [n_embd] */
+    float layer_scalar;
+} g4c_layer_w;
+
+typedef struct {
+    g4c_wmat embed;          /* embed_tokens [n_vocab][n_embd] */
+    g4c_wmat lm_head;        /* = embed when tied */
+    g4c_wmat ple_embed;      /* embed_tokens_per_layer [ple_vocab][n_layer * ple_dim] */
+    g4c_wmat ple_model_proj; /* per_layer_model_projection [n_layer * ple_dim][n_embd] */
+    float *ple_proj_norm;    /* per_layer_projection_norm [ple_dim] */
+    float *final_norm;       /* norm [n_embd] */
+    g4c_layer_w *layers;     /* [n_layer] */
+    float **owned;           /* every converted f32 vector above, freed together */
+    size_t n_owned;
+} g4c_weights;
+
+/* Bind the text decoder's tensors from ts, checking every shape against cfg. Names follow the HF layouts
+ * (spec §8.1): prefix "model.language_model." (multimodal) or "model." (gemma4_text). */
+g4c_status g4c_weights_bind(g4c_weights *w, const g4c_config *cfg, const g4c_tensor_set *ts, g4c_err *err);
+void g4c_weights_free(g4c_weights *w);
+
+/* ---- KV cache and forward pass ------------------------------------------------------------------------------ */
+
+typedef struct {
+    float *k, *v; /* [cap][n_kv_head][head_dim] */
+    int cap;      /* n_ctx for full layers; min(n_ctx, window - 1 + n_ubatch) for sliding layers (a ring) */
+    int n_kv_head, head_dim;
+} g4c_kv_layer;
+
+/* Everything one sequence needs: KV cache and activation buffers sized for n_ubatch tokens. */
+typedef struct {
+    int n_ctx, n_ubatch, n_past;
+    g4c_kv_layer *kv; /* [n_kv_slots] */
+    int n_kv_slots;
+    float *x, *a, *q, *kbuf, *vbuf, *attn, *ffn_a, *ffn_b, *ffn_c, *h2; /* ubatch activations */
+    float *ple;        /* [n_ubatch][n_layer][ple_dim] */
+    float *ple_tmp;    /* [n_ubatch][n_layer * ple_dim] */
+    float *rope_cos[2], *rope_sin[2]; /* [n_ubatch][head_dim/2] per layer type */
+    float *inv_freq[2];               /* [head_dim/2] per layer type */
+    int rope_hd[2];
+    float *attn_scratch;              /* [n_threads][attn_scratch_per_thread] */
+    int attn_scratch_per_thread;
+    float *router_logits;             /* [n_ubatch][n_expert] */
+    int *sel_expert;                  /* [n_ubatch][n_expert_used] */
+    float *sel_weight;                /* [n_ubatch][n_expert_used] */
+    int *gather_idx;                  /* [n_ubatch] tokens routed to the expert being run */
+    float *gather_w;                  /* [n_ubatch] their routing weights */
+    float *moe_in, *moe_out;          /* [n_ubatch][n_embd] gathered rows */
+    /* optional: called with named intermediates ("embed", "layer_out" per layer) for fidelity debugging */
+    void (*trace)(void *user, const char *name, int il, const float *x, int n_tok, int dim);
+    void *trace_user;
+} g4c_text_state;
+
+g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *cfg, int n_ctx, int n_ubatch, int n_threads,
+                               g4c_err *err);
+void g4c_text_state_free(g4c_text_state *s);
+
+/* Run n (<= n_ubatch) tokens at positions s->n_past.. through the decoder, append their K/V, advance n_past.
+ * If logits is non-NULL, writes softcapped logits for the last token (all_logits = 0) or every token [n][n_vocab].
+ * Token ids must already be validated (0 <= id < n_vocab). */
+void g4c_text_forward(g4c_text_state *s, const g4c_config *cfg, const g4c_weights *w, g4c_pool *pool,
+                      const int32_t *tokens, int n, float *logits, int all_logits);
+
+#endif

@@ -1,0 +1,180 @@
+/* Bind the text decoder's tensors by name and check every shape against the config (spec §8.1).
+ * Matrices stay in the read-only mapping in their stored dtype; norm vectors and scalars are converted to f32
+ * once here (they are tiny and read on every token). Tensors the decoder does not use (vision tower, the k/v
+ * projections some checkpoints still carry on KV-shared layers) are ignored. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model/model.h"
+
+typedef struct {
+    const g4c_tensor_set *ts;
+    const char *prefix;
+    g4c_weights *w;
+    size_t n_owned, cap_owned;
+    float **owned;
+    g4c_err *err;
+} binder;
+
+static const g4c_st_tensor *find(binder *b, const char *name, char *full, size_t size) {
+    snprintf(full, size, "%s%s", b->prefix, name);
+    return g4c_st_find(b->ts, full);
+}
+
+static void shape_str(char *buf, size_t size, const g4c_st_tensor *t) {
+    int n = snprintf(buf, size, "[");
+    for (int i = 0; i < t->ndim && n < (int)size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (n < (int)size) snprintf(buf + n, size - (size_t)n, "] %s", g4c_dtype_infos[t->dtype].name);
+}
+
+/* Find name and check its shape is exactly dims[0..ndim). */
+static g4c_status get(binder *b, const g4c_st_tensor **out, const char *name, int ndim, const int64_t *dims) {
+    char full[512];
+    const g4c_st_tensor *t = find(b, name, full, sizeof full);
+    if (!t) return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is missing from the checkpoint", full);
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == dims[i];
+    if (!ok) {
+        char got[128], want[128];
+        int n = snprintf(want, sizeof want, "[");
+        for (int i = 0; i < ndim; i++) n += snprintf(want + n, sizeof want - (size_t)n, "%s%lld", i ? ", " : "", (long long)dims[i]);
+        snprintf(want + n, sizeof want - (size_t)n, "]");
+        shape_str(got, sizeof got, t);
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: config.json implies shape %s, file has %s", full, want, got);
+    }
+    *out = t;
+    return G4C_OK;
+}
+
+static g4c_status mat(binder *b, g4c_wmat *m, const char *name, int64_t rows, int64_t cols) {
+    const g4c_st_tensor *t;
+    int64_t d[2] = {rows, cols};
+    G4C_TRY(get(b, &t, name, 2, d));
+    *m = (g4c_wmat){t->dtype, t->data, rows, cols};
+    return G4C_OK;
+}
+
+/* A 3-D [n][rows][cols] stack (MoE experts) viewed as one [n*rows][cols] matrix. */
+static g4c_status mat3(binder *b, g4c_wmat *m, const char *name, int64_t n, int64_t rows, int64_t cols) {
+    const g4c_st_tensor *t;
+    int64_t d[3] = {n, rows, cols};
+    G4C_TRY(get(b, &t, name, 3, d));
+    *m = (g4c_wmat){t->dtype, t->data, n * rows, cols};
+    return G4C_OK;
+}
+
+static g4c_status vec(binder *b, float **out, const char *name, int64_t n) {
+    const g4c_st_tensor *t;
+    G4C_TRY(get(b, &t, name, 1, &n));
+    if (b->n_owned == b->cap_owned) {
+        size_t cap = b->cap_owned ? 2 * b->cap_owned : 64;
+        float **grown = realloc(b->owned, cap * sizeof *grown);
+        if (!grown) return G4C_FAIL(b->err, G4C_E_NOMEM, "out of memory");
+        b->owned = grown;
+        b->cap_owned = cap;
+    }
+    float *v = g4c_malloc((size_t)n, sizeof(float), b->err);
+    if (!v) return G4C_E_NOMEM;
+    g4c_to_f32(v, t->data, t->dtype, (size_t)n);
+    b->owned[b->n_owned++] = v;
+    *out = v;
+    return G4C_OK;
+}
+
+static g4c_status bind_layer(binder *b, const g4c_config *c, int il) {
+    const g4c_layer_cfg *lc = &c->layers[il];
+    g4c_layer_w *L = &b->w->layers[il];
+    const int64_t H = c->n_embd, hd = lc->head_dim;
+    char n[256];
+#define NAME(s) (snprintf(n, sizeof n, "layers.%d.%s", il, (s)), n)
+    G4C_TRY(vec(b, &L->attn_norm, NAME("input_layernorm.weight"), H));
+    G4C_TRY(vec(b, &L->post_attn_norm, NAME("post_attention_layernorm.weight"), H));
+    G4C_TRY(vec(b, &L->pre_ffn_norm, NAME("pre_feedforward_layernorm.weight"), H));
+    G4C_TRY(vec(b, &L->post_ffn_norm, NAME("post_feedforward_layernorm.weight"), H));
+    float *scalar;
+    G4C_TRY(vec(b, &scalar, NAME("layer_scalar"), 1));
+    L->layer_scalar = scalar[0];
+    G4C_TRY(mat(b, &L->q, NAME("self_attn.q_proj.weight"), c->n_head * hd, H));
+    G4C_TRY(mat(b, &L->o, NAME("self_attn.o_proj.weight"), H, c->n_head * hd));
+    G4C_TRY(vec(b, &L->q_norm, NAME("self_attn.q_norm.weight"), hd));
+    if (lc->kv_slot >= 0) {
+        G4C_TRY(mat(b, &L->k, NAME("self_attn.k_proj.weight"), lc->n_kv_head * hd, H));
+        G4C_TRY(vec(b, &L->k_norm, NAME("self_attn.k_norm.weight"), hd));
+        if (!lc->k_eq_v) G4C_TRY(mat(b, &L->v, NAME("self_attn.v_proj.weight"), lc->n_kv_head * hd, H));
+    }
+    G4C_TRY(mat(b, &L->gate, NAME("mlp.gate_proj.weight"), lc->ffn_dim, H));
+    G4C_TRY(mat(b, &L->up, NAME("mlp.up_proj.weight"), lc->ffn_dim, H));
+    G4C_TRY(mat(b, &L->down, NAME("mlp.down_proj.weight"), H, lc->ffn_dim));
+    if (c->moe) {
+        const int64_t E = c->n_expert, I = c->moe_ffn_dim;
+        G4C_TRY(mat(b, &L->router, NAME("router.proj.weight"), E, H));
+        G4C_TRY(vec(b, &L->router_scale, NAME("router.scale"), H));
+        G4C_TRY(vec(b, &L->per_expert_scale, NAME("router.per_expert_scale"), E));
+        G4C_TRY(mat3(b, &L->exp_gate_up, NAME("experts.gate_up_proj"), E, 2 * I, H));
+        G4C_TRY(mat3(b, &L->exp_down, NAME("experts.down_proj"), E, H, I));
+        G4C_TRY(vec(b, &L->pre_ffn_norm_2, NAME("pre_feedforward_layernorm_2.weight"), H));
+        G4C_TRY(vec(b, &L->post_ffn_norm_1, NAME("post_feedforward_layernorm_1.weight"), H));
+        G4C_TRY(vec(b, &L->post_ffn_norm_2, NAME("post_feedforward_layernorm_2.weight"), H));
+    }
+    if (c->ple_dim) {
+        G4C_TRY(mat(b, &L->ple_gate, NAME("per_layer_input_gate.weight"), c->ple_dim, H));
+        G4C_TRY(mat(b, &L->ple_proj, NAME("per_layer_projection.weight"), H, c->ple_dim));
+        G4C_TRY(vec(b, &L->ple_post_norm, NAME("post_per_layer_input_norm.weight"), H));
+    }
+#undef NAME
+    return G4C_OK;
+}
+
+static const char *const prefixes[] = {
+    "model.language_model.", /* Gemma4ForConditionalGeneration */
+    "model.",                /* Gemma4ForCausalLM (gemma4_text) */
+    "language_model.model.", /* mlx-vlm conversions */
+};
+
+g4c_status g4c_weights_bind(g4c_weights *w, const g4c_config *c, const g4c_tensor_set *ts, g4c_err *err) {
+    memset(w, 0, sizeof *w);
+    binder b = {.ts = ts, .w = w, .err = err};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes && !b.prefix; i++) {
+        char full[256];
+        snprintf(full, sizeof full, "%sembed_tokens.weight", prefixes[i]);
+        if (g4c_st_find(ts, full)) b.prefix = prefixes[i];
+    }
+    if (!b.prefix)
+        return G4C_FAIL(err, G4C_E_CONFIG, "no embed_tokens.weight found (tried model.language_model., model., "
+                        "language_model.model.)");
+    g4c_status st = G4C_OK;
+    w->layers = g4c_calloc((size_t)c->n_layer, sizeof *w->layers, err);
+    if (!w->layers) { st = G4C_E_NOMEM; goto done; }
+    const int64_t H = c->n_embd;
+    if ((st = mat(&b, &w->embed, "embed_tokens.weight", c->n_vocab, H)) != G4C_OK) goto done;
+    if ((st = vec(&b, &w->final_norm, "norm.weight", H)) != G4C_OK) goto done;
+    if (c->tie_embeddings) {
+        w->lm_head = w->embed;
+    } else {
+        const char *save = b.prefix;
+        b.prefix = "";
+        st = mat(&b, &w->lm_head, "lm_head.weight", c->n_vocab, H);
+        b.prefix = save;
+        if (st != G4C_OK) goto done;
+    }
+    if (c->ple_dim) {
+        const int64_t LP = (int64_t)c->n_layer * c->ple_dim;
+        if ((st = mat(&b, &w->ple_embed, "embed_tokens_per_layer.weight", c->ple_vocab, LP)) != G4C_OK) goto done;
+        if ((st = mat(&b, &w->ple_model_proj, "per_layer_model_projection.weight", LP, H)) != G4C_OK) goto done;
+        if ((st = vec(&b, &w->ple_proj_norm, "per_layer_projection_norm.weight", c->ple_dim)) != G4C_OK) goto done;
+    }
+    for (int il = 0; il < c->n_layer && st == G4C_OK; il++) st = bind_layer(&b, c, il);
+done:
+    w->owned = b.owned;
+    w->n_owned = b.n_owned;
+    if (st != G4C_OK) g4c_weights_free(w);
+    return st;
+}
+
+void g4c_weights_free(g4c_weights *w) {
+    for (size_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    free(w->owned);
+    free(w->layers);
+    memset(w, 0, sizeof *w);
+}

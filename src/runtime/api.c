@@ -1,0 +1,164 @@
+/* Public API: loading a checkpoint directory and evaluating tokens in a session. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+g4c_model_params g4c_model_default_params(void) {
+    return (g4c_model_params){.struct_size = sizeof(g4c_model_params), .n_threads = 0};
+}
+
+g4c_session_params g4c_session_default_params(void) {
+    return (g4c_session_params){.struct_size = sizeof(g4c_session_params), .n_ctx = 4096, .n_ubatch = 64};
+}
+
+/* generation_config.json (optional) adds stop ids such as <|tool_response>, spec §7. */
+static g4c_status read_generation_config(g4c_config *cfg, const char *dir, g4c_err *err) {
+    char path[4096];
+    G4C_TRY(g4c_path_join(path, sizeof path, dir, "generation_config.json", err));
+    if (access(path, F_OK) != 0) return G4C_OK;
+    cJSON *root;
+    G4C_TRY(g4c_json_read_file(&root, path, err));
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
+    g4c_status st = G4C_OK;
+    if (cJSON_IsNumber(e) || cJSON_IsArray(e)) {
+        const cJSON *it = cJSON_IsArray(e) ? e->child : e;
+        for (; it; it = cJSON_IsArray(e) ? it->next : NULL) {
+            if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= cfg->n_vocab) {
+                st = G4C_FAIL(err, G4C_E_CONFIG, "%s: eos_token_id holds a value that is not a token id", path);
+                break;
+            }
+            int id = (int)it->valuedouble, seen = 0;
+            for (int i = 0; i < cfg->n_eos; i++) seen |= cfg->eos_ids[i] == id;
+            if (!seen && cfg->n_eos < G4C_MAX_EOS) cfg->eos_ids[cfg->n_eos++] = id;
+        }
+    }
+    cJSON_Delete(root);
+    return st;
+}
+
+g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_params *params, g4c_err *err) {
+    *out = NULL;
+    if (!path) return G4C_FAIL(err, G4C_E_ARG, "no model path given");
+    g4c_model_params p = g4c_model_default_params();
+    if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    g4c_model *m = g4c_calloc(1, sizeof *m, err);
+    if (!m) return G4C_E_NOMEM;
+    char cfg_path[4096];
+    g4c_status st = g4c_path_join(cfg_path, sizeof cfg_path, path, "config.json", err);
+    if (st == G4C_OK) st = g4c_config_load(&m->cfg, cfg_path, err);
+    if (st == G4C_OK) st = read_generation_config(&m->cfg, path, err);
+    if (st == G4C_OK) st = g4c_st_open_dir(&m->ts, path, err);
+    if (st == G4C_OK) st = g4c_weights_bind(&m->w, &m->cfg, m->ts, err);
+    if (st == G4C_OK) st = g4c_pool_init(&m->pool, p.n_threads, err);
+    if (st == G4C_OK && !(m->path = strdup(path))) st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    if (st != G4C_OK) {
+        g4c_model_free(m);
+        return st;
+    }
+    *out = m;
+    return G4C_OK;
+}
+
+void g4c_model_free(g4c_model *m) {
+    if (!m) return;
+    g4c_pool_free(m->pool);
+    g4c_weights_free(&m->w);
+    g4c_st_free(m->ts);
+    g4c_config_free(&m->cfg);
+    free(m->path);
+    free(m);
+}
+
+int g4c_model_n_vocab(const g4c_model *m) { return m->cfg.n_vocab; }
+int g4c_model_n_layer(const g4c_model *m) { return m->cfg.n_layer; }
+int g4c_model_n_ctx_train(const g4c_model *m) { return m->cfg.max_pos; }
+
+int g4c_model_is_eog(const g4c_model *m, int32_t token) {
+    for (int i = 0; i < m->cfg.n_eos; i++)
+        if (m->cfg.eos_ids[i] == token) return 1;
+    return 0;
+}
+
+size_t g4c_model_describe(const g4c_model *m, char *buf, size_t size) {
+    const g4c_config *c = &m->cfg;
+    size_t n = 0, bytes = 0;
+    for (int i = 0; i < m->ts->n_tensors; i++) bytes += m->ts->tensors[i].size_bytes;
+#define P(...) n += (size_t)snprintf(buf + (n < size ? n : size), n < size ? size - n : 0, __VA_ARGS__)
+    P("path            %s\n", m->path);
+    P("tensors         %d in %d file(s), %.1f MiB mapped\n", m->ts->n_tensors, m->ts->n_files, bytes / 1048576.0);
+    P("vocab           %d\nhidden          %d\nlayers          %d\nheads           %d\n", c->n_vocab, c->n_embd,
+      c->n_layer, c->n_head);
+    P("sliding window  %d\nsoftcap         %g\nk_eq_v          %d\nmoe             %d", c->sliding_window,
+      c->final_softcap, c->k_eq_v, c->moe);
+    if (c->moe) P(" (%d experts, top %d, ffn %d)", c->n_expert, c->n_expert_used, c->moe_ffn_dim);
+    P("\nple dim         %d\nkv shared       %d\nkv caches       %d\nlayers:\n", c->ple_dim, c->n_kv_shared,
+      c->n_kv_slots);
+    for (int i = 0; i < c->n_layer; i++) {
+        const g4c_layer_cfg *l = &c->layers[i];
+        P("  %3d %-7s head_dim %-4d kv_heads %-3d ffn %-6d %s\n", i, l->type == G4C_LAYER_FULL ? "full" : "sliding",
+          l->head_dim, l->n_kv_head, l->ffn_dim, l->kv_slot >= 0 ? (l->k_eq_v ? "kv (k=v)" : "kv") : "shares kv");
+        (void)0;
+    }
+#undef P
+    return n;
+}
+
+g4c_status g4c_session_init(g4c_session **out, g4c_model *m, const g4c_session_params *params, g4c_err *err) {
+    *out = NULL;
+    g4c_session_params p = g4c_session_default_params();
+    if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    if (p.n_ctx <= 0) p.n_ctx = 4096;
+    if (p.n_ubatch <= 0) p.n_ubatch = 64;
+    if (p.n_ctx > m->cfg.max_pos)
+        return G4C_FAIL(err, G4C_E_ARG, "context %d is longer than the model's max_position_embeddings %d", p.n_ctx,
+                        m->cfg.max_pos);
+    g4c_session *s = g4c_calloc(1, sizeof *s, err);
+    if (!s) return G4C_E_NOMEM;
+    s->model = m;
+    g4c_status st = g4c_text_state_init(&s->st, &m->cfg, p.n_ctx, p.n_ubatch, g4c_pool_n_threads(m->pool), err);
+    if (st != G4C_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return G4C_OK;
+}
+
+void g4c_session_free(g4c_session *s) {
+    if (!s) return;
+    g4c_text_state_free(&s->st);
+    free(s);
+}
+
+void g4c_session_reset(g4c_session *s) { s->st.n_past = 0; }
+int g4c_session_n_past(const g4c_session *s) { return s->st.n_past; }
+
+g4c_status g4c_session_eval(g4c_session *s, const int32_t *tokens, int n, float *logits, int logits_mode,
+                            g4c_err *err) {
+    const g4c_model *m = s->model;
+    if (n <= 0 || !tokens) return G4C_FAIL(err, G4C_E_ARG, "no tokens to evaluate");
+    if (logits_mode != G4C_LOGITS_NONE && !logits) return G4C_FAIL(err, G4C_E_ARG, "logits buffer is NULL");
+    if (n > s->st.n_ctx - s->st.n_past)
+        return G4C_FAIL(err, G4C_E_ARG, "%d tokens do not fit: %d of the %d-token context are used", n, s->st.n_past,
+                        s->st.n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.n_vocab)
+            return G4C_FAIL(err, G4C_E_ARG, "token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i,
+                            m->cfg.n_vocab);
+    const size_t V = (size_t)m->cfg.n_vocab;
+    for (int i = 0; i < n; i += s->st.n_ubatch) {
+        const int k = n - i < s->st.n_ubatch ? n - i : s->st.n_ubatch;
+        float *out = NULL;
+        int all = 0;
+        if (logits_mode == G4C_LOGITS_ALL) {
+            out = logits + (size_t)i * V;
+            all = 1;
+        } else if (logits_mode == G4C_LOGITS_LAST && i + k == n) {
+            out = logits;
+        }
+        g4c_text_forward(&s->st, &m->cfg, &m->w, m->pool, tokens + i, k, out, all);
+    }
+    return G4C_OK;
+}

@@ -1,0 +1,155 @@
+/* Every fast CPU op against its scalar reference on fresh random inputs, odd shapes included
+ * (style.md §7.4). Tolerance: relative L2 error; f32 accumulation vs f64 over <= 4096 terms. */
+#include "kernels/ops.h"
+#include "test.h"
+
+static uint64_t seed = 1234;
+
+static void check_close(const char *what, const float *got, const float *want, size_t n, double tol) {
+    double e = test_rel_l2(got, want, n);
+    CHECKF(e <= tol, "%s: rel L2 %.3g > %.3g", what, e, tol);
+}
+
+static void *to_dtype(const float *src, size_t n, g4c_dtype dt, float *rounded) {
+    /* store src in dtype dt (one byte past an aligned start, to exercise unaligned reads); rounded gets the
+     * values the dtype can hold */
+    char *buf = malloc(n * 4 + 1);
+    void *p = buf + 1;
+    for (size_t i = 0; i < n; i++) {
+        if (dt == G4C_DTYPE_F32) {
+            memcpy((char *)p + 4 * i, &src[i], 4);
+            rounded[i] = src[i];
+        } else {
+            uint16_t h = dt == G4C_DTYPE_BF16 ? g4c_f32_to_bf16(src[i]) : g4c_f32_to_f16(src[i]);
+            memcpy((char *)p + 2 * i, &h, 2);
+            rounded[i] = dt == G4C_DTYPE_BF16 ? g4c_bf16_to_f32(h) : g4c_f16_to_f32(h);
+        }
+    }
+    return buf;
+}
+
+static void test_matmul(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {1, 17, 5}, {3, 64, 33}, {7, 255, 17}, {64, 128, 96}, {2, 4096, 40}};
+    g4c_pool *pool;
+    CHECK(g4c_pool_init(&pool, 3, NULL) == G4C_OK);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int dt = 0; dt < G4C_DTYPE_COUNT; dt++) {
+            const int n = shapes[s][0], cols = shapes[s][1], rows = shapes[s][2];
+            float *x = malloc(sizeof(float) * n * cols), *w = malloc(sizeof(float) * rows * cols);
+            float *wr = malloc(sizeof(float) * rows * cols);
+            float *y = malloc(sizeof(float) * n * rows), *yr = malloc(sizeof(float) * n * rows);
+            test_fill(x, (size_t)n * cols, &seed);
+            test_fill(w, (size_t)rows * cols, &seed);
+            char *buf = to_dtype(w, (size_t)rows * cols, (g4c_dtype)dt, wr);
+            g4c_wmat m = {(g4c_dtype)dt, buf + 1, rows, cols};
+            g4c_matmul(pool, y, x, &m, n);
+            g4c_ref_matmul(yr, x, &m, n);
+            char what[64];
+            snprintf(what, sizeof what, "matmul %dx%dx%d %s", n, cols, rows, g4c_dtype_infos[dt].name);
+            check_close(what, y, yr, (size_t)n * rows, 1e-6);
+            /* sub-matrix view: rows [1, rows) */
+            if (rows > 1) {
+                g4c_wmat sub = g4c_wmat_rows(m, 1, rows - 1);
+                g4c_matmul(pool, y, x, &sub, n);
+                g4c_ref_matmul(yr, x, &sub, n);
+                check_close("matmul rows view", y, yr, (size_t)n * (rows - 1), 1e-6);
+            }
+            free(x), free(w), free(wr), free(y), free(yr), free(buf);
+        }
+    g4c_pool_free(pool);
+}
+
+static void test_rms_norm(void) {
+    static const int dims[] = {1, 16, 17, 64, 255, 5376};
+    for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
+        const int dim = dims[d], rows = 3;
+        float *x = malloc(sizeof(float) * rows * dim), *w = malloc(sizeof(float) * dim);
+        float *y = malloc(sizeof(float) * rows * dim), *yr = malloc(sizeof(float) * rows * dim);
+        test_fill(x, (size_t)rows * dim, &seed);
+        test_fill(w, (size_t)dim, &seed);
+        for (int with_w = 0; with_w < 2; with_w++) {
+            g4c_rms_norm(y, x, with_w ? w : NULL, rows, dim, 1e-6f);
+            g4c_ref_rms_norm(yr, x, with_w ? w : NULL, rows, dim, 1e-6f);
+            check_close("rms_norm", y, yr, (size_t)rows * dim, 1e-6);
+        }
+        /* in place */
+        memcpy(y, x, sizeof(float) * rows * dim);
+        g4c_rms_norm(y, y, w, rows, dim, 1e-6f);
+        g4c_ref_rms_norm(yr, x, w, rows, dim, 1e-6f);
+        check_close("rms_norm in place", y, yr, (size_t)rows * dim, 1e-6);
+        free(x), free(w), free(y), free(yr);
+    }
+}
+
+static void test_gelu_mul_softcap(void) {
+    enum { N = 1001 };
+    float g[N], u[N], y[N], yr[N];
+    test_fill(g, N, &seed);
+    test_fill(u, N, &seed);
+    for (int i = 0; i < N; i++) g[i] *= 8; /* cover the tails of tanh */
+    g4c_gelu_mul(y, g, u, N);
+    g4c_ref_gelu_mul(yr, g, u, N);
+    check_close("gelu_mul", y, yr, N, 1e-6);
+    for (int i = 0; i < N; i++) y[i] = yr[i] = g[i] * 10;
+    g4c_softcap(y, N, 30.0f);
+    g4c_ref_softcap(yr, N, 30.0f);
+    check_close("softcap", y, yr, N, 1e-6);
+}
+
+static void test_rope(void) {
+    static const int hds[] = {2, 32, 64, 256, 512};
+    for (size_t i = 0; i < sizeof hds / sizeof *hds; i++) {
+        const int hd = hds[i], nh = 3;
+        float *x = malloc(sizeof(float) * nh * hd), *xr = malloc(sizeof(float) * nh * hd);
+        float *c = malloc(sizeof(float) * hd / 2), *s = malloc(sizeof(float) * hd / 2);
+        test_fill(x, (size_t)nh * hd, &seed);
+        memcpy(xr, x, sizeof(float) * nh * hd);
+        for (int k = 0; k < hd / 2; k++) {
+            float a = 3.0f * test_rng_f(&seed);
+            c[k] = cosf(a);
+            s[k] = sinf(a);
+        }
+        g4c_rope(x, nh, hd, c, s);
+        g4c_ref_rope(xr, nh, hd, c, s);
+        check_close("rope", x, xr, (size_t)nh * hd, 1e-6);
+        free(x), free(xr), free(c), free(s);
+    }
+}
+
+static void test_attention(void) {
+    /* {n_tok, pos0, n_head, n_kv_head, head_dim, window, cap} */
+    static const int cases[][7] = {
+        {1, 0, 1, 1, 8, 0, 16},   {5, 0, 4, 2, 32, 0, 16},  {1, 15, 4, 1, 64, 0, 16}, {7, 9, 8, 2, 16, 4, 10},
+        {12, 30, 4, 4, 32, 8, 19}, {3, 100, 2, 1, 512, 0, 103},
+    };
+    g4c_pool *pool;
+    CHECK(g4c_pool_init(&pool, 2, NULL) == G4C_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const int n = cases[i][0], pos0 = cases[i][1], nh = cases[i][2], nkv = cases[i][3], hd = cases[i][4];
+        const int win = cases[i][5], cap = cases[i][6];
+        const size_t kvn = (size_t)cap * nkv * hd, qn = (size_t)n * nh * hd;
+        float *k = malloc(sizeof(float) * kvn), *v = malloc(sizeof(float) * kvn), *q = malloc(sizeof(float) * qn);
+        float *o = malloc(sizeof(float) * qn), *orf = malloc(sizeof(float) * qn);
+        test_fill(k, kvn, &seed);
+        test_fill(v, kvn, &seed);
+        test_fill(q, qn, &seed);
+        for (size_t j = 0; j < qn; j++) q[j] *= 4; /* peakier softmax */
+        g4c_kv_view kv = {k, v, cap, nkv, hd, win};
+        const int per_thread = pos0 + n;
+        float *scratch = malloc(sizeof(float) * 2 * per_thread);
+        g4c_attention(pool, o, q, &kv, n, pos0, nh, scratch, per_thread);
+        g4c_ref_attention(orf, q, &kv, n, pos0, nh);
+        check_close("attention", o, orf, qn, 1e-6);
+        free(k), free(v), free(q), free(o), free(orf), free(scratch);
+    }
+    g4c_pool_free(pool);
+}
+
+int main(void) {
+    RUN(test_matmul);
+    RUN(test_rms_norm);
+    RUN(test_gelu_mul_softcap);
+    RUN(test_rope);
+    RUN(test_attention);
+    return TEST_REPORT();
+}
