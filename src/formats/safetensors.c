@@ -72,8 +72,19 @@ static g4c_status parse_image(g4c_tensor_set *ts, const unsigned char *buf, size
     const char *hdr = (const char *)buf + 8;
     if (hdr[0] != '{')
         return G4C_FAIL(err, G4C_E_FORMAT, "%s: header does not start with '{'", what);
-    cJSON *root;
-    G4C_TRY(g4c_json_parse(&root, hdr, (size_t)n_hdr, what, err));
+    /* The header is one JSON object, optionally padded with spaces (writers align the data to 8 bytes). */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n_hdr, &end, 0);
+    if (!root) {
+        size_t off = end && end >= hdr ? (size_t)(end - hdr) : 0;
+        return G4C_FAIL(err, G4C_E_FORMAT, "%s: header is not valid JSON (near byte %zu)", what, 8 + off);
+    }
+    for (const char *p = end; p < hdr + n_hdr; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return G4C_FAIL(err, G4C_E_FORMAT, "%s: bytes after the header's JSON object (at byte %zu)", what,
+                            (size_t)(8 + (p - hdr)));
+        }
     g4c_status st = G4C_OK;
     span *spans = NULL;
     if (!cJSON_IsObject(root)) { st = G4C_FAIL(err, G4C_E_FORMAT, "%s: header is not a JSON object", what); goto done; }
@@ -114,8 +125,13 @@ static g4c_status parse_image(g4c_tensor_set *ts, const unsigned char *buf, size
         for (int d = 0; d < G4C_DTYPE_COUNT; d++)
             if (strcmp(jd->valuestring, g4c_dtype_infos[d].name) == 0) t.dtype = (g4c_dtype)d;
         if (t.dtype == G4C_DTYPE_COUNT) {
-            st = G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: tensor %s: dtype \"%.32s\" is not supported (F32, F16, BF16)",
-                          what, name, jd->valuestring);
+            static const char *const other[] = {"F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
+                                                "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"};
+            int known = 0;
+            for (size_t i = 0; i < sizeof other / sizeof *other; i++) known |= !strcmp(jd->valuestring, other[i]);
+            st = G4C_FAIL(err, known ? G4C_E_UNSUPPORTED : G4C_E_FORMAT,
+                          "%s: tensor %s: dtype \"%.32s\" is %s (F32, F16, BF16 are read)", what, name,
+                          jd->valuestring, known ? "not supported" : "not a safetensors dtype");
             goto done;
         }
         t.ndim = cJSON_GetArraySize(js);
@@ -183,12 +199,14 @@ done:
     return st;
 }
 
-static g4c_status finish(g4c_tensor_set *ts, g4c_err *err) {
+static g4c_status finish(g4c_tensor_set *ts, const char *what, g4c_err *err) {
     qsort(ts->tensors, (size_t)ts->n_tensors, sizeof *ts->tensors, cmp_name);
     for (int i = 1; i < ts->n_tensors; i++)
-        if (strcmp(ts->tensors[i - 1].name, ts->tensors[i].name) == 0)
-            return G4C_FAIL(err, G4C_E_FORMAT, "tensor %s appears twice (in %s and %s)", ts->tensors[i].name,
-                            ts->files[ts->tensors[i - 1].i_file].path, ts->files[ts->tensors[i].i_file].path);
+        if (strcmp(ts->tensors[i - 1].name, ts->tensors[i].name) == 0) {
+            const char *a = ts->n_files ? ts->files[ts->tensors[i - 1].i_file].path : what;
+            const char *b = ts->n_files ? ts->files[ts->tensors[i].i_file].path : what;
+            return G4C_FAIL(err, G4C_E_FORMAT, "tensor %s appears twice (in %s and %s)", ts->tensors[i].name, a, b);
+        }
     return G4C_OK;
 }
 
@@ -226,7 +244,7 @@ g4c_status g4c_st_open_file(g4c_tensor_set **out, const char *path, g4c_err *err
     g4c_tensor_set *ts = g4c_calloc(1, sizeof *ts, err);
     if (!ts) return G4C_E_NOMEM;
     g4c_status st = add_file(ts, path, err);
-    if (st == G4C_OK) st = finish(ts, err);
+    if (st == G4C_OK) st = finish(ts, path, err);
     if (st != G4C_OK) { g4c_st_free(ts); return st; }
     *out = ts;
     return G4C_OK;
@@ -237,7 +255,7 @@ g4c_status g4c_st_parse_buffer(g4c_tensor_set **out, const void *buf, size_t len
     g4c_tensor_set *ts = g4c_calloc(1, sizeof *ts, err);
     if (!ts) return G4C_E_NOMEM;
     g4c_status st = parse_image(ts, buf, len, 0, what, err);
-    if (st == G4C_OK) st = finish(ts, err);
+    if (st == G4C_OK) st = finish(ts, what, err);
     if (st != G4C_OK) { g4c_st_free(ts); return st; }
     *out = ts;
     return G4C_OK;
@@ -275,7 +293,7 @@ g4c_status g4c_st_open_dir(g4c_tensor_set **out, const char *dir, g4c_err *err) 
         for (int i = 0; i < ts->n_files && !seen; i++) seen = strcmp(ts->files[i].path, shard) == 0;
         if (!seen && (st = add_file(ts, shard, err)) != G4C_OK) goto done;
     }
-    if ((st = finish(ts, err)) != G4C_OK) goto done;
+    if ((st = finish(ts, path, err)) != G4C_OK) goto done;
     /* Every tensor the index names must be in the shard it names. */
     for (const cJSON *it = wm->child; it; it = it->next) {
         const g4c_st_tensor *t = g4c_st_find(ts, it->string);

@@ -65,8 +65,8 @@ static g4c_status parse_eos(g4c_config *cfg, const cJSON *obj, const char *what,
         cfg->eos_ids[cfg->n_eos++] = (int)v;
         return G4C_OK;
     }
-    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) > G4C_MAX_EOS)
-        return G4C_FAIL(err, G4C_E_CONFIG, "%s: \"eos_token_id\" must be an id or a list of at most %d ids", what,
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 1 || cJSON_GetArraySize(e) > G4C_MAX_EOS)
+        return G4C_FAIL(err, G4C_E_CONFIG, "%s: \"eos_token_id\" must be an id or a list of 1 to %d ids", what,
                         G4C_MAX_EOS);
     for (const cJSON *it = e->child; it; it = it->next) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= cfg->n_vocab ||
@@ -189,9 +189,10 @@ static g4c_status parse_text(g4c_config *cfg, const cJSON *tc, const char *what,
     if (plc && !cJSON_IsNull(plc)) {
         if (!cJSON_IsObject(plc)) return G4C_FAIL(err, G4C_E_CONFIG, "%s: per_layer_config must be an object", what);
         for (const cJSON *it = plc->child; it; it = it->next) {
-            char *end;
-            long il = strtol(it->string, &end, 10);
-            if (*it->string == 0 || *end || il < 0 || il >= L || !cJSON_IsObject(it))
+            long il = -1;
+            if (it->string[0] && strlen(it->string) <= 6 && strspn(it->string, "0123456789") == strlen(it->string))
+                il = strtol(it->string, NULL, 10);
+            if (il < 0 || il >= L || !cJSON_IsObject(it))
                 return G4C_FAIL(err, G4C_E_CONFIG, "%s: per_layer_config key \"%.20s\" is not a layer index below %d "
                                 "mapping to an object", what, it->string, L);
             for (const cJSON *f = it->child; f; f = f->next)

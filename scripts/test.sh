@@ -1,0 +1,28 @@
+#!/bin/sh
+# The test suite: a -Werror release build and its tests, then the same tests under AddressSanitizer +
+# UndefinedBehaviorSanitizer (halt on the first report). Ends non-zero if anything fails.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/deps.sh
+J=$(nproc)
+echo "== release build + tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$J" >/dev/null
+(cd build && ctest --output-on-failure -j"$J")
+echo "== ASan + UBSan build + tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG4C_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$J" >/dev/null
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+(cd build-asan && ctest --output-on-failure -j"$J")
+echo "== clang -Werror build + libFuzzer smoke runs (20 s per target over tests/fuzz/corpus)"
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DG4C_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$J" >/dev/null
+for t in safetensors config; do
+  mkdir -p build-fuzz/corpus-$t
+  ./build-fuzz/tests/fuzz/fuzz_$t -max_total_time=20 -print_final_stats=1 build-fuzz/corpus-$t tests/fuzz/corpus/$t 2>&1 |
+    grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY" || true
+  # a crash leaves crash-* files and a non-zero status; fail the suite on either
+  ! ls crash-* leak-* timeout-* >/dev/null 2>&1 || { echo "fuzz_$t found a crashing input"; exit 1; }
+done
+echo "fuzz smoke runs: 2 passed, 0 failed"
