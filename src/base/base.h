@@ -68,6 +68,10 @@ typedef void (*g4c_task_fn)(void *ctx, int i_task, int i_thread);
 g4c_status g4c_pool_init(g4c_pool **out, int n_threads, g4c_err *err);
 void g4c_pool_free(g4c_pool *p);
 int g4c_pool_n_threads(const g4c_pool *p);
+/* Per-thread scratch owned by the pool, so hot loops never allocate. reserve grows every thread's buffer to at
+ * least size_bytes (64-byte aligned); scratch returns thread i_thread's buffer and its size. */
+g4c_status g4c_pool_reserve(g4c_pool *p, size_t size_bytes, g4c_err *err);
+void *g4c_pool_scratch(const g4c_pool *p, int i_thread, size_t *size_bytes);
 /* Runs all tasks (the caller's thread takes part) and returns when every one has finished. */
 void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks);
 int g4c_n_cpus(void);

@@ -20,6 +20,8 @@ struct g4c_pool {
     void *ctx;
     int n_tasks;
     atomic_int next;
+    void **scratch;          /* [n_threads] per-thread buffers of scratch_size bytes */
+    size_t scratch_size;
 };
 
 static void drain(g4c_pool *p, int i_thread) {
@@ -91,6 +93,9 @@ void g4c_pool_free(g4c_pool *p) {
     pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i - 1], NULL);
+    if (p->scratch)
+        for (int i = 0; i < p->n_threads; i++) g4c_afree(p->scratch[i]);
+    free(p->scratch);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_start);
     pthread_cond_destroy(&p->cv_done);
@@ -99,6 +104,28 @@ void g4c_pool_free(g4c_pool *p) {
 }
 
 int g4c_pool_n_threads(const g4c_pool *p) { return p ? p->n_threads : 1; }
+
+g4c_status g4c_pool_reserve(g4c_pool *p, size_t size_bytes, g4c_err *err) {
+    if (size_bytes <= p->scratch_size) return G4C_OK;
+    if (!p->scratch && !(p->scratch = g4c_calloc((size_t)p->n_threads, sizeof(void *), err))) return G4C_E_NOMEM;
+    for (int i = 0; i < p->n_threads; i++) {
+        void *b = g4c_amalloc(size_bytes, 1, err);
+        if (!b) return G4C_E_NOMEM; /* buffers already grown stay valid; scratch_size keeps the old size */
+        g4c_afree(p->scratch[i]);
+        p->scratch[i] = b;
+    }
+    p->scratch_size = size_bytes;
+    return G4C_OK;
+}
+
+void *g4c_pool_scratch(const g4c_pool *p, int i_thread, size_t *size_bytes) {
+    if (!p || !p->scratch) {
+        *size_bytes = 0;
+        return NULL;
+    }
+    *size_bytes = p->scratch_size;
+    return p->scratch[i_thread];
+}
 
 void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
     if (n_tasks <= 0) return;

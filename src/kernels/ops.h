@@ -46,6 +46,10 @@ void g4c_ref_softcap(float *x, int n, float cap);
 void g4c_ref_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head);
 
 /* ---- fast CPU path ---------------------------------------------------------------------------------------- */
+/* Weights stored as bf16/f16 (or unaligned f32) are converted a block of rows at a time into the pool's per-thread
+ * scratch; reserve g4c_matmul_scratch_bytes(widest cols) with g4c_pool_reserve first, else a slow row-by-row
+ * path runs (correct, never allocates). */
+size_t g4c_matmul_scratch_bytes(int64_t max_cols);
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n);
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps);
 void g4c_gelu_mul(float *y, const float *gate, const float *up, int n);

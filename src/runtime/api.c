@@ -52,6 +52,17 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
     if (st == G4C_OK) st = g4c_st_open_dir(&m->ts, path, err);
     if (st == G4C_OK) st = g4c_weights_bind(&m->w, &m->cfg, m->ts, err);
     if (st == G4C_OK) st = g4c_pool_init(&m->pool, p.n_threads, err);
+    if (st == G4C_OK) {
+        /* widest matrix row the decoder multiplies by: hidden, q width, FFN width, PLE */
+        int64_t cols = m->cfg.n_embd;
+        for (int i = 0; i < m->cfg.n_layer; i++) {
+            const g4c_layer_cfg *l = &m->cfg.layers[i];
+            if ((int64_t)m->cfg.n_head * l->head_dim > cols) cols = (int64_t)m->cfg.n_head * l->head_dim;
+            if (l->ffn_dim > cols) cols = l->ffn_dim;
+        }
+        if (m->cfg.moe_ffn_dim > cols) cols = m->cfg.moe_ffn_dim;
+        st = g4c_pool_reserve(m->pool, g4c_matmul_scratch_bytes(cols), err);
+    }
     if (st == G4C_OK && !(m->path = strdup(path))) st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
     if (st != G4C_OK) {
         g4c_model_free(m);

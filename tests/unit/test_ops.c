@@ -32,6 +32,8 @@ static void test_matmul(void) {
     static const int shapes[][3] = {{1, 1, 1}, {1, 17, 5}, {3, 64, 33}, {7, 255, 17}, {64, 128, 96}, {2, 4096, 40}};
     g4c_pool *pool;
     CHECK(g4c_pool_init(&pool, 3, NULL) == G4C_OK);
+    for (int reserved = 0; reserved < 2; reserved++) {
+    if (reserved) CHECK(g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(4096), NULL) == G4C_OK);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int dt = 0; dt < G4C_DTYPE_COUNT; dt++) {
             const int n = shapes[s][0], cols = shapes[s][1], rows = shapes[s][2];
@@ -56,6 +58,7 @@ static void test_matmul(void) {
             }
             free(x), free(w), free(wr), free(y), free(yr), free(buf);
         }
+    }
     g4c_pool_free(pool);
 }
 

@@ -7,7 +7,7 @@
 
 #include "kernels/ops.h"
 
-enum { ROW_BLOCK = 16, MAX_COLS_SCRATCH = 1 << 16 };
+enum { ROW_BLOCK = 16 };
 
 static float dot(const float *a, const float *b, int64_t n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -20,11 +20,11 @@ static float dot(const float *a, const float *b, int64_t n) {
 }
 
 typedef struct {
+    g4c_pool *pool; /* its per-thread scratch holds converted weight rows (g4c_matmul_scratch_bytes) */
     float *y;
     const float *x;
     const g4c_wmat *w;
     int n;
-    float *scratch; /* [n_threads][ROW_BLOCK][cols] when conversion is needed */
 } matmul_job;
 
 static void matmul_task(void *ctx, int i_task, int i_thread) {
@@ -33,14 +33,28 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t r0 = (int64_t)i_task * ROW_BLOCK;
     const int64_t nr = w->rows - r0 < ROW_BLOCK ? w->rows - r0 : ROW_BLOCK;
     const int64_t cols = w->cols;
+    const size_t es = g4c_dtype_infos[w->dtype].size;
+    const char *raw = (const char *)w->data + (size_t)r0 * (size_t)cols * es;
+    size_t have = 0;
+    float *s = g4c_pool_scratch(j->pool, i_thread, &have);
     const float *wb;
     if (w->dtype == G4C_DTYPE_F32 && ((uintptr_t)w->data % sizeof(float)) == 0) {
-        wb = (const float *)w->data + (size_t)r0 * (size_t)cols;
-    } else {
-        float *s = j->scratch + (size_t)i_thread * ROW_BLOCK * (size_t)cols;
-        g4c_to_f32(s, (const char *)w->data + (size_t)r0 * (size_t)cols * g4c_dtype_infos[w->dtype].size, w->dtype,
-                   (size_t)(nr * cols));
+        wb = (const float *)raw;
+    } else if (have >= (size_t)(nr * cols) * sizeof(float)) {
+        g4c_to_f32(s, raw, w->dtype, (size_t)(nr * cols));
         wb = s;
+    } else { /* no scratch reserved: convert one row at a time on the stack-free slow path */
+        for (int64_t r = 0; r < nr; r++)
+            for (int i = 0; i < j->n; i++) {
+                double acc = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    float wv;
+                    g4c_to_f32(&wv, raw + ((size_t)r * (size_t)cols + (size_t)c) * es, w->dtype, 1);
+                    acc += (double)j->x[(size_t)i * (size_t)cols + c] * wv;
+                }
+                j->y[(size_t)i * (size_t)w->rows + r0 + r] = (float)acc;
+            }
+        return;
     }
     for (int i = 0; i < j->n; i++) {
         const float *xi = j->x + (size_t)i * (size_t)cols;
@@ -49,16 +63,11 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     }
 }
 
+size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (size_t)max_cols * sizeof(float); }
+
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
-    int nt = g4c_pool_n_threads(pool);
-    float *scratch = NULL;
-    if (!(w->dtype == G4C_DTYPE_F32 && ((uintptr_t)w->data % sizeof(float)) == 0)) {
-        scratch = g4c_amalloc((size_t)nt * ROW_BLOCK, (size_t)w->cols * sizeof(float), NULL);
-        G4C_ASSERT(scratch); /* TODO(issue 5): preallocate in the session and report NOMEM */
-    }
-    matmul_job j = {y, x, w, n, scratch};
+    matmul_job j = {pool, y, x, w, n};
     g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK));
-    g4c_afree(scratch);
 }
 
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps) {
