@@ -143,4 +143,30 @@ void g4c_text_state_free(g4c_text_state *s);
 void g4c_text_forward(g4c_text_state *s, const g4c_config *cfg, const g4c_weights *w, g4c_pool *pool,
                       const int32_t *tokens, int n, float *logits, int all_logits);
 
+/* ---- chat template (chat.c, spec §6) ------------------------------------------------------------------------ */
+
+typedef enum { G4C_ROLE_SYSTEM, G4C_ROLE_USER, G4C_ROLE_MODEL } g4c_role; /* "assistant" maps to model */
+typedef struct {
+    int is_image;     /* 1: an image slot, rendered as <|image|> (expanded to soft tokens by the image code) */
+    const char *text; /* text items: trimmed; model turns also lose any <|channel>...<channel|> thinking */
+} g4c_chat_item;
+typedef struct {
+    g4c_role role;
+    const g4c_chat_item *items;
+    int n_items;
+} g4c_chat_msg;
+typedef struct {
+    int thinking;              /* enable_thinking: <|think|> at the top of the system turn */
+    int empty_thought_channel; /* 26B/31B templates: "<|channel>thought\n<channel|>" after the generation prompt */
+    int think_no_newline;      /* April 2026 templates: "<|think|>" without the newline */
+    int image_newlines;        /* April 2026 templates: images as "\n\n<|image|>\n\n" */
+} g4c_chat_style;
+
+/* Render messages into buf (snprintf contract: returns the full length; buf may be NULL when size is 0).
+ * A first message with role system becomes the system turn. */
+size_t g4c_chat_render(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st, int add_generation_prompt,
+                       char *buf, size_t size);
+/* The style a checkpoint's chat template implies (template_text may be NULL: decided from the config). */
+g4c_chat_style g4c_chat_style_for(const g4c_config *cfg, const char *template_text);
+
 #endif
