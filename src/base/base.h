@@ -85,7 +85,7 @@ g4c_status g4c_path_join(char *buf, size_t size, const char *dir, const char *na
 
 /* Write a float32 C-order array of ndim <= 4 as .npy v1.0, atomically (temp file + rename). */
 g4c_status g4c_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, g4c_err *err);
-/* Read a little-endian float32 C-order .npy; *data is malloc'd. */
+/* Read a little-endian float32 or uint8 C-order .npy as floats; *data is malloc'd. */
 g4c_status g4c_npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[4], g4c_err *err);
 
 double g4c_time_ms(void);

@@ -1,5 +1,5 @@
-/* NumPy .npy v1.0 files, float32 little-endian C order only: the format of the reference arrays under
- * tests/fixtures/ and of `gemma4c logits --out`. */
+/* NumPy .npy v1.0 files: float32 little-endian C order (written and read) and uint8 (read, as float values):
+ * the formats of the reference arrays under tests/fixtures/ and of `gemma4c logits --out`. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,8 +56,9 @@ g4c_status g4c_npy_read_f32(const char *path, float **data, int *ndim, int64_t s
     char *hdr = buf + 10;
     char save = hdr[hlen];
     hdr[hlen] = 0;
-    if (!strstr(hdr, "'descr': '<f4'") || !strstr(hdr, "'fortran_order': False")) {
-        G4C_FAIL(err, st, "%s: only little-endian float32 C-order arrays are supported", path);
+    const int is_u8 = strstr(hdr, "'descr': '|u1'") != NULL;
+    if ((!is_u8 && !strstr(hdr, "'descr': '<f4'")) || !strstr(hdr, "'fortran_order': False")) {
+        G4C_FAIL(err, st, "%s: only little-endian float32 or uint8 C-order arrays are supported", path);
         goto done;
     }
     char *p = strstr(hdr, "'shape': (");
@@ -75,10 +76,16 @@ g4c_status g4c_npy_read_f32(const char *path, float **data, int *ndim, int64_t s
         while (*p == ',' || *p == ' ') p++;
     }
     hdr[hlen] = save;
-    if (n - 10 - hlen != count * 4) { G4C_FAIL(err, st, "%s: data size does not match the shape", path); goto done; }
+    if (n - 10 - hlen != count * (is_u8 ? 1 : 4)) {
+        G4C_FAIL(err, st, "%s: data size does not match the shape", path);
+        goto done;
+    }
     *data = g4c_malloc(count ? count : 1, 4, err);
     if (!*data) { st = G4C_E_NOMEM; goto done; }
-    memcpy(*data, buf + 10 + hlen, count * 4);
+    if (is_u8)
+        for (size_t i = 0; i < count; i++) (*data)[i] = (unsigned char)buf[10 + hlen + i];
+    else
+        memcpy(*data, buf + 10 + hlen, count * 4);
     *ndim = nd;
     st = G4C_OK;
 done:
