@@ -31,6 +31,10 @@ int cli_parse_tokens(const char *s, int32_t **out);
 void cli_die_err(const char *what, const g4c_err *err);
 
 int cmd_logits(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);  /* cmd_image.c */
+int cmd_tokenize(int argc, char **argv);    /* cmd_tok.c */
+int cmd_detokenize(int argc, char **argv);  /* cmd_tok.c */
+int cmd_run(int argc, char **argv);         /* cmd_run.c */
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 

@@ -11,7 +11,11 @@ static const struct {
 } commands[] = {
     {"generate", cmd_generate, "generate token ids from token ids (greedy or sampled), KV-cached"},
     {"logits", cmd_logits, "write the logits of every prompt position as .npy (fidelity oracle hook)"},
+    {"run", cmd_run, "answer a prompt (text and images) with streaming output and statistics"},
     {"info", cmd_info, "print a checkpoint's configuration and per-layer shapes"},
+    {"preprocess", cmd_preprocess, "decode + resize + patchify an image as the model sees it (.npy)"},
+    {"tokenize", cmd_tokenize, "text -> token ids"},
+    {"detokenize", cmd_detokenize, "token ids -> text"},
 };
 
 static void usage(FILE *f) {

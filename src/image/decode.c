@@ -1,0 +1,2 @@
+/* Image decoding (placeholder). */
+#include "image/image.h"

@@ -1,0 +1,2 @@
+/* Image preprocessing (placeholder). */
+#include "image/image.h"

@@ -1,0 +1,2 @@
+/* Vision tower (placeholder). */
+#include "model/model.h"
