@@ -63,7 +63,8 @@ typedef struct {
 typedef struct {
     uint32_t struct_size;
     int n_ctx;            /* maximum sequence length the KV cache holds; 0 = 4096 (capped by the model's limit) */
-    int n_ubatch;         /* tokens per forward chunk during prefill; 0 = 64 */
+    int n_ubatch;         /* tokens per forward chunk during prefill; 0 = 512 (an image block of a "vision"-masked
+                             model must fit in one chunk) */
 } g4c_session_params;
 
 enum { G4C_LOGITS_NONE = 0, G4C_LOGITS_LAST = 1, G4C_LOGITS_ALL = 2 };
@@ -98,6 +99,24 @@ G4C_API int g4c_session_n_past(const g4c_session *s);
  * Fails with G4C_E_ARG (nothing evaluated) if a token is out of range or the context would overflow. */
 G4C_API g4c_status g4c_session_eval(g4c_session *s, const int32_t *tokens, int n, float *logits, int logits_mode,
                                     g4c_err *err);
+
+/* ---- images (spec §4) ---- */
+/* Hidden size of the text model: the width of one soft token. */
+G4C_API int g4c_model_n_embd(const g4c_model *model);
+/* 1 when the checkpoint has a usable vision tower. */
+G4C_API int g4c_model_has_vision(const g4c_model *model);
+/* Token id of the image soft-token placeholder (<|image|>) and the begin/end-of-image markers. */
+G4C_API int32_t g4c_model_image_token(const g4c_model *model);
+G4C_API int32_t g4c_model_boi_token(const g4c_model *model);
+G4C_API int32_t g4c_model_eoi_token(const g4c_model *model);
+/* Encode one preprocessed image: patches [n_patches][768] (values in [0,1]) and positions [n_patches][2] = (x, y).
+ * Writes n_patches / 9 soft tokens of g4c_model_n_embd floats each to out. */
+G4C_API g4c_status g4c_model_encode_image(g4c_model *model, const float *patches, const int32_t *positions,
+                                          int n_patches, float *out, g4c_err *err);
+/* Like g4c_session_eval, for a prompt that contains image placeholders: soft [n_soft][n_embd] replaces the
+ * placeholder tokens in order; n_soft must equal the number of placeholders in tokens (the error says both). */
+G4C_API g4c_status g4c_session_eval_mm(g4c_session *s, const int32_t *tokens, int n, const float *soft, int n_soft,
+                                       float *logits, int logits_mode, g4c_err *err);
 
 /* Sampling (spec §7). temperature <= 0 means greedy (argmax, lowest id wins ties). */
 typedef struct {

@@ -34,7 +34,9 @@ typedef struct {
     int cap;
     int n_kv_head;
     int head_dim;
-    int window; /* 0 = unlimited (full attention) */
+    int window;     /* 0 = unlimited (full attention) */
+    const int *hi;  /* optional [n_tok]: the last position query t may see (>= its own; image blocks and the
+                       vision encoder look ahead); NULL = causal. The window bounds only the past side. */
 } g4c_kv_view;
 
 /* ---- oracle --------------------------------------------------------------------------------------------- */

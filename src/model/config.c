@@ -253,6 +253,55 @@ static g4c_status parse_text(g4c_config *cfg, const cJSON *tc, const char *what,
     return G4C_OK;
 }
 
+/* vision_config (HF Gemma4VisionConfig defaults). Only the decoder-relevant checks live here; shapes are checked
+ * against the tensors when the vision weights are bound. */
+static g4c_status parse_vision(g4c_vision_cfg *v, const cJSON *vc, const char *what, g4c_err *err) {
+    memset(v, 0, sizeof *v);
+    if (!vc || cJSON_IsNull(vc)) return G4C_OK;
+    if (!cJSON_IsObject(vc)) return G4C_FAIL(err, G4C_E_CONFIG, "%s: vision_config must be an object", what);
+    v->present = 1;
+    v->n_embd = 768, v->n_layer = 16, v->n_head = 12, v->head_dim = 64, v->ffn_dim = 3072;
+    v->patch_size = 16, v->pool = 3, v->n_pos = 10240;
+    int n_kv = 0, found_kv = 0;
+    GET_INT(vc, "hidden_size", 1, 1 << 16, v->n_embd, NULL);
+    GET_INT(vc, "num_hidden_layers", 1, 1024, v->n_layer, NULL);
+    GET_INT(vc, "num_attention_heads", 1, 1024, v->n_head, NULL);
+    GET_INT(vc, "num_key_value_heads", 1, 1024, n_kv, &found_kv);
+    GET_INT(vc, "head_dim", 4, 4096, v->head_dim, NULL);
+    GET_INT(vc, "intermediate_size", 1, 1 << 20, v->ffn_dim, NULL);
+    GET_INT(vc, "patch_size", 1, 1024, v->patch_size, NULL);
+    GET_INT(vc, "pooling_kernel_size", 1, 64, v->pool, NULL);
+    GET_INT(vc, "position_embedding_size", 1, 1 << 20, v->n_pos, NULL);
+    G4C_TRY(g4c_json_get_bool(vc, "use_clipped_linears", &v->clipped_linears, NULL, what, err));
+    G4C_TRY(g4c_json_get_bool(vc, "standardize", &v->standardize, NULL, what, err));
+    double eps = 1e-6, theta = 100.0;
+    G4C_TRY(g4c_json_get_num(vc, "rms_norm_eps", &eps, NULL, what, err));
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(vc, "rope_parameters");
+    if (cJSON_IsObject(rp)) {
+        const char *type = NULL;
+        G4C_TRY(g4c_json_get_str(rp, "rope_type", &type, what, err));
+        if (type && strcmp(type, "axial") != 0 && strcmp(type, "default") != 0)
+            return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: vision_config.rope_parameters.rope_type \"%.40s\" (only axial)",
+                            what, type);
+        G4C_TRY(g4c_json_get_num(rp, "rope_theta", &theta, NULL, what, err));
+    }
+    if (eps <= 0 || eps > 1 || theta <= 1)
+        return G4C_FAIL(err, G4C_E_CONFIG, "%s: vision_config rms_norm_eps / rope_theta out of range", what);
+    v->eps = (float)eps;
+    v->rope_theta = (float)theta;
+    if (found_kv && n_kv != v->n_head)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: vision_config num_key_value_heads %d != num_attention_heads %d",
+                        what, n_kv, v->n_head);
+    if (v->head_dim % 4)
+        return G4C_FAIL(err, G4C_E_CONFIG, "%s: vision_config head_dim %d: 2-D RoPE needs a multiple of 4", what,
+                        v->head_dim);
+    const char *act = NULL;
+    G4C_TRY(g4c_json_get_str(vc, "hidden_activation", &act, what, err));
+    if (act && strcmp(act, "gelu_pytorch_tanh") != 0)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: vision_config hidden_activation \"%.40s\"", what, act);
+    return G4C_OK;
+}
+
 /* Multimodal wrapper fields: -it checkpoints list [<eos>, <turn|>] at the top level (spec §7); token ids of §5. */
 static g4c_status parse_top(g4c_config *cfg, const cJSON *root, const char *what, g4c_err *err) {
     G4C_TRY(parse_eos(cfg, root, what, err));
@@ -261,6 +310,7 @@ static g4c_status parse_top(g4c_config *cfg, const cJSON *root, const char *what
     GET_INT(root, "audio_token_id", 0, 1 << 30, cfg->audio_token_id, NULL);
     GET_INT(root, "boi_token_id", 0, 1 << 30, cfg->boi_token_id, NULL);
     GET_INT(root, "eoi_token_id", 0, 1 << 30, cfg->eoi_token_id, NULL);
+    G4C_TRY(parse_vision(&cfg->vision, cJSON_GetObjectItemCaseSensitive(root, "vision_config"), what, err));
     return G4C_OK;
 }
 

@@ -87,6 +87,8 @@ g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *c, int n_ctx
             !(s->moe_out = zalloc(U * H, err)))
             goto nomem;
     }
+    s->attn_hi = g4c_calloc(U, sizeof(int), err);
+    if (!s->attn_hi) goto nomem;
     s->attn_scratch_per_thread = n_ctx;
     if (!(s->attn_scratch = zalloc((size_t)(n_threads > 0 ? n_threads : 1) * (size_t)n_ctx, err))) goto nomem;
     s->n_kv_slots = c->n_kv_slots;
@@ -108,6 +110,7 @@ void g4c_text_state_free(g4c_text_state *s) {
                      s->ple_tmp, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1], s->inv_freq[0],
                      s->inv_freq[1], s->attn_scratch, s->router_logits, s->sel_weight, s->gather_w, s->moe_in, s->moe_out};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) g4c_afree(bufs[i]);
+    free(s->attn_hi);
     free(s->sel_expert);
     free(s->gather_idx);
     memset(s, 0, sizeof *s);

@@ -29,6 +29,23 @@ typedef struct {
     int ffn_dim;      /* intermediate_size, doubled on KV-shared layers when use_double_wide_mlp */
 } g4c_layer_cfg;
 
+/* vision_config (spec §1.3, §4): present only in multimodal checkpoints */
+typedef struct {
+    int present;
+    int n_embd;           /* hidden_size (768 E-models, 1152 large) */
+    int n_layer;          /* num_hidden_layers */
+    int n_head;           /* num_attention_heads (= num_key_value_heads) */
+    int head_dim;
+    int ffn_dim;          /* intermediate_size */
+    int patch_size;       /* 16 */
+    int pool;             /* pooling_kernel_size, 3 */
+    int n_pos;            /* position_embedding_size */
+    int clipped_linears;  /* use_clipped_linears (E-models) */
+    int standardize;      /* std_bias / std_scale after pooling (large models) */
+    float eps;
+    float rope_theta;     /* 100 */
+} g4c_vision_cfg;
+
 typedef struct {
     /* text_config */
     int n_vocab;          /* vocab_size */
@@ -56,6 +73,7 @@ typedef struct {
     int eos_ids[G4C_MAX_EOS];
     int n_eos;
     int image_token_id, video_token_id, audio_token_id, boi_token_id, eoi_token_id;
+    g4c_vision_cfg vision;
 } g4c_config;
 
 /* Parse config.json (Gemma4ForConditionalGeneration layout with text_config, or a bare gemma4_text config).
@@ -101,6 +119,38 @@ typedef struct {
 g4c_status g4c_weights_bind(g4c_weights *w, const g4c_config *cfg, const g4c_tensor_set *ts, g4c_err *err);
 void g4c_weights_free(g4c_weights *w);
 
+/* ---- vision tower (vision.c, spec §4.2-§4.6) ------------------------------------------------------------------ */
+
+typedef struct {
+    g4c_wmat w;
+    float clip[4]; /* input_min, input_max, output_min, output_max (Gemma4ClippableLinear; ±inf when unclipped) */
+} g4c_clip_linear;
+
+typedef struct {
+    g4c_clip_linear q, k, v, o, gate, up, down;
+    float *attn_norm, *post_attn_norm, *pre_ffn_norm, *post_ffn_norm; /* [n_embd_v] */
+    float *q_norm, *k_norm;                                           /* [head_dim] */
+} g4c_vlayer_w;
+
+typedef struct {
+    g4c_wmat patch_proj;      /* patch_embedder.input_proj [n_embd_v][3·p·p] */
+    float *pos_table;         /* position_embedding_table [2][n_pos][n_embd_v]: [0] by x (column), [1] by y (row) */
+    g4c_vlayer_w *layers;     /* [n_layer] */
+    float *std_bias, *std_scale; /* [n_embd_v], standardize only */
+    g4c_wmat mm_proj;         /* embed_vision.embedding_projection [n_embd][n_embd_v] */
+    float **owned;
+    size_t n_owned;
+} g4c_vision_w;
+
+/* Bind model.vision_tower.* and model.embed_vision.* (or their mlx-vlm names without "model."). */
+g4c_status g4c_vision_bind(g4c_vision_w *w, const g4c_config *c, const g4c_tensor_set *ts, g4c_err *err);
+void g4c_vision_free(g4c_vision_w *w);
+/* One image: patches [n][3·p·p] in [0,1] ((row, col, channel) order inside a patch), positions [n][2] = (x, y)
+ * forming a full grid whose sides are multiples of the pooling kernel. Writes the projected soft tokens
+ * [n / pool²][n_embd] (the rows that replace the image's placeholder embeddings). */
+g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_pool *pool, const float *patches,
+                             const int32_t *pos, int n, float *out, g4c_err *err);
+
 /* ---- KV cache and forward pass ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -128,6 +178,8 @@ typedef struct {
     int *gather_idx;                  /* [n_ubatch] tokens routed to the expert being run */
     float *gather_w;                  /* [n_ubatch] their routing weights */
     float *moe_in, *moe_out;          /* [n_ubatch][n_embd] gathered rows */
+    int *attn_hi;                     /* [n_ubatch] last visible position per query on sliding layers (§3.10) */
+    int bidir_off;                    /* testing: 1 = ignore use_bidirectional_attention (plain causal) */
     /* optional: called with named intermediates ("embed", "layer_out" per layer) for fidelity debugging */
     void (*trace)(void *user, const char *name, int il, const float *x, int n_tok, int dim);
     void *trace_user;
@@ -138,10 +190,15 @@ g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *cfg, int n_c
 void g4c_text_state_free(g4c_text_state *s);
 
 /* Run n (<= n_ubatch) tokens at positions s->n_past.. through the decoder, append their K/V, advance n_past.
+ * mm_embd: [n_placeholders][n_embd] soft tokens for this chunk's image/video placeholder tokens, in order (may be
+ * NULL when there are none). With use_bidirectional_attention "vision", a placeholder run must not be split
+ * across chunks (sliding layers let it look ahead inside its run, spec §3.10).
  * If logits is non-NULL, writes softcapped logits for the last token (all_logits = 0) or every token [n][n_vocab].
  * Token ids must already be validated (0 <= id < n_vocab). */
 void g4c_text_forward(g4c_text_state *s, const g4c_config *cfg, const g4c_weights *w, g4c_pool *pool,
-                      const int32_t *tokens, int n, float *logits, int all_logits);
+                      const int32_t *tokens, const float *mm_embd, int n, float *logits, int all_logits);
+/* 1 for the image and video soft-token placeholder ids (their rows come from the vision tower). */
+int g4c_is_mm_placeholder(const g4c_config *c, int32_t tok);
 
 /* ---- chat template (chat.c, spec §6) ------------------------------------------------------------------------ */
 

@@ -12,8 +12,12 @@ static int is_placeholder(const g4c_config *c, int tok) {
     return tok == c->image_token_id || tok == c->video_token_id || tok == c->audio_token_id;
 }
 
+int g4c_is_mm_placeholder(const g4c_config *c, int32_t tok) {
+    return tok == c->image_token_id || tok == c->video_token_id;
+}
+
 static void embed(g4c_text_state *s, const g4c_config *c, const g4c_weights *w, g4c_pool *pool,
-                  const int32_t *tokens, int n) {
+                  const int32_t *tokens, const float *mm_embd, int n) {
     const int H = c->n_embd;
     /* HF: embed_tokens(ids) * embed_scale, embed_scale = sqrt(hidden_size) in the weight dtype (f32 here: exact) */
     const float scale = sqrtf((float)H);
@@ -24,6 +28,9 @@ static void embed(g4c_text_state *s, const g4c_config *c, const g4c_weights *w, 
                    w->embed.dtype, (size_t)H);
         for (int i = 0; i < H; i++) xt[i] *= scale;
     }
+    /* soft tokens overwrite the placeholder rows, unscaled (HF masked_scatter) */
+    for (int t = 0, m = 0; t < n && mm_embd; t++)
+        if (g4c_is_mm_placeholder(c, tokens[t])) memcpy(s->x + (size_t)t * H, mm_embd + (size_t)m++ * H, sizeof(float) * H);
     if (!c->ple_dim) return;
     const int P = c->ple_dim, LP = c->n_layer * P;
     const float tok_scale = sqrtf((float)P), proj_scale = 1.0f / sqrtf((float)H), mix = 1.0f / sqrtf(2.0f);
@@ -83,7 +90,9 @@ static void attention(g4c_text_state *s, const g4c_config *c, const g4c_weights 
         }
     }
     const g4c_kv_layer *src = &s->kv[c->layers[lc->kv_source].kv_slot];
-    g4c_kv_view view = {src->k, src->v, src->cap, nkv, hd, lc->type == G4C_LAYER_SLIDING ? c->sliding_window : 0};
+    const int sliding = lc->type == G4C_LAYER_SLIDING;
+    g4c_kv_view view = {src->k, src->v, src->cap, nkv, hd, sliding ? c->sliding_window : 0,
+                        sliding && c->bidir_vision && !s->bidir_off ? s->attn_hi : NULL};
     g4c_attention(pool, s->attn, s->q, &view, n, s->n_past, nq, s->attn_scratch, s->attn_scratch_per_thread);
     g4c_matmul(pool, s->a, s->attn, &L->o, n);
 }
@@ -154,12 +163,24 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
     }
 }
 
+/* §3.10 (transformers 5.17): on sliding layers of "vision" models a placeholder may also see the later tokens
+ * of its own run; the window still bounds the past side. Everything else is causal. */
+static void image_blocks(g4c_text_state *s, const g4c_config *c, const int32_t *tokens, int n) {
+    for (int t = n - 1; t >= 0; t--) {
+        const int pos = s->n_past + t;
+        s->attn_hi[t] = pos;
+        if (g4c_is_mm_placeholder(c, tokens[t]) && t + 1 < n && g4c_is_mm_placeholder(c, tokens[t + 1]))
+            s->attn_hi[t] = s->attn_hi[t + 1];
+    }
+}
+
 void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights *w, g4c_pool *pool,
-                      const int32_t *tokens, int n, float *logits, int all_logits) {
+                      const int32_t *tokens, const float *mm_embd, int n, float *logits, int all_logits) {
     G4C_ASSERT(n > 0 && n <= s->n_ubatch && s->n_past + n <= s->n_ctx);
     const int H = c->n_embd;
     const size_t nH = (size_t)n * H;
-    embed(s, c, w, pool, tokens, n);
+    embed(s, c, w, pool, tokens, mm_embd, n);
+    image_blocks(s, c, tokens, n);
     rope_tables(s, n);
     if (s->trace) s->trace(s->trace_user, "embed", -1, s->x, n, H);
     for (int il = 0; il < c->n_layer; il++) {

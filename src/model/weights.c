@@ -2,6 +2,7 @@
  * Matrices stay in the read-only mapping in their stored dtype; norm vectors and scalars are converted to f32
  * once here (they are tiny and read on every token). Tensors the decoder does not use (vision tower, the k/v
  * projections some checkpoints still carry on KV-shared layers) are ignored. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -64,9 +65,8 @@ static g4c_status mat3(binder *b, g4c_wmat *m, const char *name, int64_t n, int6
     return G4C_OK;
 }
 
-static g4c_status vec(binder *b, float **out, const char *name, int64_t n) {
-    const g4c_st_tensor *t;
-    G4C_TRY(get(b, &t, name, 1, &n));
+/* Convert a whole tensor to a new f32 array owned by the weights. */
+static g4c_status vec_from(binder *b, float **out, const g4c_st_tensor *t) {
     if (b->n_owned == b->cap_owned) {
         size_t cap = b->cap_owned ? 2 * b->cap_owned : 64;
         float **grown = realloc(b->owned, cap * sizeof *grown);
@@ -74,11 +74,29 @@ static g4c_status vec(binder *b, float **out, const char *name, int64_t n) {
         b->owned = grown;
         b->cap_owned = cap;
     }
-    float *v = g4c_malloc((size_t)n, sizeof(float), b->err);
+    const size_t n = (size_t)g4c_st_numel(t);
+    float *v = g4c_malloc(n ? n : 1, sizeof(float), b->err);
     if (!v) return G4C_E_NOMEM;
-    g4c_to_f32(v, t->data, t->dtype, (size_t)n);
+    g4c_to_f32(v, t->data, t->dtype, n);
     b->owned[b->n_owned++] = v;
     *out = v;
+    return G4C_OK;
+}
+
+static g4c_status vec(binder *b, float **out, const char *name, int64_t n) {
+    const g4c_st_tensor *t;
+    G4C_TRY(get(b, &t, name, 1, &n));
+    return vec_from(b, out, t);
+}
+
+/* A scalar stored as shape [] or [1]. */
+static g4c_status scalar(binder *b, float *out, const char *name) {
+    char full[512];
+    const g4c_st_tensor *t = find(b, name, full, sizeof full);
+    if (!t) return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is missing from the checkpoint", full);
+    if (g4c_st_numel(t) != 1 || t->ndim > 1)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: expected a scalar", full);
+    g4c_to_f32(out, t->data, t->dtype, 1);
     return G4C_OK;
 }
 
@@ -170,6 +188,82 @@ done:
     w->n_owned = b.n_owned;
     if (st != G4C_OK) g4c_weights_free(w);
     return st;
+}
+
+/* ---- vision ---- */
+
+static g4c_status clip_linear(binder *b, g4c_clip_linear *l, const char *name, int clipped, int64_t rows,
+                              int64_t cols) {
+    char n[256];
+    snprintf(n, sizeof n, "%s.linear.weight", name);
+    G4C_TRY(mat(b, &l->w, n, rows, cols));
+    l->clip[0] = l->clip[2] = -INFINITY;
+    l->clip[1] = l->clip[3] = INFINITY;
+    if (!clipped) return G4C_OK;
+    static const char *const which[4] = {"input_min", "input_max", "output_min", "output_max"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(n, sizeof n, "%s.%s", name, which[i]);
+        G4C_TRY(scalar(b, &l->clip[i], n));
+    }
+    return G4C_OK;
+}
+
+g4c_status g4c_vision_bind(g4c_vision_w *w, const g4c_config *c, const g4c_tensor_set *ts, g4c_err *err) {
+    memset(w, 0, sizeof *w);
+    const g4c_vision_cfg *v = &c->vision;
+    if (!v->present) return G4C_FAIL(err, G4C_E_CONFIG, "config.json has no vision_config: not an image model");
+    binder b = {.ts = ts, .err = err};
+    b.prefix = g4c_st_find(ts, "model.vision_tower.patch_embedder.input_proj.weight") ? "model.vision_tower."
+                                                                                      : "vision_tower.";
+    g4c_status st = G4C_OK;
+    const int64_t Hv = v->n_embd, hd = v->head_dim, F = v->ffn_dim, P = 3LL * v->patch_size * v->patch_size;
+    w->layers = g4c_calloc((size_t)v->n_layer, sizeof *w->layers, err);
+    if (!w->layers) { st = G4C_E_NOMEM; goto done; }
+    if ((st = mat(&b, &w->patch_proj, "patch_embedder.input_proj.weight", Hv, P)) != G4C_OK) goto done;
+    {
+        const g4c_st_tensor *t;
+        int64_t d[3] = {2, v->n_pos, Hv};
+        if ((st = get(&b, &t, "patch_embedder.position_embedding_table", 3, d)) != G4C_OK) goto done;
+        /* borrow vec()'s ownership list: convert the whole table to f32 */
+        if ((st = vec_from(&b, &w->pos_table, t)) != G4C_OK) goto done;
+    }
+    for (int il = 0; il < v->n_layer && st == G4C_OK; il++) {
+        g4c_vlayer_w *L = &w->layers[il];
+        char n[256];
+#define VN(s) (snprintf(n, sizeof n, "encoder.layers.%d.%s", il, (s)), n)
+        if ((st = vec(&b, &L->attn_norm, VN("input_layernorm.weight"), Hv)) ||
+            (st = vec(&b, &L->post_attn_norm, VN("post_attention_layernorm.weight"), Hv)) ||
+            (st = vec(&b, &L->pre_ffn_norm, VN("pre_feedforward_layernorm.weight"), Hv)) ||
+            (st = vec(&b, &L->post_ffn_norm, VN("post_feedforward_layernorm.weight"), Hv)) ||
+            (st = vec(&b, &L->q_norm, VN("self_attn.q_norm.weight"), hd)) ||
+            (st = vec(&b, &L->k_norm, VN("self_attn.k_norm.weight"), hd)) ||
+            (st = clip_linear(&b, &L->q, VN("self_attn.q_proj"), v->clipped_linears, v->n_head * hd, Hv)) ||
+            (st = clip_linear(&b, &L->k, VN("self_attn.k_proj"), v->clipped_linears, v->n_head * hd, Hv)) ||
+            (st = clip_linear(&b, &L->v, VN("self_attn.v_proj"), v->clipped_linears, v->n_head * hd, Hv)) ||
+            (st = clip_linear(&b, &L->o, VN("self_attn.o_proj"), v->clipped_linears, Hv, v->n_head * hd)) ||
+            (st = clip_linear(&b, &L->gate, VN("mlp.gate_proj"), v->clipped_linears, F, Hv)) ||
+            (st = clip_linear(&b, &L->up, VN("mlp.up_proj"), v->clipped_linears, F, Hv)) ||
+            (st = clip_linear(&b, &L->down, VN("mlp.down_proj"), v->clipped_linears, Hv, F)))
+            goto done;
+#undef VN
+    }
+    if (v->standardize &&
+        ((st = vec(&b, &w->std_bias, "std_bias", Hv)) || (st = vec(&b, &w->std_scale, "std_scale", Hv))))
+        goto done;
+    b.prefix = g4c_st_find(ts, "model.embed_vision.embedding_projection.weight") ? "model.embed_vision." : "embed_vision.";
+    st = mat(&b, &w->mm_proj, "embedding_projection.weight", c->n_embd, Hv);
+done:
+    w->owned = b.owned;
+    w->n_owned = b.n_owned;
+    if (st != G4C_OK) g4c_vision_free(w);
+    return st;
+}
+
+void g4c_vision_free(g4c_vision_w *w) {
+    for (size_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    free(w->owned);
+    free(w->layers);
+    memset(w, 0, sizeof *w);
 }
 
 void g4c_weights_free(g4c_weights *w) {

@@ -10,7 +10,7 @@ g4c_model_params g4c_model_default_params(void) {
 }
 
 g4c_session_params g4c_session_default_params(void) {
-    return (g4c_session_params){.struct_size = sizeof(g4c_session_params), .n_ctx = 4096, .n_ubatch = 64};
+    return (g4c_session_params){.struct_size = sizeof(g4c_session_params), .n_ctx = 4096, .n_ubatch = 512};
 }
 
 /* generation_config.json (optional) adds stop ids such as <|tool_response>, spec §7. */
@@ -51,6 +51,16 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
     if (st == G4C_OK) st = read_generation_config(&m->cfg, path, err);
     if (st == G4C_OK) st = g4c_st_open_dir(&m->ts, path, err);
     if (st == G4C_OK) st = g4c_weights_bind(&m->w, &m->cfg, m->ts, err);
+    if (st == G4C_OK && m->cfg.vision.present) {
+        /* a checkpoint converted without its vision tower still runs text; images then fail with this reason */
+        g4c_err verr = {0};
+        if (g4c_vision_bind(&m->vw, &m->cfg, m->ts, &verr) == G4C_OK) {
+            m->has_vision = 1;
+        } else {
+            snprintf(m->vision_err, sizeof m->vision_err, "%s", verr.msg);
+            g4c_log(G4C_LOG_WARN, "vision tower not loaded: %s", verr.msg);
+        }
+    }
     if (st == G4C_OK) st = g4c_pool_init(&m->pool, p.n_threads, err);
     if (st == G4C_OK) {
         /* widest matrix row the decoder multiplies by: hidden, q width, FFN width, PLE */
@@ -61,6 +71,11 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
             if (l->ffn_dim > cols) cols = l->ffn_dim;
         }
         if (m->cfg.moe_ffn_dim > cols) cols = m->cfg.moe_ffn_dim;
+        if (m->has_vision) {
+            const g4c_vision_cfg *v = &m->cfg.vision;
+            const int64_t vc[3] = {3LL * v->patch_size * v->patch_size, v->ffn_dim, (int64_t)v->n_head * v->head_dim};
+            for (int i = 0; i < 3; i++) cols = vc[i] > cols ? vc[i] : cols;
+        }
         st = g4c_pool_reserve(m->pool, g4c_matmul_scratch_bytes(cols), err);
     }
     if (st == G4C_OK && !(m->path = strdup(path))) st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
@@ -75,6 +90,7 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
 void g4c_model_free(g4c_model *m) {
     if (!m) return;
     g4c_pool_free(m->pool);
+    g4c_vision_free(&m->vw);
     g4c_weights_free(&m->w);
     g4c_st_free(m->ts);
     g4c_config_free(&m->cfg);
@@ -83,6 +99,19 @@ void g4c_model_free(g4c_model *m) {
 }
 
 int g4c_model_n_vocab(const g4c_model *m) { return m->cfg.n_vocab; }
+int g4c_model_n_embd(const g4c_model *m) { return m->cfg.n_embd; }
+int g4c_model_has_vision(const g4c_model *m) { return m->has_vision; }
+int32_t g4c_model_image_token(const g4c_model *m) { return m->cfg.image_token_id; }
+int32_t g4c_model_boi_token(const g4c_model *m) { return m->cfg.boi_token_id; }
+int32_t g4c_model_eoi_token(const g4c_model *m) { return m->cfg.eoi_token_id; }
+
+g4c_status g4c_model_encode_image(g4c_model *m, const float *patches, const int32_t *positions, int n_patches,
+                                  float *out, g4c_err *err) {
+    if (!m->has_vision)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: no usable vision tower%s%s", m->path, m->vision_err[0] ? ": " : "",
+                        m->vision_err);
+    return g4c_vision_encode(&m->cfg, &m->vw, m->pool, patches, positions, n_patches, out, err);
+}
 int g4c_model_n_layer(const g4c_model *m) { return m->cfg.n_layer; }
 int g4c_model_n_ctx_train(const g4c_model *m) { return m->cfg.max_pos; }
 
@@ -121,7 +150,7 @@ g4c_status g4c_session_init(g4c_session **out, g4c_model *m, const g4c_session_p
     g4c_session_params p = g4c_session_default_params();
     if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
     if (p.n_ctx <= 0) p.n_ctx = 4096;
-    if (p.n_ubatch <= 0) p.n_ubatch = 64;
+    if (p.n_ubatch <= 0) p.n_ubatch = 512;
     if (p.n_ctx > m->cfg.max_pos)
         return G4C_FAIL(err, G4C_E_ARG, "context %d is longer than the model's max_position_embeddings %d", p.n_ctx,
                         m->cfg.max_pos);
@@ -148,28 +177,52 @@ int g4c_session_n_past(const g4c_session *s) { return s->st.n_past; }
 
 g4c_status g4c_session_eval(g4c_session *s, const int32_t *tokens, int n, float *logits, int logits_mode,
                             g4c_err *err) {
+    return g4c_session_eval_mm(s, tokens, n, NULL, 0, logits, logits_mode, err);
+}
+
+g4c_status g4c_session_eval_mm(g4c_session *s, const int32_t *tokens, int n, const float *soft, int n_soft,
+                               float *logits, int logits_mode, g4c_err *err) {
     const g4c_model *m = s->model;
+    const g4c_config *c = &m->cfg;
     if (n <= 0 || !tokens) return G4C_FAIL(err, G4C_E_ARG, "no tokens to evaluate");
     if (logits_mode != G4C_LOGITS_NONE && !logits) return G4C_FAIL(err, G4C_E_ARG, "logits buffer is NULL");
     if (n > s->st.n_ctx - s->st.n_past)
         return G4C_FAIL(err, G4C_E_ARG, "%d tokens do not fit: %d of the %d-token context are used", n, s->st.n_past,
                         s->st.n_ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= m->cfg.n_vocab)
+    int n_ph = 0;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
             return G4C_FAIL(err, G4C_E_ARG, "token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i,
-                            m->cfg.n_vocab);
-    const size_t V = (size_t)m->cfg.n_vocab;
-    for (int i = 0; i < n; i += s->st.n_ubatch) {
-        const int k = n - i < s->st.n_ubatch ? n - i : s->st.n_ubatch;
+                            c->n_vocab);
+        n_ph += g4c_is_mm_placeholder(c, tokens[i]);
+    }
+    if (n_ph != n_soft || (n_soft && !soft))
+        return G4C_FAIL(err, G4C_E_ARG, "the prompt has %d image placeholder tokens but %d soft tokens were given",
+                        n_ph, soft ? n_soft : 0);
+    const size_t V = (size_t)c->n_vocab, H = (size_t)c->n_embd;
+    const int U = s->st.n_ubatch;
+    /* chunk boundaries: never inside a placeholder run of a "vision"-masked model (it looks ahead in its run) */
+    for (int i = 0, used = 0; i < n;) {
+        int end = n - i < U ? n : i + U;
+        if (c->bidir_vision && end < n)
+            while (end > i && g4c_is_mm_placeholder(c, tokens[end - 1]) && g4c_is_mm_placeholder(c, tokens[end]))
+                end--;
+        if (end == i)
+            return G4C_FAIL(err, G4C_E_ARG, "an image block longer than the %d-token ubatch at index %d: raise n_ubatch",
+                            U, i);
+        int k = end - i, n_here = 0;
+        for (int t = i; t < end; t++) n_here += g4c_is_mm_placeholder(c, tokens[t]);
         float *out = NULL;
         int all = 0;
         if (logits_mode == G4C_LOGITS_ALL) {
             out = logits + (size_t)i * V;
             all = 1;
-        } else if (logits_mode == G4C_LOGITS_LAST && i + k == n) {
+        } else if (logits_mode == G4C_LOGITS_LAST && end == n) {
             out = logits;
         }
-        g4c_text_forward(&s->st, &m->cfg, &m->w, m->pool, tokens + i, k, out, all);
+        g4c_text_forward(&s->st, c, &m->w, m->pool, tokens + i, n_here ? soft + (size_t)used * H : NULL, k, out, all);
+        used += n_here;
+        i = end;
     }
     return G4C_OK;
 }

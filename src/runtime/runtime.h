@@ -8,6 +8,9 @@
 struct g4c_model {
     g4c_config cfg;
     g4c_weights w;
+    g4c_vision_w vw;
+    int has_vision;
+    char vision_err[512]; /* why the vision tower is unusable, when has_vision is 0 */
     g4c_tensor_set *ts;
     g4c_pool *pool;
     char *path;

@@ -137,13 +137,18 @@ static void test_attention(void) {
         test_fill(v, kvn, &seed);
         test_fill(q, qn, &seed);
         for (size_t j = 0; j < qn; j++) q[j] *= 4; /* peakier softmax */
-        g4c_kv_view kv = {k, v, cap, nkv, hd, win};
+        int *hi = malloc(sizeof(int) * n);
         const int per_thread = pos0 + n;
         float *scratch = malloc(sizeof(float) * 2 * per_thread);
-        g4c_attention(pool, o, q, &kv, n, pos0, nh, scratch, per_thread);
-        g4c_ref_attention(orf, q, &kv, n, pos0, nh);
-        check_close("attention", o, orf, qn, 1e-6);
-        free(k), free(v), free(q), free(o), free(orf), free(scratch);
+        for (int look = 0; look < 2; look++) {
+            /* look = 1: queries also see up to 3 later positions of the chunk (image blocks, vision encoder) */
+            for (int t = 0; t < n; t++) hi[t] = pos0 + t + 3 < pos0 + n - 1 ? pos0 + t + 3 : pos0 + n - 1;
+            g4c_kv_view kv = {k, v, cap, nkv, hd, win, look ? hi : NULL};
+            g4c_attention(pool, o, q, &kv, n, pos0, nh, scratch, per_thread);
+            g4c_ref_attention(orf, q, &kv, n, pos0, nh);
+            check_close(look ? "attention look-ahead" : "attention", o, orf, qn, 1e-6);
+        }
+        free(k), free(v), free(q), free(o), free(orf), free(scratch), free(hi);
     }
     g4c_pool_free(pool);
 }

@@ -120,21 +120,22 @@ static void attn_task(void *ctx, int i_task, int i_thread) {
     const int hd = kv->head_dim, kvh = h / (j->n_head / kv->n_kv_head);
     const int pos = j->pos0 + t;
     const int lo = kv->window > 0 && pos - kv->window + 1 > 0 ? pos - kv->window + 1 : 0;
+    const int hi = kv->hi ? kv->hi[t] : pos;
     const float *qh = j->q + ((size_t)t * j->n_head + h) * hd;
     float *p = j->scratch + (size_t)i_thread * j->scratch_per_thread;
     const size_t stride = (size_t)kv->n_kv_head * hd;
     float mx = -INFINITY;
-    for (int jj = lo; jj <= pos; jj++) {
+    for (int jj = lo; jj <= hi; jj++) {
         float s = dot(qh, kv->k + (size_t)(jj % kv->cap) * stride + (size_t)kvh * hd, hd);
         p[jj - lo] = s;
         if (s > mx) mx = s;
     }
     float sum = 0;
-    for (int jj = 0; jj <= pos - lo; jj++) sum += (p[jj] = expf(p[jj] - mx));
+    for (int jj = 0; jj <= hi - lo; jj++) sum += (p[jj] = expf(p[jj] - mx));
     const float inv = 1.0f / sum;
     float *oh = j->out + ((size_t)t * j->n_head + h) * hd;
     for (int c = 0; c < hd; c++) oh[c] = 0;
-    for (int jj = lo; jj <= pos; jj++) {
+    for (int jj = lo; jj <= hi; jj++) {
         const float *vj = kv->v + (size_t)(jj % kv->cap) * stride + (size_t)kvh * hd;
         const float pj = p[jj - lo] * inv;
         for (int c = 0; c < hd; c++) oh[c] += pj * vj[c];
@@ -143,7 +144,7 @@ static void attn_task(void *ctx, int i_task, int i_thread) {
 
 void g4c_attention(g4c_pool *pool, float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
                    int n_head, float *scratch, int scratch_per_thread) {
-    G4C_ASSERT(pos0 + n_tok <= scratch_per_thread || (kv->window > 0 && kv->window <= scratch_per_thread));
+    /* each query scores at most hi - lo + 1 <= scratch_per_thread keys (callers size it from the cache) */
     attn_job j = {out, q, kv, pos0, n_head, scratch, scratch_per_thread};
     g4c_pool_run(pool, attn_task, &j, n_tok * n_head);
 }

@@ -57,27 +57,30 @@ void g4c_ref_softcap(float *x, int n, float cap) {
 
 void g4c_ref_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head) {
     const int hd = kv->head_dim, group = n_head / kv->n_kv_head;
-    double *p = malloc(sizeof(double) * (size_t)(pos0 + n_tok));
+    int max_hi = pos0 + n_tok - 1;
+    for (int t = 0; kv->hi && t < n_tok; t++) max_hi = kv->hi[t] > max_hi ? kv->hi[t] : max_hi;
+    double *p = malloc(sizeof(double) * (size_t)(max_hi + 1));
     G4C_ASSERT(p);
     for (int t = 0; t < n_tok; t++) {
         const int pos = pos0 + t;
         const int lo = kv->window > 0 && pos - kv->window + 1 > 0 ? pos - kv->window + 1 : 0;
+        const int hi = kv->hi ? kv->hi[t] : pos;
         for (int h = 0; h < n_head; h++) {
             const float *qh = q + ((size_t)t * n_head + h) * hd;
             const int kvh = h / group;
             double mx = -INFINITY, sum = 0;
-            for (int j = lo; j <= pos; j++) {
+            for (int j = lo; j <= hi; j++) {
                 const float *kj = kv->k + ((size_t)(j % kv->cap) * kv->n_kv_head + kvh) * hd;
                 double s = 0;
                 for (int c = 0; c < hd; c++) s += (double)qh[c] * kj[c];
                 p[j] = s;
                 if (s > mx) mx = s;
             }
-            for (int j = lo; j <= pos; j++) sum += (p[j] = exp(p[j] - mx));
+            for (int j = lo; j <= hi; j++) sum += (p[j] = exp(p[j] - mx));
             float *oh = out + ((size_t)t * n_head + h) * hd;
             for (int c = 0; c < hd; c++) {
                 double acc = 0;
-                for (int j = lo; j <= pos; j++) acc += p[j] * kv->v[((size_t)(j % kv->cap) * kv->n_kv_head + kvh) * hd + c];
+                for (int j = lo; j <= hi; j++) acc += p[j] * kv->v[((size_t)(j % kv->cap) * kv->n_kv_head + kvh) * hd + c];
                 oh[c] = (float)(acc / sum);
             }
         }
