@@ -92,6 +92,12 @@ G4C_API void g4c_session_free(g4c_session *s);
 G4C_API void g4c_session_reset(g4c_session *s);
 /* Number of tokens evaluated so far (the next token's position). */
 G4C_API int g4c_session_n_past(const g4c_session *s);
+/* The context length the session was created with. */
+G4C_API int g4c_session_n_ctx(const g4c_session *s);
+/* Forget the tokens after the first n (n <= n_past), to continue from there. A sliding layer's ring keeps only
+ * n_ubatch positions beyond its window, so a longer rewind fails with G4C_E_UNSUPPORTED (then reset and
+ * re-evaluate). */
+G4C_API g4c_status g4c_session_truncate(g4c_session *s, int n, g4c_err *err);
 
 /* Append n tokens at positions n_past..n_past+n-1 and run the decoder over them, in chunks of n_ubatch.
  * logits_mode G4C_LOGITS_LAST writes [n_vocab] floats for the last token, G4C_LOGITS_ALL writes [n][n_vocab],
@@ -119,19 +125,30 @@ G4C_API g4c_status g4c_session_eval_mm(g4c_session *s, const int32_t *tokens, in
                                        float *logits, int logits_mode, g4c_err *err);
 
 /* Sampling (spec §7). temperature <= 0 means greedy (argmax, lowest id wins ties). */
+/* Order: penalties (on the raw logits) -> temperature -> top-k -> top-p -> min-p -> draw. */
 typedef struct {
     uint32_t struct_size;
-    float temperature; /* 1.0 in Gemma 4's generation_config */
-    int top_k;         /* 64; <= 0 disables */
-    float top_p;       /* 0.95; >= 1 disables */
-    uint64_t seed;     /* xorshift state seed: the same seed replays the same choices */
+    float temperature;      /* 1.0 in Gemma 4's generation_config */
+    int top_k;              /* 64; <= 0 disables */
+    float top_p;            /* 0.95; >= 1 disables */
+    uint64_t seed;          /* xorshift state seed: the same seed replays the same choices */
+    float min_p;            /* drop tokens below min_p x the top probability; 0 disables */
+    float repeat_penalty;   /* > 1 discourages tokens among the last penalty_last_n (llama.cpp style); 1 disables */
+    float presence_penalty; /* subtracted once from the logit of every token among the last penalty_last_n */
+    int penalty_last_n;     /* history window for the penalties (64) */
 } g4c_sampler_params;
 
 typedef struct g4c_sampler g4c_sampler;
 G4C_API g4c_sampler_params g4c_sampler_default_params(void);
 G4C_API g4c_status g4c_sampler_init(g4c_sampler **out, const g4c_sampler_params *params, int n_vocab, g4c_err *err);
 G4C_API void g4c_sampler_free(g4c_sampler *s);
+/* Pick a token from logits [n_vocab] (not modified). Call g4c_sampler_accept with every token that enters the
+ * sequence (prompt included, if the penalties should see it). */
 G4C_API int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits);
+G4C_API void g4c_sampler_accept(g4c_sampler *s, int32_t token);
+/* Sampling defaults from the checkpoint's generation_config.json (temperature/top_k/top_p; greedy when do_sample
+ * is false), else Gemma 4's published 1.0 / 64 / 0.95. */
+G4C_API g4c_sampler_params g4c_model_sampler_defaults(const g4c_model *model);
 
 typedef void (*g4c_log_fn)(int level, const char *msg, void *user);
 enum { G4C_LOG_ERROR = 0, G4C_LOG_WARN = 1, G4C_LOG_INFO = 2, G4C_LOG_DEBUG = 3 };

@@ -2,7 +2,7 @@
 # Make sure the Debian packages gemma4c needs to build and test are installed.
 # As root it installs what is missing (apt-get); otherwise it prints the exact command and fails.
 set -eu
-PKGS="gcc clang make cmake pkg-config libcjson-dev libjpeg62-turbo-dev libpng-dev npm"
+PKGS="gcc clang make cmake pkg-config libcjson-dev libjpeg62-turbo-dev libpng-dev libmicrohttpd-dev npm"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -51,13 +51,37 @@ uint16_t g4c_f32_to_bf16(float f);
 float g4c_f16_to_f32(uint16_t h);
 uint16_t g4c_f32_to_f16(float f);
 
-/* Element types of weight tensors, as safetensors names them. */
-typedef enum { G4C_DTYPE_F32 = 0, G4C_DTYPE_F16, G4C_DTYPE_BF16, G4C_DTYPE_COUNT } g4c_dtype;
+/* Element types of weight tensors. Block types store `block` elements in `size` bytes (ggml's layouts, so GGUF
+ * files map directly; spec §8.2); plain types have block 1. U32 holds MLX's packed 4/8-bit codes (spec §8.3): a
+ * matrix of it is read together with its scales and biases (kernels/ops.h g4c_wmat). */
+typedef enum {
+    G4C_DTYPE_F32 = 0,
+    G4C_DTYPE_F16,
+    G4C_DTYPE_BF16,
+    G4C_DTYPE_Q4_0,
+    G4C_DTYPE_Q4_1,
+    G4C_DTYPE_Q5_0,
+    G4C_DTYPE_Q5_1,
+    G4C_DTYPE_Q8_0,
+    G4C_DTYPE_Q4_K,
+    G4C_DTYPE_Q5_K,
+    G4C_DTYPE_Q6_K,
+    G4C_DTYPE_U32,
+    G4C_DTYPE_COUNT
+} g4c_dtype;
 extern const struct g4c_dtype_info {
-    const char *name; /* safetensors spelling */
-    size_t size;      /* bytes per element */
+    const char *name;    /* our spelling (safetensors' for F32/F16/BF16/U32, ggml's for the block types) */
+    const char *st_name; /* safetensors dtype string, or NULL when safetensors cannot hold it */
+    size_t size;         /* bytes per block */
+    int block;           /* elements per block */
+    int ggml_type;       /* GGUF tensor type id, -1 if none */
 } g4c_dtype_infos[G4C_DTYPE_COUNT];
-/* Convert n elements starting at src (any alignment) to f32. */
+/* Bytes of n elements (n a multiple of the block size). */
+static inline size_t g4c_dtype_bytes(g4c_dtype t, int64_t n) {
+    return (size_t)(n / g4c_dtype_infos[t].block) * g4c_dtype_infos[t].size;
+}
+/* Convert n elements of a plain type (F32, F16, BF16) starting at src (any alignment) to f32. Block types are
+ * converted by kernels (g4c_dequant in kernels/ops.h). */
 void g4c_to_f32(float *dst, const void *src, g4c_dtype dt, size_t n);
 
 /* ---- thread pool ------------------------------------------------------------------------------------------ */

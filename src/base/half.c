@@ -3,11 +3,18 @@
 
 #include "base/base.h"
 
+/* ggml block sizes: Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q5_0 {f16 d; u8 qh[4]; u8 qs[16]},
+ * Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
+ * Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}, Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}. */
 const struct g4c_dtype_info g4c_dtype_infos[G4C_DTYPE_COUNT] = {
-    [G4C_DTYPE_F32] = {"F32", 4},
-    [G4C_DTYPE_F16] = {"F16", 2},
-    [G4C_DTYPE_BF16] = {"BF16", 2},
+    [G4C_DTYPE_F32] = {"F32", "F32", 4, 1, 0},      [G4C_DTYPE_F16] = {"F16", "F16", 2, 1, 1},
+    [G4C_DTYPE_BF16] = {"BF16", "BF16", 2, 1, 30},  [G4C_DTYPE_Q4_0] = {"Q4_0", NULL, 18, 32, 2},
+    [G4C_DTYPE_Q4_1] = {"Q4_1", NULL, 20, 32, 3},   [G4C_DTYPE_Q5_0] = {"Q5_0", NULL, 22, 32, 6},
+    [G4C_DTYPE_Q5_1] = {"Q5_1", NULL, 24, 32, 7},   [G4C_DTYPE_Q8_0] = {"Q8_0", NULL, 34, 32, 8},
+    [G4C_DTYPE_Q4_K] = {"Q4_K", NULL, 144, 256, 12}, [G4C_DTYPE_Q5_K] = {"Q5_K", NULL, 176, 256, 13},
+    [G4C_DTYPE_Q6_K] = {"Q6_K", NULL, 210, 256, 14}, [G4C_DTYPE_U32] = {"U32", NULL, 4, 1, -1},
 };
+_Static_assert(G4C_DTYPE_COUNT == 12, "update g4c_dtype_infos");
 
 uint16_t g4c_f32_to_bf16(float f) {
     uint32_t u;

@@ -42,6 +42,8 @@ int cli_parse(cli_opts *o, int argc, char **argv, int first, const char *cmd) {
     o->top_k = 64;
     o->top_p = 0.95f;
     o->seed = 42;
+    o->repeat_penalty = 1.0f;
+    o->chat_style = "auto";
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -61,9 +63,43 @@ int cli_parse(cli_opts *o, int argc, char **argv, int first, const char *cmd) {
         else if (IS("-t", "--threads")) { NEED_VALUE; if (parse_int(a, v, 0, 1024, &o->n_threads)) return 1; }
         else if (IS("-c", "--ctx-size")) { NEED_VALUE; if (parse_int(a, v, 0, 1 << 30, &o->n_ctx)) return 1; }
         else if (IS("-ub", "--ubatch-size")) { NEED_VALUE; if (parse_int(a, v, 1, 1 << 20, &o->n_ubatch)) return 1; }
-        else if (IS("--temp", "--temperature")) { NEED_VALUE; if (parse_float(a, v, &o->temp)) return 1; }
-        else if (IS("--top-k", "--top_k")) { NEED_VALUE; if (parse_int(a, v, 0, INT_MAX, &o->top_k)) return 1; }
-        else if (IS("--top-p", "--top_p")) { NEED_VALUE; if (parse_float(a, v, &o->top_p)) return 1; }
+        else if (IS("--temp", "--temperature")) { NEED_VALUE; if (parse_float(a, v, &o->temp)) return 1; o->set_temp = 1; }
+        else if (IS("--top-k", "--top_k")) { NEED_VALUE; if (parse_int(a, v, 0, INT_MAX, &o->top_k)) return 1; o->set_top_k = 1; }
+        else if (IS("--top-p", "--top_p")) { NEED_VALUE; if (parse_float(a, v, &o->top_p)) return 1; o->set_top_p = 1; }
+        else if (IS("--min-p", "--min_p")) { NEED_VALUE; if (parse_float(a, v, &o->min_p)) return 1; }
+        else if (IS("--repeat-penalty", "--repetition-penalty")) { NEED_VALUE; if (parse_float(a, v, &o->repeat_penalty)) return 1; }
+        else if (IS("--presence-penalty", "--presence_penalty")) { NEED_VALUE; if (parse_float(a, v, &o->presence_penalty)) return 1; }
+        else if (IS("-p", "--prompt")) { NEED_VALUE; o->prompt = v; }
+        else if (IS("--system", "-sys")) { NEED_VALUE; o->system = v; }
+        else if (IS("--image", "--img")) {
+            NEED_VALUE;
+            if (o->n_images == 16) { fprintf(stderr, "gemma4c %s: at most 16 images\n", cmd); return 1; }
+            o->images[o->n_images++] = v;
+        }
+        else if (IS("--image-budget", "--max-soft-tokens")) {
+            NEED_VALUE;
+            if (parse_int(a, v, 70, 1120, &o->image_budget)) return 1;
+            if (o->image_budget != 70 && o->image_budget != 140 && o->image_budget != 280 && o->image_budget != 560 &&
+                o->image_budget != 1120) {
+                fprintf(stderr, "gemma4c %s: --image-budget must be 70, 140, 280, 560 or 1120\n", cmd);
+                return 1;
+            }
+        }
+        else if (IS("--stop", "-r")) {
+            NEED_VALUE;
+            if (o->n_stops == 16) { fprintf(stderr, "gemma4c %s: at most 16 stop strings\n", cmd); return 1; }
+            o->stops[o->n_stops++] = v;
+        }
+        else if (IS("--think", "--thinking")) o->think = 1;
+        else if (IS("--show-thinking", "--show_thinking")) o->show_thinking = 1;
+        else if (IS("--chat-style", "--template-style")) {
+            NEED_VALUE;
+            if (strcmp(v, "auto") && strcmp(v, "small") && strcmp(v, "large")) {
+                fprintf(stderr, "gemma4c %s: --chat-style must be auto, small (E2B/E4B) or large (26B/31B)\n", cmd);
+                return 1;
+            }
+            o->chat_style = v;
+        }
         else if (IS("--seed", "-s")) {
             NEED_VALUE;
             char *end;

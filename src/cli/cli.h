@@ -22,6 +22,21 @@ typedef struct {
     int print_ids;       /* --print-ids */
     int ignore_eos;      /* --ignore-eos */
     int json;            /* --json */
+    /* run / chat */
+    const char *prompt;  /* -p, --prompt */
+    const char *system;  /* --system */
+    const char *images[16]; /* --image F (repeatable) */
+    int n_images;
+    int image_budget;    /* --image-budget (0 = processor_config.json, else 280) */
+    const char *stops[16]; /* --stop STR (repeatable) */
+    int n_stops;
+    int think;           /* --think */
+    int show_thinking;   /* --show-thinking */
+    const char *chat_style; /* --chat-style auto|small|large */
+    float min_p;         /* --min-p */
+    float repeat_penalty;   /* --repeat-penalty */
+    float presence_penalty; /* --presence-penalty */
+    int set_temp, set_top_k, set_top_p; /* given on the command line (else generation_config.json) */
 } cli_opts;
 
 /* Parse argv[first..] into o; prints the problem and returns nonzero on a bad flag. */
@@ -35,7 +50,9 @@ int cmd_preprocess(int argc, char **argv);  /* cmd_image.c */
 int cmd_tokenize(int argc, char **argv);    /* cmd_tok.c */
 int cmd_detokenize(int argc, char **argv);  /* cmd_tok.c */
 int cmd_run(int argc, char **argv);         /* cmd_run.c */
+int cmd_chat(int argc, char **argv);        /* cmd_run.c */
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_synth(int argc, char **argv);       /* cmd_synth.c */
 
 #endif

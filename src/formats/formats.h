@@ -62,3 +62,35 @@ g4c_status g4c_json_get_bool(const cJSON *obj, const char *key, int *out, int *f
 g4c_status g4c_json_get_str(const cJSON *obj, const char *key, const char **out, const char *what, g4c_err *err);
 
 #endif
+
+/* ---- safetensors writer (st_writer.c) ---- */
+#ifndef G4C_FORMATS_ST_WRITER
+#define G4C_FORMATS_ST_WRITER
+/* Streams one safetensors file with constant memory: declare every tensor (add; optionally sort), then open (writes
+ * the header to PATH.tmp), append each tensor's bytes in declaration order in chunks of any size (write), and
+ * finish (checks every byte arrived, fsyncs, renames PATH.tmp to PATH). Freeing a writer that did not finish
+ * removes its temporary file, so a failed or interrupted write leaves nothing behind. */
+typedef struct g4c_st_writer g4c_st_writer;
+typedef struct {
+    char *name;
+    g4c_dtype dtype;
+    int ndim;                    /* 0 for a scalar (shape []) */
+    int64_t shape[G4C_MAX_DIMS];
+    uint64_t numel, nbytes;
+    int tag;                     /* caller's value, carried along (e.g. how to fill the tensor) */
+} g4c_stw_tensor;
+g4c_status g4c_stw_new(g4c_st_writer **out, g4c_err *err);
+g4c_status g4c_stw_add(g4c_st_writer *w, const char *name, g4c_dtype dtype, int ndim, const int64_t *shape, int tag,
+                       g4c_err *err);
+/* Order as Python safetensors writes: wider dtypes first (keeps every tensor aligned), then by name. */
+void g4c_stw_sort(g4c_st_writer *w);
+int g4c_stw_count(const g4c_st_writer *w);
+const g4c_stw_tensor *g4c_stw_get(const g4c_st_writer *w, int i); /* in file order */
+uint64_t g4c_stw_data_size(const g4c_st_writer *w);               /* sum of the tensors' bytes */
+uint64_t g4c_stw_file_size(const g4c_st_writer *w);               /* with the 8-byte length and the header */
+uint64_t g4c_stw_written(const g4c_st_writer *w);                 /* data bytes written so far */
+g4c_status g4c_stw_open(g4c_st_writer *w, const char *path, g4c_err *err);
+g4c_status g4c_stw_write(g4c_st_writer *w, const void *data, size_t n, g4c_err *err);
+g4c_status g4c_stw_finish(g4c_st_writer *w, g4c_err *err);
+void g4c_stw_free(g4c_st_writer *w);
+#endif

@@ -123,7 +123,8 @@ static g4c_status parse_image(g4c_tensor_set *ts, const unsigned char *buf, size
         }
         g4c_st_tensor t = {.i_file = i_file, .dtype = G4C_DTYPE_COUNT};
         for (int d = 0; d < G4C_DTYPE_COUNT; d++)
-            if (strcmp(jd->valuestring, g4c_dtype_infos[d].name) == 0) t.dtype = (g4c_dtype)d;
+            if (g4c_dtype_infos[d].st_name && strcmp(jd->valuestring, g4c_dtype_infos[d].st_name) == 0)
+                t.dtype = (g4c_dtype)d;
         if (t.dtype == G4C_DTYPE_COUNT) {
             static const char *const other[] = {"F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
                                                 "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"};

@@ -10,20 +10,41 @@
 
 #include "base/base.h"
 
-/* A weight matrix as stored: [rows][cols] (PyTorch Linear [out][in]) of any dtype, any alignment. */
+/* A weight matrix as stored: [rows][cols] (PyTorch Linear [out][in]) of any dtype, any alignment.
+ * Block types (Q4_0 ... Q6_K) hold each row as cols / block blocks. MLX affine matrices (dtype U32, spec §8.3) hold
+ * each row as cols·bits/32 u32 words of codes packed LSB-first, and w = scale · q + bias per group of `group`
+ * columns, scales/biases [rows][cols / group] of scale_dtype. */
 typedef struct {
     g4c_dtype dtype;
     const void *data;
     int64_t rows, cols;
+    const void *scales, *biases; /* MLX affine only */
+    g4c_dtype scale_dtype;
+    int group, bits;
 } g4c_wmat;
+
+/* Bytes of one stored row. */
+static inline size_t g4c_wmat_row_bytes(const g4c_wmat *w) {
+    return w->dtype == G4C_DTYPE_U32 ? (size_t)w->cols * (size_t)w->bits / 8 : g4c_dtype_bytes(w->dtype, w->cols);
+}
 
 /* Rows [r0, r0 + n) of w as a matrix of their own. */
 static inline g4c_wmat g4c_wmat_rows(g4c_wmat w, int64_t r0, int64_t n) {
     g4c_wmat s = w;
-    s.data = (const char *)w.data + (size_t)r0 * (size_t)w.cols * g4c_dtype_infos[w.dtype].size;
+    s.data = (const char *)w.data + (size_t)r0 * g4c_wmat_row_bytes(&w);
+    if (w.dtype == G4C_DTYPE_U32) {
+        const size_t per_row = (size_t)(w.cols / w.group) * g4c_dtype_infos[w.scale_dtype].size;
+        s.scales = (const char *)w.scales + (size_t)r0 * per_row;
+        s.biases = (const char *)w.biases + (size_t)r0 * per_row;
+    }
     s.rows = n;
     return s;
 }
+
+/* Dequantize n elements (a multiple of the block size) of any block or plain type (kernels/ref/quants.c). */
+void g4c_dequant(float *dst, const void *src, g4c_dtype t, int64_t n);
+/* Row r of w as f32 [cols], for every storage kind (plain, block, MLX affine). */
+void g4c_wmat_row_f32(const g4c_wmat *w, int64_t r, float *dst);
 
 /* Attention over a KV cache for a chunk of queries.
  * k, v: [cap][n_kv_head][head_dim]; position p lives in slot p % cap (a ring for sliding layers).
@@ -48,9 +69,9 @@ void g4c_ref_softcap(float *x, int n, float cap);
 void g4c_ref_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head);
 
 /* ---- fast CPU path ---------------------------------------------------------------------------------------- */
-/* Weights stored as bf16/f16 (or unaligned f32) are converted a block of rows at a time into the pool's per-thread
- * scratch; reserve g4c_matmul_scratch_bytes(widest cols) with g4c_pool_reserve first, else a slow row-by-row
- * path runs (correct, never allocates). */
+/* Weights not stored as aligned f32 are converted a block of rows at a time into the pool's per-thread scratch:
+ * reserve g4c_matmul_scratch_bytes(widest cols) with g4c_pool_reserve first (the model does at load; a missing
+ * reservation is a bug and asserts). */
 size_t g4c_matmul_scratch_bytes(int64_t max_cols);
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n);
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps);

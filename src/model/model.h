@@ -197,6 +197,10 @@ void g4c_text_state_free(g4c_text_state *s);
  * Token ids must already be validated (0 <= id < n_vocab). */
 void g4c_text_forward(g4c_text_state *s, const g4c_config *cfg, const g4c_weights *w, g4c_pool *pool,
                       const int32_t *tokens, const float *mm_embd, int n, float *logits, int all_logits);
+/* §3.10 (transformers 5.17): the last position each of n tokens (starting at n_past) may attend to on a sliding
+ * layer of a "vision" model: its own, or the end of its run of placeholders (the block attends both ways). The
+ * window bounds only the past side (kernels/ops.h g4c_kv_view). */
+void g4c_text_visible_hi(const g4c_config *c, const int32_t *tokens, int n, int n_past, int *hi);
 /* 1 for the image and video soft-token placeholder ids (their rows come from the vision tower). */
 int g4c_is_mm_placeholder(const g4c_config *c, int32_t tok);
 

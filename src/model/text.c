@@ -24,8 +24,7 @@ static void embed(g4c_text_state *s, const g4c_config *c, const g4c_weights *w, 
     for (int t = 0; t < n; t++) {
         const int tok = is_placeholder(c, tokens[t]) ? c->pad_id : tokens[t];
         float *xt = s->x + (size_t)t * H;
-        g4c_to_f32(xt, (const char *)w->embed.data + (size_t)tok * H * g4c_dtype_infos[w->embed.dtype].size,
-                   w->embed.dtype, (size_t)H);
+        g4c_wmat_row_f32(&w->embed, tok, xt);
         for (int i = 0; i < H; i++) xt[i] *= scale;
     }
     /* soft tokens overwrite the placeholder rows, unscaled (HF masked_scatter) */
@@ -41,8 +40,7 @@ static void embed(g4c_text_state *s, const g4c_config *c, const g4c_weights *w, 
     for (int t = 0; t < n; t++) {
         const int tok = is_placeholder(c, tokens[t]) ? c->pad_id : tokens[t];
         float *tp = s->ple_tmp + (size_t)t * LP, *pt = s->ple + (size_t)t * LP;
-        g4c_to_f32(tp, (const char *)w->ple_embed.data + (size_t)tok * LP * g4c_dtype_infos[w->ple_embed.dtype].size,
-                   w->ple_embed.dtype, (size_t)LP);
+        g4c_wmat_row_f32(&w->ple_embed, tok, tp);
         for (int i = 0; i < LP; i++) pt[i] = (pt[i] + tp[i] * tok_scale) * mix;
     }
 }
@@ -165,12 +163,11 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
 
 /* §3.10 (transformers 5.17): on sliding layers of "vision" models a placeholder may also see the later tokens
  * of its own run; the window still bounds the past side. Everything else is causal. */
-static void image_blocks(g4c_text_state *s, const g4c_config *c, const int32_t *tokens, int n) {
+void g4c_text_visible_hi(const g4c_config *c, const int32_t *tokens, int n, int n_past, int *hi) {
     for (int t = n - 1; t >= 0; t--) {
-        const int pos = s->n_past + t;
-        s->attn_hi[t] = pos;
+        hi[t] = n_past + t;
         if (g4c_is_mm_placeholder(c, tokens[t]) && t + 1 < n && g4c_is_mm_placeholder(c, tokens[t + 1]))
-            s->attn_hi[t] = s->attn_hi[t + 1];
+            hi[t] = hi[t + 1];
     }
 }
 
@@ -180,7 +177,7 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     const int H = c->n_embd;
     const size_t nH = (size_t)n * H;
     embed(s, c, w, pool, tokens, mm_embd, n);
-    image_blocks(s, c, tokens, n);
+    g4c_text_visible_hi(c, tokens, n, s->n_past, s->attn_hi);
     rope_tables(s, n);
     if (s->trace) s->trace(s->trace_user, "embed", -1, s->x, n, H);
     for (int il = 0; il < c->n_layer; il++) {

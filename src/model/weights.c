@@ -52,7 +52,7 @@ static g4c_status mat(binder *b, g4c_wmat *m, const char *name, int64_t rows, in
     const g4c_st_tensor *t;
     int64_t d[2] = {rows, cols};
     G4C_TRY(get(b, &t, name, 2, d));
-    *m = (g4c_wmat){t->dtype, t->data, rows, cols};
+    *m = (g4c_wmat){.dtype = t->dtype, .data = t->data, .rows = rows, .cols = cols};
     return G4C_OK;
 }
 
@@ -61,7 +61,7 @@ static g4c_status mat3(binder *b, g4c_wmat *m, const char *name, int64_t n, int6
     const g4c_st_tensor *t;
     int64_t d[3] = {n, rows, cols};
     G4C_TRY(get(b, &t, name, 3, d));
-    *m = (g4c_wmat){t->dtype, t->data, n * rows, cols};
+    *m = (g4c_wmat){.dtype = t->dtype, .data = t->data, .rows = n * rows, .cols = cols};
     return G4C_OK;
 }
 

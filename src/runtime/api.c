@@ -13,8 +13,9 @@ g4c_session_params g4c_session_default_params(void) {
     return (g4c_session_params){.struct_size = sizeof(g4c_session_params), .n_ctx = 4096, .n_ubatch = 512};
 }
 
-/* generation_config.json (optional) adds stop ids such as <|tool_response>, spec §7. */
-static g4c_status read_generation_config(g4c_config *cfg, const char *dir, g4c_err *err) {
+/* generation_config.json (optional): stop ids such as <|tool_response> and the sampling defaults (spec §7). */
+static g4c_status read_generation_config(g4c_config *cfg, g4c_sampler_params *sp, const char *dir, g4c_err *err) {
+    *sp = g4c_sampler_default_params();
     char path[4096];
     G4C_TRY(g4c_path_join(path, sizeof path, dir, "generation_config.json", err));
     if (access(path, F_OK) != 0) return G4C_OK;
@@ -34,9 +35,22 @@ static g4c_status read_generation_config(g4c_config *cfg, const char *dir, g4c_e
             if (!seen && cfg->n_eos < G4C_MAX_EOS) cfg->eos_ids[cfg->n_eos++] = id;
         }
     }
+    double v;
+    int found = 0, do_sample = 1;
+    if (st == G4C_OK) st = g4c_json_get_num(root, "temperature", &v, &found, path, err);
+    if (st == G4C_OK && found) sp->temperature = (float)v;
+    if (st == G4C_OK) st = g4c_json_get_num(root, "top_p", &v, &found, path, err);
+    if (st == G4C_OK && found) sp->top_p = (float)v;
+    int64_t k = 0;
+    if (st == G4C_OK) st = g4c_json_get_int(root, "top_k", 0, 1 << 30, &k, &found, path, err);
+    if (st == G4C_OK && found) sp->top_k = (int)k;
+    if (st == G4C_OK) st = g4c_json_get_bool(root, "do_sample", &do_sample, &found, path, err);
+    if (st == G4C_OK && found && !do_sample) sp->temperature = 0;
     cJSON_Delete(root);
     return st;
 }
+
+g4c_sampler_params g4c_model_sampler_defaults(const g4c_model *m) { return m->sampling; }
 
 g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_params *params, g4c_err *err) {
     *out = NULL;
@@ -48,7 +62,7 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
     char cfg_path[4096];
     g4c_status st = g4c_path_join(cfg_path, sizeof cfg_path, path, "config.json", err);
     if (st == G4C_OK) st = g4c_config_load(&m->cfg, cfg_path, err);
-    if (st == G4C_OK) st = read_generation_config(&m->cfg, path, err);
+    if (st == G4C_OK) st = read_generation_config(&m->cfg, &m->sampling, path, err);
     if (st == G4C_OK) st = g4c_st_open_dir(&m->ts, path, err);
     if (st == G4C_OK) st = g4c_weights_bind(&m->w, &m->cfg, m->ts, err);
     if (st == G4C_OK && m->cfg.vision.present) {
@@ -174,6 +188,23 @@ void g4c_session_free(g4c_session *s) {
 
 void g4c_session_reset(g4c_session *s) { s->st.n_past = 0; }
 int g4c_session_n_past(const g4c_session *s) { return s->st.n_past; }
+int g4c_session_n_ctx(const g4c_session *s) { return s->st.n_ctx; }
+
+g4c_status g4c_session_truncate(g4c_session *s, int n, g4c_err *err) {
+    if (n < 0 || n > s->st.n_past)
+        return G4C_FAIL(err, G4C_E_ARG, "cannot truncate to %d tokens: the session holds %d", n, s->st.n_past);
+    const int back = s->st.n_past - n;
+    const int W = s->model->cfg.sliding_window;
+    for (int i = 0; i < s->st.n_kv_slots; i++) {
+        const g4c_kv_layer *kv = &s->st.kv[i];
+        /* a ring slot written after position n may have overwritten a key that position n still needs */
+        if (kv->cap < s->st.n_ctx && back > kv->cap - W + 1)
+            return G4C_FAIL(err, G4C_E_UNSUPPORTED, "cannot rewind %d tokens: sliding layers keep %d past their window",
+                            back, kv->cap - W + 1);
+    }
+    s->st.n_past = n;
+    return G4C_OK;
+}
 
 g4c_status g4c_session_eval(g4c_session *s, const int32_t *tokens, int n, float *logits, int logits_mode,
                             g4c_err *err) {

@@ -4,11 +4,13 @@
 #define G4C_RUNTIME_RUNTIME_H
 
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 struct g4c_model {
     g4c_config cfg;
     g4c_weights w;
     g4c_vision_w vw;
+    g4c_sampler_params sampling; /* generation_config.json defaults */
     int has_vision;
     char vision_err[512]; /* why the vision tower is unusable, when has_vision is 0 */
     g4c_tensor_set *ts;
@@ -20,5 +22,55 @@ struct g4c_session {
     g4c_model *model;
     g4c_text_state st;
 };
+
+/* ---- generation (generate.c) ---- */
+
+enum { G4C_STOP_LENGTH = 0, G4C_STOP_EOG, G4C_STOP_STRING, G4C_STOP_CANCEL };
+
+typedef struct {
+    int max_tokens;
+    const char *const *stop; /* stop strings (answer text only; the match is not emitted) */
+    int n_stop;
+    /* streamed text: complete UTF-8, thinking = 1 for the thought channel */
+    void (*on_text)(void *user, const char *text, size_t len, int thinking);
+    void *user;
+    volatile int *cancel;    /* polled before each token (Ctrl-C) */
+} g4c_gen_opts;
+
+typedef struct {
+    int n_prompt, n_gen;
+    double t_prefill_ms;     /* prompt evaluation */
+    double t_first_ms;       /* time to first token: prefill + first sample */
+    double t_gen_ms;         /* everything after the prefill */
+    double t_total_ms;
+    int stop;                /* G4C_STOP_* */
+} g4c_gen_stats;
+
+/* Render messages with the chat template, tokenize (special tokens parsed) and expand the n_imgs image slots, in
+ * order, with img_tokens[i] soft-token placeholders each (prompt.c). *out is malloc'd. */
+g4c_status g4c_prompt_build(const g4c_model *m, const g4c_tokenizer *tok, const g4c_chat_style *style,
+                            const g4c_chat_msg *msgs, int n_msgs, int add_generation_prompt, const int *img_tokens,
+                            int n_imgs, int32_t **out, int *n_out, g4c_err *err);
+
+/* Stop strings over streamed text: text that could still grow into a stop string is held back, so a stop string
+ * split across tokens is caught and never shown. Zero-initialize, set stop/n_stop/emit/user. */
+typedef struct {
+    const char *const *stop;
+    int n_stop;
+    void (*emit)(void *user, const char *text, size_t len); /* text that is final */
+    void *user;
+    char *held;
+    size_t n_held, cap_held;
+    int stopped;
+} g4c_stop_filter;
+/* Returns 1 once a stop string has matched (the text before it was emitted, nothing after). */
+int g4c_stop_filter_push(g4c_stop_filter *f, const char *text, size_t len);
+/* End of text: emit what is still held (unless stopped) and free the buffer. */
+void g4c_stop_filter_finish(g4c_stop_filter *f);
+
+/* Prefill prompt (with soft tokens for its image placeholders) and generate. */
+g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *smp, const int32_t *prompt,
+                        int n_prompt, const float *soft, int n_soft, const g4c_gen_opts *o, g4c_gen_stats *stats,
+                        g4c_err *err);
 
 #endif

@@ -1,5 +1,6 @@
-/* Token sampling (spec §7): greedy, or temperature -> top-k -> top-p -> draw, with an explicit xorshift64* state so
- * a seed replays the same choices. Gemma 4 -it defaults: temperature 1.0, top_k 64, top_p 0.95. */
+/* Token sampling (spec §7): penalties -> temperature -> top-k -> top-p -> min-p -> draw, with an explicit
+ * xorshift64* state so a seed replays the same choices. Gemma 4 -it defaults: temperature 1.0, top_k 64,
+ * top_p 0.95, no penalties. Greedy (temperature <= 0) is argmax with ties to the lowest id. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -14,29 +15,36 @@ struct g4c_sampler {
     g4c_sampler_params p;
     int n_vocab;
     uint64_t rng;
-    cand *c;     /* [n_vocab] candidates */
+    cand *c;        /* [n_vocab] candidates */
+    float *work;    /* [n_vocab] penalized logits */
+    int32_t *hist;  /* ring of the last penalty_last_n accepted tokens */
+    int n_hist, at_hist;
 };
 
 g4c_sampler_params g4c_sampler_default_params(void) {
     return (g4c_sampler_params){.struct_size = sizeof(g4c_sampler_params), .temperature = 1.0f, .top_k = 64,
-                                .top_p = 0.95f, .seed = 42};
+                                .top_p = 0.95f, .seed = 42, .min_p = 0.0f, .repeat_penalty = 1.0f,
+                                .presence_penalty = 0.0f, .penalty_last_n = 64};
 }
 
 g4c_status g4c_sampler_init(g4c_sampler **out, const g4c_sampler_params *params, int n_vocab, g4c_err *err) {
     *out = NULL;
     if (n_vocab <= 0) return G4C_FAIL(err, G4C_E_ARG, "n_vocab %d", n_vocab);
+    g4c_sampler_params p = g4c_sampler_default_params();
+    if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    if (!isfinite(p.temperature) || !isfinite(p.top_p) || !isfinite(p.min_p) || !isfinite(p.repeat_penalty) ||
+        !isfinite(p.presence_penalty) || p.repeat_penalty <= 0 || p.min_p < 0 || p.min_p > 1 || p.penalty_last_n < 0)
+        return G4C_FAIL(err, G4C_E_ARG, "sampler: temperature, top_p, min_p in [0,1], repeat_penalty > 0 and "
+                        "presence_penalty must be finite numbers");
     g4c_sampler *s = g4c_calloc(1, sizeof *s, err);
     if (!s) return G4C_E_NOMEM;
-    s->p = g4c_sampler_default_params();
-    if (params) memcpy(&s->p, params, params->struct_size < sizeof s->p ? params->struct_size : sizeof s->p);
-    if (!isfinite(s->p.temperature) || !isfinite(s->p.top_p)) {
-        free(s);
-        return G4C_FAIL(err, G4C_E_ARG, "temperature and top_p must be finite");
-    }
+    s->p = p;
     s->n_vocab = n_vocab;
-    s->rng = s->p.seed ? s->p.seed : 0x9E3779B97F4A7C15ull;
+    s->rng = p.seed ? p.seed : 0x9E3779B97F4A7C15ull;
     s->c = g4c_malloc((size_t)n_vocab, sizeof *s->c, err);
-    if (!s->c) {
+    s->work = g4c_malloc((size_t)n_vocab, sizeof(float), err);
+    s->hist = g4c_malloc((size_t)(p.penalty_last_n ? p.penalty_last_n : 1), sizeof(int32_t), err);
+    if (!s->c || !s->work || !s->hist) {
         g4c_sampler_free(s);
         return G4C_E_NOMEM;
     }
@@ -47,7 +55,16 @@ g4c_status g4c_sampler_init(g4c_sampler **out, const g4c_sampler_params *params,
 void g4c_sampler_free(g4c_sampler *s) {
     if (!s) return;
     free(s->c);
+    free(s->work);
+    free(s->hist);
     free(s);
+}
+
+void g4c_sampler_accept(g4c_sampler *s, int32_t token) {
+    if (!s->p.penalty_last_n) return;
+    s->hist[s->at_hist] = token;
+    s->at_hist = (s->at_hist + 1) % s->p.penalty_last_n;
+    if (s->n_hist < s->p.penalty_last_n) s->n_hist++;
 }
 
 static uint64_t xorshift(uint64_t *st) {
@@ -67,24 +84,37 @@ static int by_prob_desc(const void *a, const void *b) {
 
 int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
     const int V = s->n_vocab;
+    const float *lg = logits;
+    if (s->n_hist && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f)) {
+        memcpy(s->work, logits, sizeof(float) * (size_t)V);
+        for (int i = 0; i < s->n_hist; i++) {
+            const int32_t t = s->hist[i];
+            if (t < 0 || t >= V) continue;
+            int first = 1; /* each distinct token is penalized once */
+            for (int j = 0; j < i; j++) first &= s->hist[j] != t;
+            if (!first) continue;
+            float *v = &s->work[t];
+            *v = *v > 0 ? *v / s->p.repeat_penalty : *v * s->p.repeat_penalty;
+            *v -= s->p.presence_penalty;
+        }
+        lg = s->work;
+    }
     int best = 0;
     for (int i = 1; i < V; i++)
-        if (logits[i] > logits[best]) best = i;
+        if (lg[i] > lg[best]) best = i;
     if (s->p.temperature <= 0) return best;
-    /* softmax(logits / T), candidates sorted by probability (ties: lower id first) */
     float sum = 0;
     for (int i = 0; i < V; i++) {
         s->c[i].id = i;
-        sum += (s->c[i].p = expf((logits[i] - logits[best]) / s->p.temperature));
+        sum += (s->c[i].p = expf((lg[i] - lg[best]) / s->p.temperature));
     }
     for (int i = 0; i < V; i++) s->c[i].p /= sum;
     qsort(s->c, (size_t)V, sizeof *s->c, by_prob_desc);
     int n = V;
     if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
-    float mass = 0;
-    for (int i = 0; i < n; i++) mass += s->c[i].p;
     if (s->p.top_p < 1.0f) {
-        float acc = 0;
+        float mass = 0, acc = 0;
+        for (int i = 0; i < n; i++) mass += s->c[i].p;
         for (int i = 0; i < n; i++) {
             acc += s->c[i].p / mass;
             if (acc >= s->p.top_p) {
@@ -92,9 +122,15 @@ int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
                 break;
             }
         }
-        mass = 0;
-        for (int i = 0; i < n; i++) mass += s->c[i].p;
     }
+    if (s->p.min_p > 0)
+        for (int i = 1; i < n; i++)
+            if (s->c[i].p < s->p.min_p * s->c[0].p) {
+                n = i;
+                break;
+            }
+    float mass = 0;
+    for (int i = 0; i < n; i++) mass += s->c[i].p;
     float r = (float)((xorshift(&s->rng) >> 40) * 0x1p-24) * mass;
     float acc = 0;
     for (int i = 0; i < n; i++) {

@@ -171,7 +171,42 @@ static void test_bad_grid(void) {
     g4c_model_free(m);
 }
 
+/* The image block on sliding layers (spec §3.10, transformers 5.17): a placeholder sees the rest of its run at any
+ * distance, earlier tokens only inside the window; text stays causal; two adjacent images' runs are separate only
+ * when a non-placeholder token (their <image|> / <|image>) sits between them. */
+static void test_block_mask_and_window_clamp(void) {
+    g4c_config c = {0};
+    c.image_token_id = 502, c.video_token_id = 503, c.audio_token_id = 506;
+    int32_t tok[30];
+    int hi[30];
+    for (int i = 0; i < 30; i++) tok[i] = 7;
+    for (int i = 3; i < 23; i++) tok[i] = 502; /* a 20-token image block, longer than an 8-token window */
+    tok[24] = tok[25] = 502;                    /* a second block after one text token */
+    g4c_text_visible_hi(&c, tok, 30, 100, hi);
+    for (int i = 0; i < 30; i++) {
+        const int want = i >= 3 && i < 23 ? 100 + 22 : i == 24 || i == 25 ? 100 + 25 : 100 + i;
+        CHECKF(hi[i] == want, "token %d: hi %d, want %d", i, hi[i], want);
+    }
+    /* kernel: window 8 clamps only the past side; query 3 (block start, position 103) sees 96..122 */
+    enum { N = 30, HD = 4 };
+    float k[N * HD], v[N * HD], q[HD] = {0, 0, 0, 0}, o[HD], orf[HD];
+    for (int j = 0; j < N; j++)
+        for (int d = 0; d < HD; d++) k[j * HD + d] = 0, v[j * HD + d] = (float)j; /* uniform attention: mean of positions */
+    int hi1 = 22;
+    g4c_kv_view kv = {k, v, N, 1, HD, 8, &hi1};
+    float scratch[64];
+    g4c_attention(NULL, o, q, &kv, 1, 3, 1, scratch, 64);
+    g4c_ref_attention(orf, q, &kv, 1, 3, 1);
+    /* positions max(0, 3 - 7) .. 22: mean 11 */
+    CHECKF(fabsf(o[0] - 11.0f) < 1e-5f && fabsf(orf[0] - 11.0f) < 1e-5f, "mean %g / %g", o[0], orf[0]);
+    int hi2 = 22;
+    kv.hi = &hi2;
+    g4c_attention(NULL, o, q, &kv, 1, 20, 1, scratch, 64); /* query at 20: 13 .. 22 -> mean 17.5 */
+    CHECKF(fabsf(o[0] - 17.5f) < 1e-5f, "mean %g", o[0]);
+}
+
 int main(void) {
+    RUN(test_block_mask_and_window_clamp);
     RUN(test_e_f32);
     RUN(test_e_bf16);
     RUN(test_dense_f32);

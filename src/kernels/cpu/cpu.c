@@ -33,27 +33,16 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t r0 = (int64_t)i_task * ROW_BLOCK;
     const int64_t nr = w->rows - r0 < ROW_BLOCK ? w->rows - r0 : ROW_BLOCK;
     const int64_t cols = w->cols;
-    const size_t es = g4c_dtype_infos[w->dtype].size;
-    const char *raw = (const char *)w->data + (size_t)r0 * (size_t)cols * es;
     size_t have = 0;
     float *s = g4c_pool_scratch(j->pool, i_thread, &have);
     const float *wb;
     if (w->dtype == G4C_DTYPE_F32 && ((uintptr_t)w->data % sizeof(float)) == 0) {
-        wb = (const float *)raw;
+        wb = (const float *)w->data + (size_t)r0 * (size_t)cols;
     } else if (have >= (size_t)(nr * cols) * sizeof(float)) {
-        g4c_to_f32(s, raw, w->dtype, (size_t)(nr * cols));
+        for (int64_t r = 0; r < nr; r++) g4c_wmat_row_f32(w, r0 + r, s + (size_t)r * (size_t)cols);
         wb = s;
-    } else { /* no scratch reserved: convert one row at a time on the stack-free slow path */
-        for (int64_t r = 0; r < nr; r++)
-            for (int i = 0; i < j->n; i++) {
-                double acc = 0;
-                for (int64_t c = 0; c < cols; c++) {
-                    float wv;
-                    g4c_to_f32(&wv, raw + ((size_t)r * (size_t)cols + (size_t)c) * es, w->dtype, 1);
-                    acc += (double)j->x[(size_t)i * (size_t)cols + c] * wv;
-                }
-                j->y[(size_t)i * (size_t)w->rows + r0 + r] = (float)acc;
-            }
+    } else {
+        G4C_ASSERT(!"g4c_matmul: reserve g4c_matmul_scratch_bytes(cols) with g4c_pool_reserve first");
         return;
     }
     for (int i = 0; i < j->n; i++) {

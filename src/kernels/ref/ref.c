@@ -5,20 +5,18 @@
 
 #include "kernels/ops.h"
 
-static float wget(const g4c_wmat *w, int64_t r, int64_t c) {
-    float f;
-    const char *p = (const char *)w->data + ((size_t)r * (size_t)w->cols + (size_t)c) * g4c_dtype_infos[w->dtype].size;
-    g4c_to_f32(&f, p, w->dtype, 1);
-    return f;
-}
-
 void g4c_ref_matmul(float *y, const float *x, const g4c_wmat *w, int n) {
-    for (int i = 0; i < n; i++)
-        for (int64_t r = 0; r < w->rows; r++) {
+    float *row = malloc(sizeof(float) * (size_t)w->cols);
+    G4C_ASSERT(row);
+    for (int64_t r = 0; r < w->rows; r++) {
+        g4c_wmat_row_f32(w, r, row);
+        for (int i = 0; i < n; i++) {
             double s = 0;
-            for (int64_t c = 0; c < w->cols; c++) s += (double)x[(size_t)i * w->cols + c] * wget(w, r, c);
+            for (int64_t c = 0; c < w->cols; c++) s += (double)x[(size_t)i * w->cols + c] * row[c];
             y[(size_t)i * w->rows + r] = (float)s;
         }
+    }
+    free(row);
 }
 
 void g4c_ref_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps) {

@@ -1,0 +1,748 @@
+/* gemma4c synth: write a random-weight Hugging Face checkpoint with the real configuration of a Gemma 4 size
+ * (docs/gemma4-spec.md §1 sizes, §8.1 tensor names and shapes). For demos (the `tiny` preset) and for benchmarks at
+ * real shapes: the cost of inference does not depend on the weight values.
+ *   config.json / generation_config.json / processor_config.json   as transformers 5.17 writes them
+ *   model.safetensors     every tensor the loader binds (src/model/weights.c), streamed with constant memory
+ *   tokenizer.json        copied from --tokenizer or $G4C_TOKENIZER_JSON (plus a minimal tokenizer_config.json)
+ * Weights are a pure function of (--seed, tensor name, element index): matrices uniform with std 1/sqrt(fan_in),
+ * embeddings std 1, norm weights in (0.9, 1.1), scalars that must be neutral set to 1 or 0. No NaN, Inf, zero or
+ * subnormal values. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "formats/formats.h"
+
+/* ---- presets (spec §1.1, §1.3) ---- */
+
+typedef struct {
+    const char *name, *label;
+    int H, L, n_head, n_kv, n_kv_full, hd, hd_full, ffn, window, n_kv_shared, ple, max_pos;
+    int full_every;  /* layer i is full attention when (i + 1) % full_every == 0 (and the last always is) */
+    int k_eq_v, double_wide, n_expert, top_k, moe_ffn, bidir;
+    int vH, vL, v_heads, v_hd, v_ffn, v_clipped, v_std;
+    const char *published; /* what the model card says, to set our count against */
+} preset;
+
+static const preset presets[] = {
+    {"tiny", "demo size, real vocabulary", 64, 4, 4, 2, 1, 32, 64, 128, 128, 0, 0, 131072, 4,
+     1, 0, 0, 0, 0, 1, 32, 2, 2, 16, 64, 0, 1, NULL},
+    {"e2b", "Gemma 4 E2B", 1536, 35, 8, 1, 1, 256, 512, 6144, 512, 20, 256, 131072, 5,
+     0, 1, 0, 0, 0, 0, 768, 16, 12, 64, 3072, 1, 0,
+     "published: 5.1 B with embeddings, 2.3 B effective; both include a ~0.3 B audio tower not written here"},
+    {"e4b", "Gemma 4 E4B", 2560, 42, 8, 2, 2, 256, 512, 10240, 512, 18, 256, 131072, 6,
+     0, 0, 0, 0, 0, 0, 768, 16, 12, 64, 3072, 1, 0,
+     "published: 8 B with embeddings, 4.5 B effective; both include a ~0.3 B audio tower not written here"},
+    {"26b-a4b", "Gemma 4 26B-A4B (MoE)", 2816, 30, 16, 8, 2, 256, 512, 2112, 1024, 0, 0, 262144, 6,
+     1, 0, 128, 8, 704, 1, 1152, 27, 16, 72, 4304, 0, 1,
+     "published: 25.2 B total, 3.8 B active (the text decoder)"},
+    {"31b", "Gemma 4 31B", 5376, 60, 32, 16, 4, 256, 512, 21504, 1024, 0, 0, 262144, 6,
+     1, 0, 0, 0, 0, 1, 1152, 27, 16, 72, 4304, 0, 1,
+     "published: 30.7 B (the text decoder)"},
+};
+
+/* ---- tensor list ---- */
+
+enum { K_MAT, K_EMB, K_NORM, K_ONE, K_ZERO, K_CLIP_MIN, K_CLIP_MAX }; /* how a tensor is filled */
+enum { P_TEXT, P_EMBED, P_EXPERT, P_VISION };                         /* what it counts towards */
+#define TAG(kind, part) ((kind) | (part) << 4)
+#define CLIP_VALUE 10.0f
+
+typedef struct {
+    g4c_st_writer *w;
+    g4c_dtype dt;
+    char prefix[64];
+    g4c_err *err;
+} lister;
+
+static g4c_status add(lister *ls, const char *name, int kind, int part, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", ls->prefix, name);
+    const int64_t shape[3] = {d0, d1, d2};
+    /* the clip bounds are f32 scalars whatever the checkpoint's dtype, as the converter writes them */
+    g4c_dtype dt = kind == K_CLIP_MIN || kind == K_CLIP_MAX ? G4C_DTYPE_F32 : ls->dt;
+    return g4c_stw_add(ls->w, full, dt, ndim, shape, TAG(kind, part), ls->err);
+}
+#define MAT(name, r, c) G4C_TRY(add(ls, (name), K_MAT, part, 2, (r), (c), 0))
+#define VEC(name, kind, n) G4C_TRY(add(ls, (name), (kind), part, 1, (n), 0, 0))
+
+static int layer_full(const preset *p, int i) { return (i + 1) % p->full_every == 0 || i == p->L - 1; }
+
+static g4c_status list_text(lister *ls, const preset *p) {
+    const int64_t H = p->H, V = 262144, P = p->ple;
+    int part = P_TEXT;
+    snprintf(ls->prefix, sizeof ls->prefix, "model.language_model.");
+    G4C_TRY(add(ls, "embed_tokens.weight", K_EMB, P_EMBED, 2, V, H, 0));
+    VEC("norm.weight", K_NORM, H);
+    if (P) {
+        G4C_TRY(add(ls, "embed_tokens_per_layer.weight", K_EMB, P_EMBED, 2, V, p->L * P, 0));
+        MAT("per_layer_model_projection.weight", p->L * P, H);
+        VEC("per_layer_projection_norm.weight", K_NORM, P);
+    }
+    for (int l = 0; l < p->L; l++) {
+        const int full = layer_full(p, l), shared = l >= p->L - p->n_kv_shared;
+        const int64_t hd = full ? p->hd_full : p->hd, kv = full ? p->n_kv_full : p->n_kv;
+        const int64_t q = (int64_t)p->n_head * hd, ffn = p->double_wide && shared ? 2LL * p->ffn : p->ffn;
+        char n[128];
+#define LN(s) (snprintf(n, sizeof n, "layers.%d.%s", l, (s)), n)
+        VEC(LN("input_layernorm.weight"), K_NORM, H);
+        VEC(LN("post_attention_layernorm.weight"), K_NORM, H);
+        VEC(LN("pre_feedforward_layernorm.weight"), K_NORM, H);
+        VEC(LN("post_feedforward_layernorm.weight"), K_NORM, H);
+        VEC(LN("layer_scalar"), K_ONE, 1);
+        MAT(LN("self_attn.q_proj.weight"), q, H);
+        MAT(LN("self_attn.o_proj.weight"), H, q);
+        VEC(LN("self_attn.q_norm.weight"), K_NORM, hd);
+        if (!shared) { /* KV-shared layers carry no K/V projections (transformers does not save them) */
+            MAT(LN("self_attn.k_proj.weight"), kv * hd, H);
+            VEC(LN("self_attn.k_norm.weight"), K_NORM, hd);
+            if (!(p->k_eq_v && full)) MAT(LN("self_attn.v_proj.weight"), kv * hd, H);
+        }
+        MAT(LN("mlp.gate_proj.weight"), ffn, H);
+        MAT(LN("mlp.up_proj.weight"), ffn, H);
+        MAT(LN("mlp.down_proj.weight"), H, ffn);
+        if (p->n_expert) {
+            const int64_t E = p->n_expert, I = p->moe_ffn;
+            MAT(LN("router.proj.weight"), E, H);
+            VEC(LN("router.scale"), K_ONE, H);
+            VEC(LN("router.per_expert_scale"), K_ONE, E);
+            G4C_TRY(add(ls, LN("experts.gate_up_proj"), K_MAT, P_EXPERT, 3, E, 2 * I, H));
+            G4C_TRY(add(ls, LN("experts.down_proj"), K_MAT, P_EXPERT, 3, E, H, I));
+            VEC(LN("pre_feedforward_layernorm_2.weight"), K_NORM, H);
+            VEC(LN("post_feedforward_layernorm_1.weight"), K_NORM, H);
+            VEC(LN("post_feedforward_layernorm_2.weight"), K_NORM, H);
+        }
+        if (P) {
+            MAT(LN("per_layer_input_gate.weight"), P, H);
+            MAT(LN("per_layer_projection.weight"), H, P);
+            VEC(LN("post_per_layer_input_norm.weight"), K_NORM, H);
+        }
+#undef LN
+    }
+    return G4C_OK;
+}
+
+static g4c_status clip_linear(lister *ls, const char *name, int64_t rows, int64_t cols, int clipped) {
+    char n[160];
+    snprintf(n, sizeof n, "%s.linear.weight", name);
+    G4C_TRY(add(ls, n, K_MAT, P_VISION, 2, rows, cols, 0));
+    if (!clipped) return G4C_OK;
+    static const char *const which[4] = {"input_min", "input_max", "output_min", "output_max"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(n, sizeof n, "%s.%s", name, which[i]);
+        G4C_TRY(add(ls, n, i % 2 ? K_CLIP_MAX : K_CLIP_MIN, P_VISION, 0, 0, 0, 0));
+    }
+    return G4C_OK;
+}
+
+static g4c_status list_vision(lister *ls, const preset *p) {
+    const int64_t Hv = p->vH, hd = p->v_hd, q = (int64_t)p->v_heads * p->v_hd, F = p->v_ffn;
+    int part = P_VISION;
+    snprintf(ls->prefix, sizeof ls->prefix, "model.vision_tower.");
+    MAT("patch_embedder.input_proj.weight", Hv, 3 * 16 * 16);
+    G4C_TRY(add(ls, "patch_embedder.position_embedding_table", K_EMB, P_VISION, 3, 2, 10240, Hv));
+    for (int l = 0; l < p->vL; l++) {
+        char n[128];
+#define VN(s) (snprintf(n, sizeof n, "encoder.layers.%d.%s", l, (s)), n)
+        VEC(VN("input_layernorm.weight"), K_NORM, Hv);
+        VEC(VN("post_attention_layernorm.weight"), K_NORM, Hv);
+        VEC(VN("pre_feedforward_layernorm.weight"), K_NORM, Hv);
+        VEC(VN("post_feedforward_layernorm.weight"), K_NORM, Hv);
+        VEC(VN("self_attn.q_norm.weight"), K_NORM, hd);
+        VEC(VN("self_attn.k_norm.weight"), K_NORM, hd);
+        G4C_TRY(clip_linear(ls, VN("self_attn.q_proj"), q, Hv, p->v_clipped));
+        G4C_TRY(clip_linear(ls, VN("self_attn.k_proj"), q, Hv, p->v_clipped));
+        G4C_TRY(clip_linear(ls, VN("self_attn.v_proj"), q, Hv, p->v_clipped));
+        G4C_TRY(clip_linear(ls, VN("self_attn.o_proj"), Hv, q, p->v_clipped));
+        G4C_TRY(clip_linear(ls, VN("mlp.gate_proj"), F, Hv, p->v_clipped));
+        G4C_TRY(clip_linear(ls, VN("mlp.up_proj"), F, Hv, p->v_clipped));
+        G4C_TRY(clip_linear(ls, VN("mlp.down_proj"), Hv, F, p->v_clipped));
+#undef VN
+    }
+    if (p->v_std) {
+        VEC("std_bias", K_ZERO, Hv);
+        VEC("std_scale", K_ONE, Hv);
+    }
+    snprintf(ls->prefix, sizeof ls->prefix, "model.embed_vision.");
+    MAT("embedding_projection.weight", p->H, Hv);
+    return G4C_OK;
+}
+#undef MAT
+#undef VEC
+
+/* ---- weight values ---- */
+
+static uint64_t mix64(uint64_t z) { /* splitmix64's finalizer */
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
+
+static uint64_t tensor_key(uint64_t seed, const char *name) {
+    uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * UINT64_C(0x100000001b3);
+    return mix64(h ^ mix64(seed + GOLDEN));
+}
+
+/* n values of a tensor starting at element i0. Uniform draws are odd multiples of 2^-23 in (-1, 1): never 0, so
+ * even the smallest matrix value (2^-23 * sqrt(3/fan_in)) is a normal number in f32 and bf16. */
+static void fill(float *dst, size_t n, uint64_t key, uint64_t i0, int kind, float amp) {
+    switch (kind) {
+    case K_ONE: for (size_t i = 0; i < n; i++) dst[i] = 1.0f; return;
+    case K_ZERO: for (size_t i = 0; i < n; i++) dst[i] = 0.0f; return;
+    case K_CLIP_MIN: for (size_t i = 0; i < n; i++) dst[i] = -CLIP_VALUE; return;
+    case K_CLIP_MAX: for (size_t i = 0; i < n; i++) dst[i] = CLIP_VALUE; return;
+    default: break;
+    }
+    const float off = kind == K_NORM ? 1.0f : 0.0f, a = amp * (1.0f / 8388608.0f);
+    uint64_t z = key + i0 * GOLDEN;
+    for (size_t i = 0; i < n; i++) {
+        z += GOLDEN;
+        const int32_t k = (int32_t)(mix64(z) >> 41); /* 23 bits */
+        dst[i] = off + (float)(2 * k + 1 - 8388608) * a;
+    }
+}
+
+static float amplitude(const g4c_stw_tensor *t) {
+    switch (t->tag & 15) {
+    case K_MAT: return sqrtf(3.0f / (float)t->shape[t->ndim - 1]); /* std 1/sqrt(fan_in); fan_in = last dim */
+    case K_EMB: return sqrtf(3.0f);                                 /* std 1 */
+    case K_NORM: return 0.1f;                                       /* 1 +- 0.1 */
+    default: return 0.0f;
+    }
+}
+
+/* ---- small helpers ---- */
+
+static volatile sig_atomic_t g_signal;
+static void on_signal(int sig) { g_signal = sig; }
+
+/* bytes: "9.59 GB"; parameter counts (unit ""): "4.80 B", "168.5 M" */
+static const char *human(char *buf, size_t size, double v, const char *unit) {
+    if (v >= 1e9) snprintf(buf, size, "%.2f %s", v / 1e9, *unit ? "GB" : "B");
+    else if (v >= 1e6) snprintf(buf, size, "%.1f M%s", v / 1e6, unit);
+    else if (v >= 1e3) snprintf(buf, size, "%.1f k%s", v / 1e3, unit);
+    else snprintf(buf, size, "%.0f%s%s", v, *unit ? " " : "", unit);
+    return buf;
+}
+
+static const char *commas(char *buf, size_t size, uint64_t v) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v), o = 0;
+    for (int i = 0; i < n && o + 2 < (int)size; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            struct stat st;
+            if (stat(buf, &st) != 0) return -1;
+            if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return 0;
+}
+
+/* ---- JSON in transformers' layout: json.dumps(indent=2, sort_keys=True) ---- */
+
+static int cmp_item(const void *a, const void *b) {
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+static void jprint(FILE *f, const cJSON *j, int depth) {
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        const int obj = cJSON_IsObject(j);
+        const int n = cJSON_GetArraySize(j);
+        if (!n) { fputs(obj ? "{}" : "[]", f); return; }
+        const cJSON *items[256]; /* our objects and arrays are small (60 layer types at most) */
+        G4C_ASSERT(n <= 256);
+        int k = 0;
+        for (const cJSON *it = j->child; it; it = it->next) items[k++] = it;
+        if (obj) qsort(items, (size_t)n, sizeof *items, cmp_item);
+        fputs(obj ? "{\n" : "[\n", f);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%*s", 2 * (depth + 1), "");
+            if (obj) fprintf(f, "\"%s\": ", items[i]->string);
+            jprint(f, items[i], depth + 1);
+            fputs(i + 1 < n ? ",\n" : "\n", f);
+        }
+        fprintf(f, "%*s%c", 2 * depth, "", obj ? '}' : ']');
+    } else if (cJSON_IsRaw(j)) {
+        fputs(j->valuestring, f);
+    } else if (cJSON_IsNumber(j)) {
+        fprintf(f, "%lld", (long long)j->valuedouble);
+    } else if (cJSON_IsString(j)) {
+        fprintf(f, "\"%s\"", j->valuestring); /* our strings are plain ASCII without quotes or backslashes */
+    } else if (cJSON_IsBool(j)) {
+        fputs(cJSON_IsTrue(j) ? "true" : "false", f);
+    } else {
+        fputs("null", f);
+    }
+}
+
+/* Write DIR/name atomically (name.tmp, then rename). */
+static int write_json(const char *dir, const char *name, const cJSON *j) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) { fprintf(stderr, "gemma4c synth: cannot create %s: %s\n", tmp, strerror(errno)); return 1; }
+    jprint(f, j, 0);
+    fputc('\n', f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "gemma4c synth: cannot write %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    return 0;
+}
+
+static cJSON *num(double v) { return cJSON_CreateNumber(v); }
+static cJSON *flt(const char *repr) { return cJSON_CreateRaw(repr); } /* Python's float repr, e.g. "1e-06", "30.0" */
+static void put(cJSON *o, const char *k, cJSON *v) { cJSON_AddItemToObject(o, k, v); }
+
+static cJSON *make_config(const preset *p, g4c_dtype dt, int vision) {
+    cJSON *root = cJSON_CreateObject(), *tc = cJSON_CreateObject();
+    cJSON *arch = cJSON_CreateArray();
+    cJSON_AddItemToArray(arch, cJSON_CreateString("Gemma4ForConditionalGeneration"));
+    put(root, "architectures", arch);
+    put(root, "audio_config", cJSON_CreateNull());
+    put(root, "audio_token_id", num(258881));
+    put(root, "boa_token_id", num(256000));
+    put(root, "boi_token_id", num(255999));
+    put(root, "dtype", cJSON_CreateString(dt == G4C_DTYPE_BF16 ? "bfloat16" : "float32"));
+    put(root, "eoa_token_index", num(258883));
+    put(root, "eoi_token_id", num(258882));
+    const int eos[2] = {1, 106};
+    put(root, "eos_token_id", cJSON_CreateIntArray(eos, 2));
+    put(root, "image_token_id", num(258880));
+    put(root, "initializer_range", flt("0.02"));
+    put(root, "model_type", cJSON_CreateString("gemma4"));
+    put(root, "tie_word_embeddings", cJSON_CreateTrue());
+    put(root, "transformers_version", cJSON_CreateString("5.17.0"));
+    put(root, "video_token_id", num(258884));
+
+    put(tc, "attention_bias", cJSON_CreateFalse());
+    put(tc, "attention_dropout", flt("0.0"));
+    put(tc, "attention_k_eq_v", cJSON_CreateBool(p->k_eq_v));
+    put(tc, "bos_token_id", num(2));
+    put(tc, "enable_moe_block", cJSON_CreateBool(p->n_expert > 0));
+    put(tc, "eos_token_id", num(1));
+    put(tc, "final_logit_softcapping", flt("30.0"));
+    put(tc, "head_dim", num(p->hd));
+    put(tc, "hidden_activation", cJSON_CreateString("gelu_pytorch_tanh"));
+    put(tc, "hidden_size", num(p->H));
+    put(tc, "hidden_size_per_layer_input", num(p->ple));
+    put(tc, "initializer_range", flt("0.02"));
+    put(tc, "intermediate_size", num(p->ffn));
+    cJSON *lt = cJSON_CreateArray(), *plc = cJSON_CreateObject();
+    for (int i = 0; i < p->L; i++) {
+        const int full = layer_full(p, i);
+        cJSON_AddItemToArray(lt, cJSON_CreateString(full ? "full_attention" : "sliding_attention"));
+        if (!full) continue;
+        cJSON *e = cJSON_CreateObject();
+        put(e, "head_dim", num(p->hd_full));
+        if (p->n_kv_full != p->n_kv) put(e, "num_key_value_heads", num(p->n_kv_full));
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        put(plc, k, e);
+    }
+    put(tc, "layer_types", lt);
+    put(tc, "max_position_embeddings", num(p->max_pos));
+    put(tc, "model_type", cJSON_CreateString("gemma4_text"));
+    put(tc, "moe_intermediate_size", p->n_expert ? num(p->moe_ffn) : cJSON_CreateNull());
+    put(tc, "num_attention_heads", num(p->n_head));
+    put(tc, "num_experts", p->n_expert ? num(p->n_expert) : cJSON_CreateNull());
+    put(tc, "num_hidden_layers", num(p->L));
+    put(tc, "num_key_value_heads", num(p->n_kv));
+    put(tc, "num_kv_shared_layers", num(p->n_kv_shared));
+    put(tc, "pad_token_id", num(0));
+    put(tc, "per_layer_config", plc);
+    put(tc, "rms_norm_eps", flt("1e-06"));
+    cJSON *rp = cJSON_CreateObject(), *rf = cJSON_CreateObject(), *rs = cJSON_CreateObject();
+    put(rf, "partial_rotary_factor", flt("0.25"));
+    put(rf, "rope_theta", flt("1000000.0"));
+    put(rf, "rope_type", cJSON_CreateString("proportional"));
+    put(rs, "rope_theta", flt("10000.0"));
+    put(rs, "rope_type", cJSON_CreateString("default"));
+    put(rp, "full_attention", rf);
+    put(rp, "sliding_attention", rs);
+    put(tc, "rope_parameters", rp);
+    put(tc, "sliding_window", num(p->window));
+    put(tc, "tie_word_embeddings", cJSON_CreateTrue());
+    put(tc, "top_k_experts", p->n_expert ? num(p->top_k) : cJSON_CreateNull());
+    put(tc, "use_bidirectional_attention", p->bidir ? cJSON_CreateString("vision") : cJSON_CreateNull());
+    put(tc, "use_cache", cJSON_CreateTrue());
+    put(tc, "use_double_wide_mlp", cJSON_CreateBool(p->double_wide));
+    put(tc, "vocab_size", num(262144));
+    put(tc, "vocab_size_per_layer_input", num(262144));
+    put(root, "text_config", tc);
+
+    if (!vision) {
+        put(root, "vision_config", cJSON_CreateNull());
+        return root;
+    }
+    cJSON *vc = cJSON_CreateObject();
+    put(vc, "_name_or_path", cJSON_CreateString(""));
+    put(vc, "architectures", cJSON_CreateNull());
+    put(vc, "attention_bias", cJSON_CreateFalse());
+    put(vc, "attention_dropout", flt("0.0"));
+    put(vc, "chunk_size_feed_forward", num(0));
+    put(vc, "dtype", cJSON_CreateNull());
+    put(vc, "head_dim", num(p->v_hd));
+    put(vc, "hidden_activation", cJSON_CreateString("gelu_pytorch_tanh"));
+    put(vc, "hidden_size", num(p->vH));
+    cJSON *i2l = cJSON_CreateObject(), *l2i = cJSON_CreateObject();
+    put(i2l, "0", cJSON_CreateString("LABEL_0"));
+    put(i2l, "1", cJSON_CreateString("LABEL_1"));
+    put(l2i, "LABEL_0", num(0));
+    put(l2i, "LABEL_1", num(1));
+    put(vc, "id2label", i2l);
+    put(vc, "initializer_range", flt("0.02"));
+    put(vc, "intermediate_size", num(p->v_ffn));
+    put(vc, "is_encoder_decoder", cJSON_CreateFalse());
+    put(vc, "label2id", l2i);
+    put(vc, "max_position_embeddings", num(131072));
+    put(vc, "model_type", cJSON_CreateString("gemma4_vision"));
+    put(vc, "num_attention_heads", num(p->v_heads));
+    put(vc, "num_hidden_layers", num(p->vL));
+    put(vc, "num_key_value_heads", num(p->v_heads));
+    put(vc, "output_attentions", cJSON_CreateFalse());
+    put(vc, "output_hidden_states", cJSON_CreateFalse());
+    put(vc, "patch_size", num(16));
+    put(vc, "pooling_kernel_size", num(3));
+    put(vc, "position_embedding_size", num(10240));
+    put(vc, "problem_type", cJSON_CreateNull());
+    put(vc, "return_dict", cJSON_CreateTrue());
+    put(vc, "rms_norm_eps", flt("1e-06"));
+    cJSON *vr = cJSON_CreateObject();
+    put(vr, "rope_theta", flt("100.0"));
+    put(vr, "rope_type", cJSON_CreateString("axial"));
+    put(vc, "rope_parameters", vr);
+    put(vc, "standardize", cJSON_CreateBool(p->v_std));
+    put(vc, "use_clipped_linears", cJSON_CreateBool(p->v_clipped));
+    put(root, "vision_config", vc);
+    return root;
+}
+
+static cJSON *make_generation_config(void) {
+    cJSON *g = cJSON_CreateObject();
+    const int eos[3] = {1, 106, 50};
+    put(g, "bos_token_id", num(2));
+    put(g, "do_sample", cJSON_CreateTrue());
+    put(g, "eos_token_id", cJSON_CreateIntArray(eos, 3));
+    put(g, "pad_token_id", num(0));
+    put(g, "temperature", flt("1.0"));
+    put(g, "top_k", num(64));
+    put(g, "top_p", flt("0.95"));
+    put(g, "transformers_version", cJSON_CreateString("5.17.0"));
+    return g;
+}
+
+static cJSON *make_processor_config(void) {
+    cJSON *pc = cJSON_CreateObject(), *ip = cJSON_CreateObject();
+    put(ip, "do_normalize", cJSON_CreateFalse());
+    put(ip, "do_rescale", cJSON_CreateTrue());
+    put(ip, "do_resize", cJSON_CreateTrue());
+    put(ip, "image_processor_type", cJSON_CreateString("Gemma4ImageProcessor"));
+    put(ip, "max_soft_tokens", num(280));
+    put(ip, "patch_size", num(16));
+    put(ip, "pooling_kernel_size", num(3));
+    put(ip, "rescale_factor", flt("0.00392156862745098"));
+    put(pc, "image_processor", ip);
+    put(pc, "processor_class", cJSON_CreateString("Gemma4Processor"));
+    return pc;
+}
+
+static cJSON *make_tokenizer_config(const preset *p) {
+    cJSON *t = cJSON_CreateObject();
+    put(t, "add_bos_token", cJSON_CreateFalse());
+    put(t, "add_eos_token", cJSON_CreateFalse());
+    put(t, "bos_token", cJSON_CreateString("<bos>"));
+    put(t, "eos_token", cJSON_CreateString("<eos>"));
+    put(t, "model_max_length", num(p->max_pos));
+    put(t, "pad_token", cJSON_CreateString("<pad>"));
+    put(t, "padding_side", cJSON_CreateString("left"));
+    put(t, "tokenizer_class", cJSON_CreateString("GemmaTokenizer"));
+    put(t, "unk_token", cJSON_CreateString("<unk>"));
+    return t;
+}
+
+/* Copy src to DIR/tokenizer.json (via a temporary file). */
+static int copy_tokenizer(const char *src, const char *dir) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(src, "rb");
+    if (!in) { fprintf(stderr, "gemma4c synth: cannot open tokenizer %s: %s\n", src, strerror(errno)); return 1; }
+    FILE *out = fopen(tmp, "wb");
+    if (!out) {
+        fprintf(stderr, "gemma4c synth: cannot create %s: %s\n", tmp, strerror(errno));
+        fclose(in);
+        return 1;
+    }
+    static char buf[1 << 16];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) bad |= fwrite(buf, 1, n, out) != n;
+    bad |= ferror(in);
+    fclose(in);
+    if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "gemma4c synth: cannot copy the tokenizer to %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the command ---- */
+
+static const char *const synth_help =
+    "usage: gemma4c synth --preset tiny|e2b|e4b|26b-a4b|31b --out DIR [--dtype bf16|f32] [--seed S]\n"
+    "                     [--tokenizer tokenizer.json] [--no-vision] [--dry-run]\n"
+    "Writes a random-weight Hugging Face checkpoint with the real configuration of a Gemma 4 size: config.json,\n"
+    "generation_config.json, processor_config.json and model.safetensors (every tensor the loader needs; streamed\n"
+    "with constant memory, written as model.safetensors.tmp and renamed when complete). For demos and for\n"
+    "benchmarks at real shapes: inference cost does not depend on the weight values. Output is not meaningful text.\n"
+    "  --preset NAME       tiny (hidden 64, 4 layers, real 262144 vocabulary, tiny vision tower; ~35 MB in bf16),\n"
+    "                      e2b, e4b, 26b-a4b, 31b (spec §1 shapes; no audio tower)\n"
+    "  -o, --out DIR       output directory (created if needed)\n"
+    "  --dtype bf16|f32    weight dtype (default bf16, as published)\n"
+    "  --seed S            weights are a function of S (default 1)\n"
+    "  --tokenizer FILE    copy this tokenizer.json into DIR (default: $G4C_TOKENIZER_JSON); a Gemma 3 one works\n"
+    "  --no-vision         text decoder only (vision_config null)\n"
+    "  --dry-run           print tensor count, bytes and parameter counts; write nothing\n";
+
+typedef struct {
+    uint64_t total, text, vision, embed, expert;
+} counts;
+
+int cmd_synth(int argc, char **argv) {
+    const char *preset_name = NULL, *out = NULL, *tok = NULL;
+    g4c_dtype dt = G4C_DTYPE_BF16;
+    uint64_t seed = 1;
+    int vision = 1, dry = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = !strcmp(a, "--preset") || !strcmp(a, "--out") || !strcmp(a, "-o") || !strcmp(a, "--dtype") ||
+                    !strcmp(a, "--seed") || !strcmp(a, "--tokenizer");
+        if (takes && !v) { fprintf(stderr, "gemma4c synth: %s needs a value\n", a); return 2; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(synth_help, stdout); return 0; }
+        else if (!strcmp(a, "--preset")) preset_name = v;
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--tokenizer")) tok = v;
+        else if (!strcmp(a, "--dtype")) {
+            if (!strcmp(v, "bf16") || !strcmp(v, "bfloat16")) dt = G4C_DTYPE_BF16;
+            else if (!strcmp(v, "f32") || !strcmp(v, "float32")) dt = G4C_DTYPE_F32;
+            else { fprintf(stderr, "gemma4c synth: --dtype must be bf16 or f32, got '%s'\n", v); return 2; }
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (!*v || *end || errno || *v == '-') {
+                fprintf(stderr, "gemma4c synth: --seed needs a non-negative integer, got '%s'\n", v);
+                return 2;
+            }
+            seed = s;
+        } else if (!strcmp(a, "--no-vision")) vision = 0;
+        else if (!strcmp(a, "--dry-run")) dry = 1;
+        else { fprintf(stderr, "gemma4c synth: unknown option '%s' (see gemma4c synth --help)\n", a); return 2; }
+        i += takes;
+    }
+    const preset *p = NULL;
+    for (size_t i = 0; preset_name && i < sizeof presets / sizeof *presets; i++)
+        if (!strcmp(preset_name, presets[i].name)) p = &presets[i];
+    if (!p) {
+        if (preset_name) fprintf(stderr, "gemma4c synth: unknown preset '%s'", preset_name);
+        else fprintf(stderr, "gemma4c synth: --preset is required");
+        fprintf(stderr, " (tiny, e2b, e4b, 26b-a4b, 31b)\n");
+        return 2;
+    }
+    if (!out && !dry) { fprintf(stderr, "gemma4c synth: --out DIR is required\n%s", synth_help); return 2; }
+    if (!tok && !dry) {
+        const char *env = getenv("G4C_TOKENIZER_JSON");
+        if (env && *env) tok = env;
+    }
+
+    /* every tensor, in file order */
+    g4c_err err = {0};
+    g4c_st_writer *w = NULL;
+    lister ls = {.dt = dt, .err = &err};
+    int rc = 1;
+    if (g4c_stw_new(&w, &err) != G4C_OK) { cli_die_err("synth", &err); return 1; }
+    ls.w = w;
+    if (list_text(&ls, p) != G4C_OK || (vision && list_vision(&ls, p) != G4C_OK)) {
+        cli_die_err("synth", &err);
+        g4c_stw_free(w);
+        return 1;
+    }
+    g4c_stw_sort(w);
+    counts c = {0};
+    const int nt = g4c_stw_count(w);
+    for (int i = 0; i < nt; i++) {
+        const g4c_stw_tensor *t = g4c_stw_get(w, i);
+        const int part = t->tag >> 4;
+        c.total += t->numel;
+        if (part == P_VISION) c.vision += t->numel;
+        else c.text += t->numel;
+        if (part == P_EMBED) c.embed += t->numel;
+        if (part == P_EXPERT) c.expert += t->numel;
+    }
+    const uint64_t file_size = g4c_stw_file_size(w), data_size = g4c_stw_data_size(w);
+
+    char path[4096];
+    struct sigaction sa = {0}, old_int, old_term, old_hup;
+    int handlers = 0;
+    if (!dry) {
+        if (make_dirs(out) != 0) {
+            fprintf(stderr, "gemma4c synth: cannot create the output directory %s: %s\n", out, strerror(errno));
+            goto done;
+        }
+        if (access(out, W_OK) != 0) {
+            fprintf(stderr, "gemma4c synth: the output directory %s is not writable: %s\n", out, strerror(errno));
+            goto done;
+        }
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
+        if (access(path, F_OK) == 0) {
+            fprintf(stderr, "gemma4c synth: %s already holds a sharded checkpoint (model.safetensors.index.json), "
+                    "which the loader would read instead; choose another --out\n", out);
+            goto done;
+        }
+        struct statvfs fs;
+        if (statvfs(out, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < file_size + ((uint64_t)64 << 20)) {
+            char need[32], have[32];
+            fprintf(stderr, "gemma4c synth: not enough space in %s: the checkpoint needs %s, %s is free\n", out,
+                    human(need, sizeof need, (double)file_size, "B"),
+                    human(have, sizeof have, (double)fs.f_bavail * fs.f_frsize, "B"));
+            goto done;
+        }
+        if (tok && access(tok, R_OK) != 0) {
+            fprintf(stderr, "gemma4c synth: cannot read tokenizer %s: %s\n", tok, strerror(errno));
+            goto done;
+        }
+        snprintf(path, sizeof path, "%s/model.safetensors", out);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        g_signal = 0;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGHUP, &sa, &old_hup);
+        handlers = 1;
+        if (g4c_stw_open(w, path, &err) != G4C_OK) { cli_die_err("synth", &err); goto done; }
+        enum { CHUNK = 1 << 18 }; /* elements: 1 MB of f32, 512 KB of bf16 */
+        float *buf = malloc(sizeof(float) * CHUNK);
+        uint16_t *half = malloc(sizeof(uint16_t) * CHUNK);
+        if (!buf || !half) {
+            free(buf);
+            free(half);
+            fprintf(stderr, "gemma4c synth: out of memory\n");
+            goto done;
+        }
+        const int tty = isatty(2);
+        double t0 = g4c_time_ms(), last = 0;
+        g4c_status st = G4C_OK;
+        for (int i = 0; i < nt && st == G4C_OK && !g_signal; i++) {
+            const g4c_stw_tensor *t = g4c_stw_get(w, i);
+            const uint64_t key = tensor_key(seed, t->name);
+            const float amp = amplitude(t);
+            for (uint64_t at = 0; at < t->numel && st == G4C_OK && !g_signal; at += CHUNK) {
+                const size_t n = (size_t)(t->numel - at < CHUNK ? t->numel - at : CHUNK);
+                fill(buf, n, key, at, t->tag & 15, amp);
+                if (t->dtype == G4C_DTYPE_BF16) {
+                    for (size_t k = 0; k < n; k++) { /* round to nearest even; values are finite */
+                        uint32_t u;
+                        memcpy(&u, &buf[k], 4);
+                        half[k] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+                    }
+                    st = g4c_stw_write(w, half, n * 2, &err);
+                } else {
+                    st = g4c_stw_write(w, buf, n * 4, &err);
+                }
+                double now = g4c_time_ms();
+                if (tty && now - last > 200) {
+                    last = now;
+                    double done_b = (double)g4c_stw_written(w);
+                    fprintf(stderr, "\rwriting %.1f / %.1f GB (%.0f%%, %.2f GB/s) ", done_b / 1e9, data_size / 1e9,
+                            100.0 * done_b / (data_size ? data_size : 1), done_b / 1e6 / (now - t0 + 1e-9));
+                }
+            }
+        }
+        free(buf);
+        free(half);
+        if (tty) fprintf(stderr, "\r%60s\r", "");
+        if (g_signal) {
+            fprintf(stderr, "gemma4c synth: interrupted; removed the partial %s.tmp\n", path);
+            rc = 128 + g_signal;
+            goto done;
+        }
+        if (st == G4C_OK) st = g4c_stw_finish(w, &err);
+        if (st != G4C_OK) { cli_die_err("synth", &err); goto done; }
+        double secs = (g4c_time_ms() - t0) / 1e3;
+        cJSON *j[3] = {make_config(p, dt, vision), make_generation_config(), vision ? make_processor_config() : NULL};
+        int bad = write_json(out, "config.json", j[0]) || write_json(out, "generation_config.json", j[1]) ||
+                  (j[2] && write_json(out, "processor_config.json", j[2]));
+        for (int k = 0; k < 3; k++) cJSON_Delete(j[k]);
+        if (bad) goto done;
+        if (tok) {
+            cJSON *tc = make_tokenizer_config(p);
+            bad = copy_tokenizer(tok, out) || write_json(out, "tokenizer_config.json", tc);
+            cJSON_Delete(tc);
+            if (bad) goto done;
+        } else {
+            fprintf(stderr, "gemma4c synth: warning: no tokenizer given (--tokenizer FILE or $G4C_TOKENIZER_JSON): "
+                    "`gemma4c run` will need a tokenizer.json in %s; `generate --tokens` works without\n", out);
+        }
+        fprintf(stderr, "wrote %.2f GB in %.1f s (%.2f GB/s)\n", file_size / 1e9, secs, file_size / 1e9 / (secs + 1e-9));
+    }
+
+    /* summary */
+    char a[40], b[40];
+    printf("preset      %s (%s)%s\n", p->name, p->label, vision ? "" : ", no vision");
+    printf("dtype       %s, seed %llu\n", dt == G4C_DTYPE_BF16 ? "bf16" : "f32", (unsigned long long)seed);
+    printf("tensors     %d\n", nt);
+    printf("bytes       %s (%s)\n", commas(a, sizeof a, file_size), human(b, sizeof b, (double)file_size, "B"));
+    printf("params      %s (%s)\n", commas(a, sizeof a, c.total), human(b, sizeof b, (double)c.total, ""));
+    printf("  text      %s (%s)\n", commas(a, sizeof a, c.text), human(b, sizeof b, (double)c.text, ""));
+    if (vision) printf("  vision    %s (%s)\n", commas(a, sizeof a, c.vision), human(b, sizeof b, (double)c.vision, ""));
+    printf("  embedding %s (%s; without embedding tables %s)\n", commas(a, sizeof a, c.embed),
+           human(b, sizeof b, (double)c.embed, ""), human((char[40]){0}, 40, (double)(c.total - c.embed), ""));
+    if (p->n_expert) {
+        const uint64_t active = c.text - c.expert + c.expert / (uint64_t)p->n_expert * (uint64_t)p->top_k;
+        printf("  active    %s (%s per token in the text decoder: %d of %d experts)\n", commas(a, sizeof a, active),
+               human(b, sizeof b, (double)active, ""), p->top_k, p->n_expert);
+    }
+    if (p->published) printf("note        %s\n", p->published);
+    printf("path        %s\n", dry ? "(dry run: nothing written)" : path);
+    rc = 0;
+done:
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGHUP, &old_hup, NULL);
+    }
+    g4c_stw_free(w); /* removes model.safetensors.tmp unless it was completed */
+    return rc;
+}
