@@ -96,7 +96,16 @@ int g4c_pool_n_threads(const g4c_pool *p);
  * least size_bytes (64-byte aligned); scratch returns thread i_thread's buffer and its size. */
 g4c_status g4c_pool_reserve(g4c_pool *p, size_t size_bytes, g4c_err *err);
 void *g4c_pool_scratch(const g4c_pool *p, int i_thread, size_t *size_bytes);
-/* Runs all tasks (the caller's thread takes part) and returns when every one has finished. */
+/* A buffer shared by the tasks of one operation (e.g. quantized activations), grown on demand; NULL when memory
+ * runs out (callers then take a path that needs none). Valid until the next call; hold g4c_pool_lock around its
+ * use when several threads share the pool. */
+void *g4c_pool_shared(g4c_pool *p, size_t size_bytes);
+/* Serialize callers: a pool (and its scratch) serves one caller at a time. g4c_pool_run takes the lock itself;
+ * the lock is recursive, so an operation may hold it across several runs. */
+void g4c_pool_lock(g4c_pool *p);
+void g4c_pool_unlock(g4c_pool *p);
+/* Runs all tasks (the caller's thread takes part) and returns when every one has finished. Thread-safe: concurrent
+ * callers are served one after another. */
 void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks);
 int g4c_n_cpus(void);
 

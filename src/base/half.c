@@ -12,7 +12,7 @@ const struct g4c_dtype_info g4c_dtype_infos[G4C_DTYPE_COUNT] = {
     [G4C_DTYPE_Q4_1] = {"Q4_1", NULL, 20, 32, 3},   [G4C_DTYPE_Q5_0] = {"Q5_0", NULL, 22, 32, 6},
     [G4C_DTYPE_Q5_1] = {"Q5_1", NULL, 24, 32, 7},   [G4C_DTYPE_Q8_0] = {"Q8_0", NULL, 34, 32, 8},
     [G4C_DTYPE_Q4_K] = {"Q4_K", NULL, 144, 256, 12}, [G4C_DTYPE_Q5_K] = {"Q5_K", NULL, 176, 256, 13},
-    [G4C_DTYPE_Q6_K] = {"Q6_K", NULL, 210, 256, 14}, [G4C_DTYPE_U32] = {"U32", NULL, 4, 1, -1},
+    [G4C_DTYPE_Q6_K] = {"Q6_K", NULL, 210, 256, 14}, [G4C_DTYPE_U32] = {"U32", "U32", 4, 1, -1},
 };
 _Static_assert(G4C_DTYPE_COUNT == 12, "update g4c_dtype_infos");
 

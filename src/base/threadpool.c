@@ -22,6 +22,9 @@ struct g4c_pool {
     atomic_int next;
     void **scratch;          /* [n_threads] per-thread buffers of scratch_size bytes */
     size_t scratch_size;
+    pthread_mutex_t run_mu;  /* recursive: one caller at a time (sessions on other threads wait their turn) */
+    void *shared;            /* g4c_pool_shared's buffer */
+    size_t shared_size;
 };
 
 static void drain(g4c_pool *p, int i_thread) {
@@ -66,6 +69,11 @@ g4c_status g4c_pool_init(g4c_pool **out, int n_threads, g4c_err *err) {
     if (!p) return G4C_E_NOMEM;
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&p->run_mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_cond_init(&p->cv_start, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     p->workers = g4c_calloc((size_t)n_threads, sizeof(pthread_t), err);
@@ -97,6 +105,8 @@ void g4c_pool_free(g4c_pool *p) {
         for (int i = 0; i < p->n_threads; i++) g4c_afree(p->scratch[i]);
     free(p->scratch);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->run_mu);
+    g4c_afree(p->shared);
     pthread_cond_destroy(&p->cv_start);
     pthread_cond_destroy(&p->cv_done);
     free(p->workers);
@@ -127,12 +137,34 @@ void *g4c_pool_scratch(const g4c_pool *p, int i_thread, size_t *size_bytes) {
     return p->scratch[i_thread];
 }
 
+void g4c_pool_lock(g4c_pool *p) {
+    if (p) pthread_mutex_lock(&p->run_mu);
+}
+void g4c_pool_unlock(g4c_pool *p) {
+    if (p) pthread_mutex_unlock(&p->run_mu);
+}
+
+void *g4c_pool_shared(g4c_pool *p, size_t size_bytes) {
+    if (!p) return NULL;
+    if (size_bytes > p->shared_size) {
+        void *b = g4c_amalloc(size_bytes, 1, NULL);
+        if (!b) return NULL;
+        g4c_afree(p->shared);
+        p->shared = b;
+        p->shared_size = size_bytes;
+    }
+    return p->shared;
+}
+
 void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1) {
+        g4c_pool_lock(p); /* per-thread scratch belongs to one caller at a time */
         for (int i = 0; i < n_tasks; i++) fn(ctx, i, 0);
+        g4c_pool_unlock(p);
         return;
     }
+    g4c_pool_lock(p);
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
@@ -146,4 +178,5 @@ void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
     pthread_mutex_lock(&p->mu);
     while (p->n_busy > 0) pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    g4c_pool_unlock(p);
 }

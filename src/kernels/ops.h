@@ -12,7 +12,8 @@
 
 /* A weight matrix as stored: [rows][cols] (PyTorch Linear [out][in]) of any dtype, any alignment.
  * Block types (Q4_0 ... Q6_K) hold each row as cols / block blocks. MLX affine matrices (dtype U32, spec §8.3) hold
- * each row as cols·bits/32 u32 words of codes packed LSB-first, and w = scale · q + bias per group of `group`
+ * each row as cols·bits/32 u32 words of codes packed LSB-first (one little-endian bit stream, so 3/5/6-bit codes
+ * may straddle words), and w = scale · q + bias per group of `group`
  * columns, scales/biases [rows][cols / group] of scale_dtype. */
 typedef struct {
     g4c_dtype dtype;
@@ -69,6 +70,9 @@ void g4c_ref_softcap(float *x, int n, float cap);
 void g4c_ref_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head);
 
 /* ---- fast CPU path ---------------------------------------------------------------------------------------- */
+/* ISA the fast path uses: 1 = AVX2 + FMA + F16C (when the CPU has them), 0 = portable C. Tests run both. */
+void g4c_cpu_set_isa(int level);
+int g4c_cpu_isa(void);
 /* Weights not stored as aligned f32 are converted a block of rows at a time into the pool's per-thread scratch:
  * reserve g4c_matmul_scratch_bytes(widest cols) with g4c_pool_reserve first (the model does at load; a missing
  * reservation is a bug and asserts). */

@@ -1,5 +1,6 @@
 /* Every fast CPU op against its scalar reference on fresh random inputs, odd shapes included
  * (style.md §7.4). Tolerance: relative L2 error; f32 accumulation vs f64 over <= 4096 terms. */
+#include "kernels/cpu/cpu_int.h"
 #include "kernels/ops.h"
 #include "test.h"
 
@@ -59,6 +60,72 @@ static void test_matmul(void) {
             free(x), free(w), free(wr), free(y), free(yr), free(buf);
         }
     }
+    g4c_pool_free(pool);
+}
+
+/* random but valid ggml blocks: scale d as f16, codes uniform */
+static void *random_blocks(g4c_dtype t, int64_t rows, int64_t cols) {
+    const size_t n = g4c_dtype_bytes(t, rows * cols);
+    uint8_t *b = malloc(n + 1), *p = b + 1; /* odd address: kernels must not assume alignment */
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)test_rng_u64(&seed);
+    const size_t bs = g4c_dtype_infos[t].size;
+    /* byte offsets of the f16 fields of each block layout (base/half.c) */
+    const int two = t == G4C_DTYPE_Q4_1 || t == G4C_DTYPE_Q5_1 || t == G4C_DTYPE_Q4_K || t == G4C_DTYPE_Q5_K;
+    const size_t off0 = t == G4C_DTYPE_Q6_K ? 208 : 0;
+    for (size_t i = 0; i < n / bs; i++) {
+        uint16_t d = g4c_f32_to_f16(0.001f + 0.02f * (test_rng_f(&seed) + 1.0f));
+        memcpy(p + i * bs + off0, &d, 2);
+        if (two) {
+            uint16_t m = g4c_f32_to_f16(0.02f * test_rng_f(&seed));
+            memcpy(p + i * bs + 2, &m, 2);
+        }
+        if (t == G4C_DTYPE_Q8_0)
+            for (int k = 0; k < 32; k++) if (p[i * bs + 2 + k] == 0x80) p[i * bs + 2 + k] = 0x81; /* ggml: [-127, 127] */
+    }
+    return b;
+}
+
+/* Q8_0 / Q4_0 through the integer path: against the f32 reference (activation quantization error, ~1%) and
+ * against the reference fed the same 8-bit activations (the integer arithmetic itself: f32-exact). */
+static void test_matmul_quant(void) {
+    static const int shapes[][3] = {{1, 32, 1}, {1, 64, 7}, {2, 96, 5}, {5, 256, 33}, {64, 512, 40}, {3, 4096, 9}};
+    static const g4c_dtype types[] = {G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_0, G4C_DTYPE_Q4_1, G4C_DTYPE_Q5_0,
+                                      G4C_DTYPE_Q5_1, G4C_DTYPE_Q4_K, G4C_DTYPE_Q5_K, G4C_DTYPE_Q6_K};
+    g4c_pool *pool;
+    CHECK(g4c_pool_init(&pool, 3, NULL) == G4C_OK);
+    CHECK(g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(4096), NULL) == G4C_OK);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            const g4c_dtype t = types[ti];
+            const int n = shapes[s][0], cols = shapes[s][1], rows = shapes[s][2];
+            if (cols % g4c_dtype_infos[t].block) continue;
+            uint8_t *buf = random_blocks(t, rows, cols);
+            g4c_wmat w = {.dtype = t, .data = buf + 1, .rows = rows, .cols = cols};
+            float *x = malloc(sizeof(float) * n * cols), *xd = malloc(sizeof(float) * n * cols);
+            float *y = malloc(sizeof(float) * n * rows), *yr = malloc(sizeof(float) * n * rows);
+            test_fill(x, (size_t)n * cols, &seed);
+            g4c_matmul(pool, y, x, &w, n);
+            g4c_ref_matmul(yr, x, &w, n);
+            char what[64];
+            snprintf(what, sizeof what, "matmul %s %dx%dx%d", g4c_dtype_infos[t].name, n, cols, rows);
+            const int int8_path = g4c_cpu_isa() && (t == G4C_DTYPE_Q8_0 || t == G4C_DTYPE_Q4_0);
+            check_close(what, y, yr, (size_t)n * rows, int8_path ? 2e-2 : 1e-6);
+            if (int8_path) { /* same 8-bit activations in the reference: only rounding of the f32 sums differs */
+                g4c_q8_block *q = malloc(sizeof(g4c_q8_block) * (size_t)n * cols / 32);
+                g4c_q8_block *q2 = malloc(sizeof(g4c_q8_block) * (size_t)n * cols / 32);
+                for (int i = 0; i < n; i++) {
+                    g4c_quantize_q8(q + (size_t)i * cols / 32, x + (size_t)i * cols, cols);
+                    g4c_avx2_quantize_q8(q2 + (size_t)i * cols / 32, x + (size_t)i * cols, cols);
+                }
+                CHECKF(!memcmp(q, q2, sizeof(g4c_q8_block) * (size_t)n * cols / 32), "%s: AVX2 quantizer differs", what);
+                for (int64_t b = 0; b < (int64_t)n * cols / 32; b++)
+                    for (int k = 0; k < 32; k++) xd[b * 32 + k] = q[b].d * q[b].q[k];
+                g4c_ref_matmul(yr, xd, &w, n);
+                check_close(what, y, yr, (size_t)n * rows, 1e-5);
+                free(q), free(q2);
+            }
+            free(buf), free(x), free(xd), free(y), free(yr);
+        }
     g4c_pool_free(pool);
 }
 
@@ -154,10 +221,20 @@ static void test_attention(void) {
 }
 
 int main(void) {
-    RUN(test_matmul);
-    RUN(test_rms_norm);
-    RUN(test_gelu_mul_softcap);
-    RUN(test_rope);
-    RUN(test_attention);
+    /* every case on the portable path, then on the SIMD path when this CPU has it */
+    for (int isa = 0; isa < 2; isa++) {
+        g4c_cpu_set_isa(isa);
+        if (isa && !g4c_cpu_isa()) {
+            printf("skip SIMD path: this CPU lacks AVX2/FMA/F16C\n");
+            break;
+        }
+        printf("-- %s\n", isa ? "AVX2" : "portable");
+        RUN(test_matmul);
+        RUN(test_matmul_quant);
+        RUN(test_rms_norm);
+        RUN(test_gelu_mul_softcap);
+        RUN(test_rope);
+        RUN(test_attention);
+    }
     return TEST_REPORT();
 }

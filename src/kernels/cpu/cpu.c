@@ -5,11 +5,21 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "kernels/ops.h"
+#include "kernels/cpu/cpu_int.h"
 
 enum { ROW_BLOCK = 16 };
 
-static float dot(const float *a, const float *b, int64_t n) {
+/* Chosen once: AVX2 + FMA where the CPU has them, else the portable loops below. */
+static int use_avx2 = -1;
+static int avx2(void) {
+    if (use_avx2 < 0) use_avx2 = g4c_avx2_supported();
+    return use_avx2;
+}
+
+void g4c_cpu_set_isa(int level) { use_avx2 = level == 0 ? 0 : g4c_avx2_supported(); }
+int g4c_cpu_isa(void) { return avx2(); }
+
+static float dot_portable(const float *a, const float *b, int64_t n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -19,12 +29,17 @@ static float dot(const float *a, const float *b, int64_t n) {
     return r + ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
+static float dot(const float *a, const float *b, int64_t n) {
+    return avx2() ? g4c_avx2_dot(a, b, n) : dot_portable(a, b, n);
+}
+
 typedef struct {
     g4c_pool *pool; /* its per-thread scratch holds converted weight rows (g4c_matmul_scratch_bytes) */
     float *y;
     const float *x;
     const g4c_wmat *w;
     int n;
+    const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
 } matmul_job;
 
 static void matmul_task(void *ctx, int i_task, int i_thread) {
@@ -33,6 +48,19 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t r0 = (int64_t)i_task * ROW_BLOCK;
     const int64_t nr = w->rows - r0 < ROW_BLOCK ? w->rows - r0 : ROW_BLOCK;
     const int64_t cols = w->cols;
+    if (j->xq) {
+        const size_t rb = g4c_wmat_row_bytes(w);
+        g4c_avx2_rows_q8(j->y + r0, w->rows, j->xq, j->n, (const char *)w->data + (size_t)r0 * rb, rb, w->dtype,
+                         (int)nr, cols);
+        return;
+    }
+    if (avx2() && (w->dtype == G4C_DTYPE_F32 || w->dtype == G4C_DTYPE_BF16 || w->dtype == G4C_DTYPE_F16)) {
+        const int dt = w->dtype == G4C_DTYPE_BF16 ? CPU_W_BF16 : w->dtype == G4C_DTYPE_F16 ? CPU_W_F16 : CPU_W_F32;
+        const size_t rb = g4c_wmat_row_bytes(w);
+        g4c_avx2_rows(j->y + r0, w->rows, j->x, cols, j->n, (const char *)w->data + (size_t)r0 * rb, rb, dt, (int)nr,
+                      cols);
+        return;
+    }
     size_t have = 0;
     float *s = g4c_pool_scratch(j->pool, i_thread, &have);
     const float *wb;
@@ -45,6 +73,10 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
         G4C_ASSERT(!"g4c_matmul: reserve g4c_matmul_scratch_bytes(cols) with g4c_pool_reserve first");
         return;
     }
+    if (avx2()) {
+        g4c_avx2_rows(j->y + r0, w->rows, j->x, cols, j->n, wb, (size_t)cols * sizeof(float), CPU_W_F32, (int)nr, cols);
+        return;
+    }
     for (int i = 0; i < j->n; i++) {
         const float *xi = j->x + (size_t)i * (size_t)cols;
         float *yi = j->y + (size_t)i * (size_t)w->rows + r0;
@@ -55,8 +87,19 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
 size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (size_t)max_cols * sizeof(float); }
 
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
-    matmul_job j = {pool, y, x, w, n};
+    matmul_job j = {pool, y, x, w, n, NULL};
+    g4c_pool_lock(pool);
+    /* Q8_0 / Q4_0 on AVX2: integer dot products against 8-bit activations (quantized once, shared by the tasks) */
+    if (avx2() && (w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q4_0) && w->cols % 32 == 0) {
+        const int64_t nb = w->cols / 32;
+        g4c_q8_block *xq = g4c_pool_shared(pool, sizeof(g4c_q8_block) * (size_t)nb * (size_t)n);
+        if (xq) {
+            for (int t = 0; t < n; t++) g4c_avx2_quantize_q8(xq + (size_t)t * nb, x + (size_t)t * w->cols, w->cols);
+            j.xq = xq;
+        }
+    }
     g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK));
+    g4c_pool_unlock(pool);
 }
 
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps) {
@@ -127,7 +170,9 @@ static void attn_task(void *ctx, int i_task, int i_thread) {
     for (int jj = lo; jj <= hi; jj++) {
         const float *vj = kv->v + (size_t)(jj % kv->cap) * stride + (size_t)kvh * hd;
         const float pj = p[jj - lo] * inv;
-        for (int c = 0; c < hd; c++) oh[c] += pj * vj[c];
+        if (avx2()) g4c_avx2_axpy(oh, pj, vj, hd);
+        else
+            for (int c = 0; c < hd; c++) oh[c] += pj * vj[c];
     }
 }
 

@@ -140,19 +140,23 @@ void g4c_wmat_row_f32(const g4c_wmat *w, int64_t r, float *dst) {
         g4c_dequant(dst, row, w->dtype, w->cols);
         return;
     }
-    /* MLX affine: code n of a word sits at bits [bits·n, bits·(n+1)) (spec §8.3) */
+    /* MLX affine (spec §8.3): a row's codes form one little-endian bit stream, code c at bits [bits·c, bits·(c+1)).
+     * For 2/4/8 bits that is code n of u32 word k at bits [bits·n, bits·(n+1)); MLX's 3/5/6-bit packing (8 codes in
+     * 3 or 5 bytes, 4 codes in 3 bytes, mlx/backend/cpu/quantized.cpp extract_bits) is the same stream. */
     const int64_t n_groups = w->cols / w->group;
     const size_t ss = g4c_dtype_infos[w->scale_dtype].size;
-    const uint32_t mask = (1u << w->bits) - 1u;
-    const int per_word = 32 / w->bits;
+    const unsigned bits = (unsigned)w->bits, mask = (1u << bits) - 1u;
+    const uint8_t *q = (const uint8_t *)row;
     for (int64_t g = 0; g < n_groups; g++) {
         float scale, bias;
         g4c_to_f32(&scale, (const char *)w->scales + ((size_t)r * (size_t)n_groups + (size_t)g) * ss, w->scale_dtype, 1);
         g4c_to_f32(&bias, (const char *)w->biases + ((size_t)r * (size_t)n_groups + (size_t)g) * ss, w->scale_dtype, 1);
         for (int64_t c = g * w->group; c < (g + 1) * w->group; c++) {
-            uint32_t word;
-            memcpy(&word, row + (size_t)(c / per_word) * 4, 4);
-            dst[c] = scale * (float)((word >> (w->bits * (c % per_word))) & mask) + bias;
+            const size_t bit = (size_t)c * bits, at = bit / 8;
+            const unsigned sh = (unsigned)(bit % 8);
+            unsigned v = q[at];
+            if (sh + bits > 8) v |= (unsigned)q[at + 1] << 8; /* bits <= 8: a code spans at most two bytes */
+            dst[c] = scale * (float)((v >> sh) & mask) + bias;
         }
     }
 }

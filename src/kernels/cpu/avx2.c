@@ -1,0 +1,104 @@
+/* AVX2 + FMA (+ F16C) kernels, compiled with target attributes and chosen at run time (cpu.c), so one binary
+ * runs everywhere. The matrix kernel computes tiles of 4 weight rows x up to 3 tokens; every output is one 8-lane
+ * FMA accumulator over the row, reduced in a fixed order, plus a scalar tail: the same arithmetic whatever the
+ * tile shape, so a token gives bit-identical results in a 1-token decode and in a 512-token prefill.
+ * Weights are read in their stored type (f32, bf16, f16) and widened in registers. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels/cpu/cpu_int.h"
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+TGT static inline __m256 load8(const void *w, int dt, int64_t k) {
+    switch (dt) {
+    case CPU_W_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case CPU_W_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
+    default:
+        return _mm256_loadu_ps((const float *)w + k);
+    }
+}
+
+TGT static inline float load1(const void *w, int dt, int64_t k) {
+    if (dt == CPU_W_BF16) return g4c_bf16_to_f32(((const uint16_t *)w)[k]);
+    if (dt == CPU_W_F16) return _cvtsh_ss(((const uint16_t *)w)[k]);
+    return ((const float *)w)[k];
+}
+
+/* fixed-order horizontal sum: (0+4, 1+5, 2+6, 3+7) then pairs */
+TGT static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* y[t][r] for r < nr (<= 4), t < nt (<= 3) */
+TGT static void tile(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const char *w, size_t wstride,
+                     int dt, int nr, int64_t cols) {
+    __m256 acc[4][3];
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 3; t++) acc[r][t] = _mm256_setzero_ps();
+    const int64_t c8 = cols & ~(int64_t)7;
+    if (nr == 4 && nt == 3) { /* the hot case, unrolled for the register allocator */
+        for (int64_t k = 0; k < c8; k += 8) {
+            const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + ldx + k),
+                         x2 = _mm256_loadu_ps(x + 2 * ldx + k);
+            for (int r = 0; r < 4; r++) {
+                const __m256 wv = load8(w + r * wstride, dt, k);
+                acc[r][0] = _mm256_fmadd_ps(wv, x0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(wv, x1, acc[r][1]);
+                acc[r][2] = _mm256_fmadd_ps(wv, x2, acc[r][2]);
+            }
+        }
+    } else {
+        for (int64_t k = 0; k < c8; k += 8)
+            for (int r = 0; r < nr; r++) {
+                const __m256 wv = load8(w + r * wstride, dt, k);
+                for (int t = 0; t < nt; t++) acc[r][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * ldx + k), acc[r][t]);
+            }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) {
+            float s = hsum(acc[r][t]);
+            for (int64_t k = c8; k < cols; k++) s += load1(w + r * wstride, dt, k) * x[t * ldx + k];
+            y[t * ldy + r] = s;
+        }
+}
+
+TGT void g4c_avx2_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int n_tok, const void *w, size_t wstride,
+                       int dt, int n_rows, int64_t cols) {
+    for (int t0 = 0; t0 < n_tok; t0 += 3) {
+        const int nt = n_tok - t0 < 3 ? n_tok - t0 : 3;
+        for (int r0 = 0; r0 < n_rows; r0 += 4)
+            tile(y + (size_t)t0 * ldy + r0, ldy, x + (size_t)t0 * ldx, ldx, nt, (const char *)w + (size_t)r0 * wstride,
+                 wstride, dt, n_rows - r0 < 4 ? n_rows - r0 : 4, cols);
+    }
+}
+
+TGT float g4c_avx2_dot(const float *a, const float *b, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int64_t k = 0; k < n8; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+    float s = hsum(acc);
+    for (int64_t k = n8; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+/* out += p · v over n floats */
+TGT void g4c_avx2_axpy(float *out, float p, const float *v, int64_t n) {
+    const __m256 pv = _mm256_set1_ps(p);
+    const int64_t n8 = n & ~(int64_t)7;
+    for (int64_t k = 0; k < n8; k += 8)
+        _mm256_storeu_ps(out + k, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + k), _mm256_loadu_ps(out + k)));
+    for (int64_t k = n8; k < n; k++) out[k] += p * v[k];
+}
+
+int g4c_avx2_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}

@@ -1,0 +1,106 @@
+/* AVX2 integer kernels for Q8_0 and Q4_0 weights (ggml block layouts, base/half.c) against activations quantized
+ * to 8 bits per 32 values (llama.cpp does the same; accuracy is tested in test_ops.c against the f32 reference).
+ * Per output the arithmetic is fixed — blocks in order, one f32 FMA accumulator of 8 lanes — so a token gets the
+ * same result in a decode step and in a prefill tile. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/cpu/cpu_int.h"
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const float *v = x + b * 32;
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        dst[b].d = d;
+        for (int i = 0; i < 32; i++) dst[b].q[i] = (int8_t)lrintf(v[i] * id);
+    }
+}
+
+TGT void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const float *v = x + b * 32;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16),
+               v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float d = _mm_cvtss_f32(m4) / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        dst[b].d = d;
+        const __m256 s = _mm256_set1_ps(id);
+        /* round to nearest even, like lrintf in the default rounding mode */
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        /* packs interleave 128-bit lanes: restore element order */
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)dst[b].q, p);
+    }
+}
+
+/* 32 signed weights of one block as int8 */
+TGT static inline __m256i weights_q8_0(const uint8_t *b) { return _mm256_loadu_si256((const __m256i *)(b + 2)); }
+TGT static inline __m256i weights_q4_0(const uint8_t *b) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(b + 2));
+    const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0xF)), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0xF));
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8)); /* elements 0-15 low nibbles, 16-31 high */
+}
+
+static inline float f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return g4c_f16_to_f32(h);
+}
+
+/* Σ w·x over one block as 8 int32 lanes, then as floats */
+TGT static inline __m256 block_dot(__m256i w, __m256i x) {
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+TGT static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* up to 4 rows x 2 tokens */
+TGT static void tile_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, int nt, const uint8_t *w,
+                        size_t wstride, int is_q4, int nr) {
+    __m256 acc[4][2];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const size_t bsz = is_q4 ? 18 : 34;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)xq[b].q);
+        const __m256i x1 = nt > 1 ? _mm256_loadu_si256((const __m256i *)xq[nb + b].q) : x0;
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w + r * wstride + (size_t)b * bsz;
+            const __m256i wv = is_q4 ? weights_q4_0(blk) : weights_q8_0(blk);
+            const float dw = f16(blk);
+            acc[r][0] = _mm256_fmadd_ps(block_dot(wv, x0), _mm256_set1_ps(dw * xq[b].d), acc[r][0]);
+            if (nt > 1) acc[r][1] = _mm256_fmadd_ps(block_dot(wv, x1), _mm256_set1_ps(dw * xq[nb + b].d), acc[r][1]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) y[t * ldy + r] = hsum(acc[r][t]);
+}
+
+TGT void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
+                          g4c_dtype dt, int n_rows, int64_t cols) {
+    const int64_t nb = cols / 32;
+    const int is_q4 = dt == G4C_DTYPE_Q4_0;
+    for (int t0 = 0; t0 < n_tok; t0 += 2) {
+        const int nt = n_tok - t0 < 2 ? n_tok - t0 : 2;
+        for (int r0 = 0; r0 < n_rows; r0 += 4)
+            tile_q8(y + (size_t)t0 * ldy + r0, ldy, xq + (size_t)t0 * nb, nb, nt,
+                    (const uint8_t *)w + (size_t)r0 * wstride, wstride, is_q4, n_rows - r0 < 4 ? n_rows - r0 : 4);
+    }
+}

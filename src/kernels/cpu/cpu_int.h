@@ -1,0 +1,31 @@
+/* Private to kernels/cpu: the ISA-specific kernels cpu.c dispatches to. */
+#ifndef G4C_KERNELS_CPU_CPU_INT_H
+#define G4C_KERNELS_CPU_CPU_INT_H
+
+#include "kernels/ops.h"
+
+enum { CPU_W_F32 = 0, CPU_W_BF16 = 1, CPU_W_F16 = 2 };
+
+/* 1 when this CPU runs the AVX2 + FMA + F16C kernels. */
+int g4c_avx2_supported(void);
+/* y[t * ldy + r] = dot(x[t * ldx ...], row r of w) for t < n_tok, r < n_rows; rows wstride bytes apart, stored
+ * as CPU_W_* dt. */
+void g4c_avx2_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int n_tok, const void *w, size_t wstride,
+                   int dt, int n_rows, int64_t cols);
+float g4c_avx2_dot(const float *a, const float *b, int64_t n);
+void g4c_avx2_axpy(float *out, float p, const float *v, int64_t n);
+
+/* Activations quantized for integer dot products: per 32 values one f32 scale d and 32 int8 (x ≈ d·q). */
+typedef struct {
+    float d;
+    int8_t q[32];
+} g4c_q8_block;
+
+/* x [cols] (cols a multiple of 32) -> cols / 32 blocks, round to nearest, d = max|x| / 127. */
+void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
+void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
+/* y[t * ldy + r] for Q8_0 / Q4_0 weights against quantized activations xq [n_tok][cols / 32]. */
+void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
+                      g4c_dtype dt, int n_rows, int64_t cols);
+
+#endif

@@ -1,0 +1,90 @@
+/* CUDA backend (issue 9, docs/CUDA.md): the text decoder on one NVIDIA GPU. A plain C interface: no CUDA type
+ * appears here, so runtime/ and the tests compile as C11 without nvcc. Built only with -DGEMMA4C_CUDA=ON (which
+ * also defines G4C_HAVE_CUDA for the code that calls it).
+ *
+ * Model: the decoder's weights, uploaded once (f32 matrices stay f32, every other dtype becomes bf16; q/k/v and
+ * gate/up are concatenated so one matrix product serves each), the small vectors as f32. The per-layer embedding
+ * table of the E models (embed_tokens_per_layer, several GB) stays in host memory: the rows of a chunk's tokens
+ * are gathered there and uploaded.
+ * Text state: one sequence's KV cache (f32, sliding layers as rings like model/kv_cache.c) and activation buffers,
+ * a CUDA stream and a cuBLAS handle. g4c_cuda_text_forward is g4c_text_forward on the device.
+ *
+ * Errors: device failures come back as G4C_E_IO with the CUDA/cuBLAS message, allocations as G4C_E_NOMEM, a
+ * missing device as G4C_E_UNSUPPORTED. */
+#ifndef G4C_KERNELS_CUDA_BACKEND_H
+#define G4C_KERNELS_CUDA_BACKEND_H
+
+#include "model/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct g4c_cuda_model g4c_cuda_model;
+typedef struct g4c_cuda_text g4c_cuda_text;
+
+/* 1 when a CUDA device can be used; otherwise 0 and the reason in why (may be NULL). */
+int g4c_cuda_available(char *why, size_t size);
+/* "NVIDIA H100 80GB HBM3, 132 SMs, 79.1 GiB, cc 9.0" into buf. */
+void g4c_cuda_device_name(char *buf, size_t size);
+
+/* Upload the decoder of (c, w). Both must outlive the result (the PLE table is read from w at every forward).
+ * A matrix whose data is NULL is filled with uniform random values of amplitude 0.02 on the device, a NULL vector
+ * with ones: benchmarks at real shapes without a checkpoint (bench/bench_cuda.c --random). */
+g4c_status g4c_cuda_model_upload(g4c_cuda_model **out, const g4c_config *c, const g4c_weights *w, g4c_err *err);
+void g4c_cuda_model_free(g4c_cuda_model *m);
+/* Device bytes of the uploaded weights; *per_token (may be NULL): weight bytes one decoded token reads (every
+ * matrix once, MoE experts scaled by n_expert_used / n_expert, the head, no KV cache). */
+size_t g4c_cuda_model_bytes(const g4c_cuda_model *m, size_t *per_token);
+
+g4c_status g4c_cuda_text_init(g4c_cuda_text **out, g4c_cuda_model *m, int n_ctx, int n_ubatch, g4c_err *err);
+void g4c_cuda_text_free(g4c_cuda_text *s);
+/* How many tokens the session may rewind (truncate) without losing sliding-window keys; INT_MAX when no ring. */
+int g4c_cuda_text_rewind_limit(const g4c_cuda_text *s);
+/* g4c_text_forward on the device: n (<= n_ubatch) tokens at positions n_past.., their K/V appended to the cache.
+ * mm_embd [n_placeholders][n_embd] replaces the image/video placeholder rows (host memory, may be NULL).
+ * bidir_off: ignore use_bidirectional_attention (g4c_text_state.bidir_off). Logits as g4c_text_forward (host
+ * memory; NULL = none). Returns when the logits are in host memory (or the work is queued, when logits is NULL). */
+g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past,
+                                 int bidir_off, float *logits, int all_logits, g4c_err *err);
+/* Wait for the session's queued work. */
+g4c_status g4c_cuda_text_sync(g4c_cuda_text *s, g4c_err *err);
+
+/* Prefill matrix products with bf16 weights (n > 8 tokens, cuBLAS):
+ *   G4C_CUDA_PREFILL_SPLIT (default): activations as hi + lo bf16 pair, one GEMM over both (about 16 mantissa
+ *     bits: rel. error ~1e-5 per product, within the 1e-3 logits bar on the fixtures);
+ *   G4C_CUDA_PREFILL_BF16: activations rounded to bf16 (half the FLOPs; 1e-1 logits error on the random fixtures).
+ * Process-wide; also read once from the environment variable G4C_CUDA_PREFILL=split|bf16. */
+enum { G4C_CUDA_PREFILL_SPLIT = 0, G4C_CUDA_PREFILL_BF16 = 1 };
+void g4c_cuda_set_prefill_mode(int mode);
+int g4c_cuda_prefill_mode(void);
+
+/* ---- single ops on host arrays, for tests/cuda/test_cuda.c (each call uploads, runs, downloads) ---- */
+enum { G4C_CUDA_MM_AUTO = 0, G4C_CUDA_MM_GEMV = 1, G4C_CUDA_MM_GEMM = 2 };
+/* y[n][rows] = x[n][cols] · wᵀ; w as g4c_cuda_model_upload stores it (f32 stays f32, other dtypes -> bf16). */
+g4c_status g4c_cuda_op_matmul(float *y, const float *x, const g4c_wmat *w, int n, int path, g4c_err *err);
+g4c_status g4c_cuda_op_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps,
+                                g4c_err *err);
+g4c_status g4c_cuda_op_gelu_mul(float *y, const float *gate, const float *up, int n, g4c_err *err);
+g4c_status g4c_cuda_op_softcap(float *x, int n, float cap, g4c_err *err);
+/* In place on x [n_tok][n_heads][head_dim]: RMSNorm per head (w may be NULL) then RoPE at positions pos0.. with
+ * inv_freq [head_dim/2] (model/kv_cache.c's tables: default or proportional). */
+g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_heads, int head_dim, float eps,
+                                 const float *inv_freq, int pos0, g4c_err *err);
+/* g4c_attention on the device; n_split 0 = the forward pass's choice, else that many key splits. */
+g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head,
+                                 int n_split, g4c_err *err);
+
+/* ---- measurements for bench/bench_cuda.c ---- */
+/* Device-to-device copy of `bytes`: GB/s counting bytes read plus written (median of reps). */
+double g4c_cuda_copy_bandwidth(size_t bytes, int reps);
+/* bf16 GEMM m=n=k=size through cuBLAS (f32 accumulate): TFLOP/s (median of reps). */
+double g4c_cuda_gemm_rate(int size, int reps);
+/* A bf16 matrix [rows][cols] times n f32 vectors: median microseconds of the custom GEMV kernel (*us_gemv) and of
+ * cublasGemmEx on bf16 copies of the vectors (*us_cublas). */
+g4c_status g4c_cuda_gemv_compare(int rows, int cols, int n, int reps, double *us_gemv, double *us_cublas, g4c_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

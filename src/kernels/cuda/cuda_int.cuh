@@ -1,0 +1,132 @@
+/* CUDA backend internals shared by the .cu files: error macros, device matrices, the matmul context and the
+ * kernel launchers of each op family (gemv.cu, matmul.cu, elementwise.cu, rope.cu, attention.cu, moe.cu). Every
+ * launcher queues work on the given stream and returns cudaGetLastError() (or a g4c_status). */
+#ifndef G4C_KERNELS_CUDA_INT_CUH
+#define G4C_KERNELS_CUDA_INT_CUH
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+/* base.h is C11: give C++ its _Noreturn */
+#ifndef _Noreturn
+#define _Noreturn [[noreturn]]
+#endif
+extern "C" {
+#include "model/model.h"
+}
+#include "kernels/cuda/cuda_backend.h"
+
+#define G4C_CU(call)                                                                                        \
+    do {                                                                                                    \
+        cudaError_t e_ = (call);                                                                            \
+        if (e_ != cudaSuccess)                                                                              \
+            return G4C_FAIL(err, e_ == cudaErrorMemoryAllocation ? G4C_E_NOMEM : G4C_E_IO, "CUDA: %s (%s)", \
+                            cudaGetErrorString(e_), #call);                                                 \
+    } while (0)
+#define G4C_BLAS(call)                                                                                       \
+    do {                                                                                                     \
+        cublasStatus_t b_ = (call);                                                                          \
+        if (b_ != CUBLAS_STATUS_SUCCESS)                                                                     \
+            return G4C_FAIL(err, G4C_E_IO, "cuBLAS: %s (%s)", cublasGetStatusString(b_), #call);             \
+    } while (0)
+#define G4C_CHECK_LAUNCH() G4C_CU(cudaGetLastError())
+
+/* A weight matrix on the device: [rows][ld] row-major, ld a multiple of 8 elements (16-byte aligned rows, zero
+ * padded), f32 or bf16. Expert-stacked matrices hold n_expert blocks of `rows` rows each. */
+enum { CU_F32 = 0, CU_BF16 = 1 };
+typedef struct {
+    int dt;
+    void *p;
+    int rows, cols, ld;
+} cu_mat;
+
+static inline size_t cu_mat_elsize(const cu_mat *m) { return m->dt == CU_F32 ? 4 : 2; }
+static inline int cu_round8(int n) { return (n + 7) & ~7; }
+
+/* What the matmul dispatcher needs: stream, cuBLAS handle and the scratch of the bf16 prefill path. */
+typedef struct {
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    __nv_bfloat16 *xb;  /* [2 * max_n][max_cols8] activations split to bf16 hi/lo */
+    size_t xb_elems;
+    float *ysc;         /* [2 * max_n][rows] both halves' products, summed afterwards */
+    size_t ysc_elems;
+    int force;          /* G4C_CUDA_MM_* (tests) */
+} cu_mm;
+
+/* Token count up to which matrix products use the GEMV kernel (weights read once for all tokens). */
+#define CU_GEMV_MAX_TOK 8
+
+/* ---- gemv.cu ---- */
+/* y[t][r] = Σ_c w[r][c]·x[t][c] for t < n (n <= CU_GEMV_MAX_TOK); x rows at stride xs, y rows at stride ys. */
+cudaError_t cu_gemv(cudaStream_t st, float *y, long ys, const float *x, long xs, const cu_mat *w, int n);
+/* MoE: for token t and slot k (n_slot slots), expert e = sel[t·n_slot + k]: y[t][k] = W_e · x[t][k], W_e the rows
+ * [e·w->rows, (e+1)·w->rows) of w. x of (t, k) at x + t·xs + k·xks (xks 0: one input per token). */
+cudaError_t cu_gemv_sel(cudaStream_t st, float *y, long ys, long yks, const float *x, long xs, long xks,
+                        const cu_mat *w, const int *sel, int n, int n_slot);
+
+/* ---- matmul.cu ---- */
+/* y[n][w.rows] = x[n][w.cols] · wᵀ: GEMV kernel up to CU_GEMV_MAX_TOK tokens, cuBLAS above (f32: SGEMM-class
+ * GemmEx; bf16: the prefill mode's split or rounded activations). */
+g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err);
+g4c_status cu_mm_init(cu_mm *mm, int max_n, int max_cols, size_t max_out, g4c_err *err);
+void cu_mm_free(cu_mm *mm);
+/* Fill [rows][ld] with uniform [-amp, amp) values (pad columns zero), for random-weight benchmarks. */
+cudaError_t cu_fill_random(cudaStream_t st, cu_mat *m, int total_rows, uint64_t seed, float amp);
+
+/* ---- elementwise.cu ---- */
+/* y = x·(mean(x²)+eps)^-½·w per row (w NULL = 1); y may be x. */
+cudaError_t cu_rms_norm(cudaStream_t st, float *y, long ys, const float *x, long xs, const float *w, int n_rows,
+                        int dim, float eps);
+/* res = (res + rmsnorm(a)·w) · scale per row. */
+cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
+                            float eps, float scale);
+/* y = rmsnorm(a)·wa + rmsnorm(b)·wb per row (the MoE layer's two branches). */
+cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, const float *b,
+                             const float *wb, int n_rows, int dim, float eps);
+/* y[t][i] = gelu_tanh(g[t][i])·u[t][i], i < dim. */
+cudaError_t cu_gelu_mul(cudaStream_t st, float *y, long ys, const float *g, long gs, const float *u, long us,
+                        int n_rows, int dim);
+cudaError_t cu_softcap(cudaStream_t st, float *x, size_t n, float cap);
+/* x[t] = row ids[t] of the embedding matrix · scale. */
+cudaError_t cu_embed(cudaStream_t st, float *x, const cu_mat *e, const int *ids, int n, float scale);
+/* PLE inputs (spec §3.2): ple[t][l] = (rmsnorm(ple[t][l]·proj_scale)·w + tok[t][l]·tok_scale)·mix, in place. */
+cudaError_t cu_ple_prep(cudaStream_t st, float *ple, const float *tok, const float *w, int n_rows, int dim,
+                        float eps, float proj_scale, float tok_scale, float mix);
+/* MoE: dst[r] = src[idx[r]] (rows of dim). */
+cudaError_t cu_gather_rows(cudaStream_t st, float *dst, const float *src, const int *idx, int m, int dim);
+/* MoE: dst[idx[r]] += w[r]·src[r]. */
+cudaError_t cu_scatter_add(cudaStream_t st, float *dst, const float *src, const int *idx, const float *w, int m,
+                           int dim);
+/* MoE (gathered path): out[t] = Σ_k wt[t][k]·y[t][k] (y [n][n_slot][dim]). */
+cudaError_t cu_moe_combine(cudaStream_t st, float *out, const float *y, const float *wt, int n, int n_slot, int dim);
+
+/* ---- rope.cu ---- */
+/* The attention inputs of one layer from the fused projection qkv [n][ldq] = q heads | k heads | v heads:
+ * q: RMSNorm(q_norm) + RoPE -> qout [n][nq][hd]; when kc != NULL, k: RMSNorm(k_norm) + RoPE and v: RMSNorm
+ * (no scale; from the k part when k_eq_v) are written to cache slot (pos0 + t) % cap of kc/vc [cap][nkv][hd]. */
+cudaError_t cu_qkv_prep(cudaStream_t st, const float *qkv, long ldq, int n, int nq, int nkv, int hd, int k_eq_v,
+                        const float *qw, const float *kw, float eps, const float *inv_freq, int pos0, float *qout,
+                        float *kc, float *vc, int cap);
+
+/* ---- attention.cu ---- */
+/* Attention of n query tokens (positions pos0..) over a device KV view (kernels/ops.h semantics: window, hi).
+ * n_split 0: choose. part: scratch of cu_attention_part_floats floats. */
+typedef struct {
+    const float *k, *v;
+    int cap, n_kv_head, head_dim, window;
+    const int *hi; /* device [n] or NULL */
+} cu_kv;
+int cu_attention_splits(int n_tok, int n_head, int max_len);
+size_t cu_attention_part_floats(int max_head_dim);
+cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head,
+                         int n_split, float *part);
+
+/* ---- moe.cu ---- */
+/* Router probabilities (softmax of logits [n][E], in place), top-k (ties to the lower id) and renormalized weights
+ * times per_expert_scale: sel/wt [n][k]. */
+cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, int k, const float *per_expert_scale,
+                           int *sel, float *wt);
+
+#endif

@@ -1,0 +1,128 @@
+/* Matrix products y[n][rows] = x[n][cols] · wᵀ: the GEMV kernel (gemv.cu) for decode-sized n, cuBLAS for prefill.
+ *
+ * Row-major y = x·wᵀ is, in cuBLAS's column-major terms, C (rows × n, ldc = ys) = op(A)·B with A = w seen as a
+ * (ld × rows) matrix transposed and B = x seen as (cols × n) with ldb = xs.
+ * f32 weights: GemmEx in f32 with f32 compute (no TF32), so results match the CPU to f32 rounding.
+ * bf16 weights: the activations are converted to bf16 first. Rounding them alone costs ~2e-3 per product, which
+ * the random fixture models amplify to 1e-1 in the logits; the default splits x = hi + lo (two bf16 rows, ~16
+ * mantissa bits) and runs one GEMM over the 2n columns, then sums the halves (G4C_CUDA_PREFILL_SPLIT). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_int.cuh"
+
+namespace {
+
+int g_mode = -1;
+
+__global__ void k_split_bf16(__nv_bfloat16 *__restrict__ dst, int ldd, const float *__restrict__ x, long xs, int n,
+                             int cols, int split) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int t = blockIdx.y;
+    if (i >= ldd) return;
+    const float v = i < cols ? x[t * xs + i] : 0.f;
+    const __nv_bfloat16 hi = __float2bfloat16_rn(v);
+    dst[(long)t * ldd + i] = hi;
+    if (split) dst[(long)(n + t) * ldd + i] = __float2bfloat16_rn(v - __bfloat162float(hi));
+}
+
+__global__ void k_sum_halves(float *__restrict__ y, long ys, const float *__restrict__ ysc, int rows, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x, t = blockIdx.y;
+    if (i >= rows) return;
+    y[t * ys + i] = ysc[(long)t * rows + i] + ysc[(long)(n + t) * rows + i];
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+template <typename T>
+__global__ void k_fill_random(T *p, long rows, int cols, int ld, uint64_t seed, float amp) {
+    const long n = rows * ld;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        const int c = (int)(i % ld);
+        float v = 0.f;
+        if (c < cols) v = amp * ((float)(mix64(seed + (uint64_t)i * 0x9E3779B97F4A7C15ull) >> 40) * 0x1p-23f - 1.0f);
+        if constexpr (sizeof(T) == 4) p[i] = v;
+        else p[i] = __float2bfloat16_rn(v);
+    }
+}
+
+} // namespace
+
+extern "C" void g4c_cuda_set_prefill_mode(int mode) { g_mode = mode == G4C_CUDA_PREFILL_BF16 ? mode : 0; }
+extern "C" int g4c_cuda_prefill_mode(void) {
+    if (g_mode < 0) {
+        const char *e = getenv("G4C_CUDA_PREFILL");
+        g_mode = e && !strcmp(e, "bf16") ? G4C_CUDA_PREFILL_BF16 : G4C_CUDA_PREFILL_SPLIT;
+    }
+    return g_mode;
+}
+
+cudaError_t cu_fill_random(cudaStream_t st, cu_mat *m, int total_rows, uint64_t seed, float amp) {
+    const int threads = 256, blocks = 132 * 16;
+    if (m->dt == CU_F32) k_fill_random<float><<<blocks, threads, 0, st>>>((float *)m->p, total_rows, m->cols, m->ld, seed, amp);
+    else
+        k_fill_random<__nv_bfloat16><<<blocks, threads, 0, st>>>((__nv_bfloat16 *)m->p, total_rows, m->cols, m->ld,
+                                                                 seed, amp);
+    return cudaGetLastError();
+}
+
+g4c_status cu_mm_init(cu_mm *mm, int max_n, int max_cols, size_t max_out, g4c_err *err) {
+    mm->xb_elems = (size_t)2 * max_n * cu_round8(max_cols);
+    mm->ysc_elems = (size_t)2 * max_n * max_out;
+    G4C_CU(cudaMalloc(&mm->xb, mm->xb_elems * sizeof(__nv_bfloat16)));
+    G4C_CU(cudaMalloc(&mm->ysc, mm->ysc_elems * sizeof(float)));
+    return G4C_OK;
+}
+
+void cu_mm_free(cu_mm *mm) {
+    cudaFree(mm->xb);
+    cudaFree(mm->ysc);
+    mm->xb = NULL;
+    mm->ysc = NULL;
+}
+
+g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err) {
+    if (n <= 0) return G4C_OK;
+    const int use_gemv = mm->force == G4C_CUDA_MM_GEMV || (mm->force != G4C_CUDA_MM_GEMM && n <= CU_GEMV_MAX_TOK);
+    if (use_gemv) {
+        for (int t0 = 0; t0 < n; t0 += CU_GEMV_MAX_TOK) {
+            const int k = n - t0 < CU_GEMV_MAX_TOK ? n - t0 : CU_GEMV_MAX_TOK;
+            G4C_CU(cu_gemv(mm->stream, y + t0 * ys, ys, x + t0 * xs, xs, w, k));
+        }
+        return G4C_OK;
+    }
+    const float one = 1.f, zero = 0.f;
+    if (w->dt == CU_F32) {
+        G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, n, w->cols, &one, w->p, CUDA_R_32F, w->ld, x,
+                              CUDA_R_32F, (int)xs, &zero, y, CUDA_R_32F, (int)ys, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return G4C_OK;
+    }
+    const int split = g4c_cuda_prefill_mode() == G4C_CUDA_PREFILL_SPLIT;
+    const int ldb = cu_round8(w->cols);
+    /* chunks of tokens that fit the scratch (the LM head over many tokens is the widest) */
+    int step = n;
+    if ((size_t)2 * step * ldb > mm->xb_elems) step = (int)(mm->xb_elems / (2 * (size_t)ldb));
+    if (split && (size_t)2 * step * w->rows > mm->ysc_elems) step = (int)(mm->ysc_elems / (2 * (size_t)w->rows));
+    if (step < 1) return G4C_FAIL(err, G4C_E_IO, "CUDA matmul: scratch too small for a %d x %d matrix", w->rows, w->cols);
+    for (int t0 = 0; t0 < n; t0 += step) {
+        const int m = n - t0 < step ? n - t0 : step;
+        k_split_bf16<<<dim3((ldb + 255) / 256, m), 256, 0, mm->stream>>>(mm->xb, ldb, x + t0 * xs, xs, m, w->cols, split);
+        G4C_CHECK_LAUNCH();
+        if (!split) {
+            G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, m, w->cols, &one, w->p, CUDA_R_16BF,
+                                  w->ld, mm->xb, CUDA_R_16BF, ldb, &zero, y + t0 * ys, CUDA_R_32F, (int)ys,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            continue;
+        }
+        G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, 2 * m, w->cols, &one, w->p, CUDA_R_16BF,
+                              w->ld, mm->xb, CUDA_R_16BF, ldb, &zero, mm->ysc, CUDA_R_32F, w->rows, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+        k_sum_halves<<<dim3((w->rows + 255) / 256, m), 256, 0, mm->stream>>>(y + t0 * ys, ys, mm->ysc, w->rows, m);
+        G4C_CHECK_LAUNCH();
+    }
+    return G4C_OK;
+}
