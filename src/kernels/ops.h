@@ -92,4 +92,9 @@ static inline float g4c_gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
 }
 
+/* ---- quantization (kernels/ref/quants.c) --------------------------------------------------------------------- */
+/* f32 -> n elements (a multiple of t's block) of any block type, as valid ggml blocks (the layouts g4c_dequant
+ * reads); plain types are converted (F16/BF16 round to nearest even). Not U32 (MLX codes). */
+void g4c_quantize(void *dst, const float *src, g4c_dtype t, int64_t n);
+
 #endif

@@ -108,7 +108,8 @@ static void test_matmul_quant(void) {
             g4c_ref_matmul(yr, x, &w, n);
             char what[64];
             snprintf(what, sizeof what, "matmul %s %dx%dx%d", g4c_dtype_infos[t].name, n, cols, rows);
-            const int int8_path = g4c_cpu_isa() && (t == G4C_DTYPE_Q8_0 || t == G4C_DTYPE_Q4_0);
+            const int int8_path = g4c_cpu_isa() && (t == G4C_DTYPE_Q8_0 || t == G4C_DTYPE_Q4_0 || t == G4C_DTYPE_Q4_K ||
+                                                  t == G4C_DTYPE_Q6_K);
             check_close(what, y, yr, (size_t)n * rows, int8_path ? 2e-2 : 1e-6);
             if (int8_path) { /* same 8-bit activations in the reference: only rounding of the f32 sums differs */
                 g4c_q8_block *q = malloc(sizeof(g4c_q8_block) * (size_t)n * cols / 32);

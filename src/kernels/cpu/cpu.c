@@ -89,8 +89,10 @@ size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
     matmul_job j = {pool, y, x, w, n, NULL};
     g4c_pool_lock(pool);
-    /* Q8_0 / Q4_0 on AVX2: integer dot products against 8-bit activations (quantized once, shared by the tasks) */
-    if (avx2() && (w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q4_0) && w->cols % 32 == 0) {
+    /* Q8_0 / Q4_0 / Q4_K / Q6_K on AVX2: integer dot products against 8-bit activations (quantized once per call,
+     * shared by the tasks) */
+    const int kq = w->dtype == G4C_DTYPE_Q4_K || w->dtype == G4C_DTYPE_Q6_K;
+    if (avx2() && (w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q4_0 || kq) && w->cols % (kq ? 256 : 32) == 0) {
         const int64_t nb = w->cols / 32;
         g4c_q8_block *xq = g4c_pool_shared(pool, sizeof(g4c_q8_block) * (size_t)nb * (size_t)n);
         if (xq) {

@@ -15,16 +15,17 @@ void g4c_avx2_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int n_tok
 float g4c_avx2_dot(const float *a, const float *b, int64_t n);
 void g4c_avx2_axpy(float *out, float p, const float *v, int64_t n);
 
-/* Activations quantized for integer dot products: per 32 values one f32 scale d and 32 int8 (x ≈ d·q). */
+/* Activations quantized for integer dot products: per 32 values one f32 scale d and 32 int8 (x ≈ d·q), and
+ * s = d·Σq (the block's sum, for weight formats with an offset: Q4_K's mins). */
 typedef struct {
-    float d;
+    float d, s;
     int8_t q[32];
 } g4c_q8_block;
 
 /* x [cols] (cols a multiple of 32) -> cols / 32 blocks, round to nearest, d = max|x| / 127. */
 void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
 void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
-/* y[t * ldy + r] for Q8_0 / Q4_0 weights against quantized activations xq [n_tok][cols / 32]. */
+/* y[t * ldy + r] for Q8_0 / Q4_0 / Q4_K / Q6_K weights against quantized activations xq [n_tok][cols / 32]. */
 void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
                       g4c_dtype dt, int n_rows, int64_t cols);
 

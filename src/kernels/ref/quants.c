@@ -160,3 +160,238 @@ void g4c_wmat_row_f32(const g4c_wmat *w, int64_t r, float *dst) {
         }
     }
 }
+
+/* ---- quantization: f32 -> ggml blocks (the layouts dequantized above) ------------------------------------------
+ * Legacy types round to nearest like ggml's reference quantizers (Q4_0/Q5_0: the scale maps the element of largest
+ * magnitude to -8 / -16 exactly; Q4_1/Q5_1: min and (max - min) / 15 or 31; Q8_0: absmax / 127). K-quants search each
+ * sub-block's scale (and min) over a few candidate grids, refit by least squares and keep the best weighted error,
+ * then quantize the sub-block scales to 6 bits (Q4_K/Q5_K) or 8 bits (Q6_K) against the super-block's f16 scale,
+ * and requantize the values with the scales as stored. Non-finite inputs give unspecified (but valid) blocks. */
+
+static void put_f16(uint8_t *p, float f) {
+    uint16_t h = g4c_f32_to_f16(f);
+    memcpy(p, &h, 2);
+}
+
+/* round(v) clamped to [lo, hi] without ever converting an out-of-range float (NaN -> lo) */
+static int near(float v, int lo, int hi) {
+    if (!(v >= (float)lo)) return lo;
+    if (v >= (float)hi) return hi;
+    return (int)floorf(v + 0.5f);
+}
+
+static void q_q8_0(uint8_t *b, const float *x) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    for (int j = 0; j < 32; j++) b[2 + j] = (uint8_t)(int8_t)near(x[j] * id, -127, 127);
+}
+
+/* Q4_0 / Q5_0: the element of largest magnitude becomes -2^(bits-1) exactly. */
+static void q_sym(uint8_t *b, const float *x, int bits) {
+    const int half = 1 << (bits - 1), top = 2 * half - 1;
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
+    const float d = max / (float)-half, id = d ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    uint8_t *qs = b + (bits == 4 ? 2 : 6);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        const int q0 = near(x[j] * id + (float)half, 0, top), q1 = near(x[j + 16] * id + (float)half, 0, top);
+        qs[j] = (uint8_t)((q0 & 0xF) | ((q1 & 0xF) << 4));
+        qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
+    }
+    if (bits == 5) memcpy(b + 2, &qh, 4);
+}
+
+/* Q4_1 / Q5_1: x = q·d + m with m the minimum. */
+static void q_asym(uint8_t *b, const float *x, int bits) {
+    const int top = (1 << bits) - 1;
+    float mn = x[0], mx = x[0];
+    for (int j = 1; j < 32; j++) mn = fminf(mn, x[j]), mx = fmaxf(mx, x[j]);
+    const float d = (mx - mn) / (float)top, id = d ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    put_f16(b + 2, mn);
+    uint8_t *qs = b + (bits == 4 ? 4 : 8);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        const int q0 = near((x[j] - mn) * id, 0, top), q1 = near((x[j + 16] - mn) * id, 0, top);
+        qs[j] = (uint8_t)((q0 & 0xF) | ((q1 & 0xF) << 4));
+        qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
+    }
+    if (bits == 5) memcpy(b + 4, &qh, 4);
+}
+
+/* One sub-block of n values as x ≈ scale·L − mmin with L in [0, nmax], mmin >= 0 (the min is clamped to <= 0, as
+ * K-quants store it unsigned). Weighted least squares over a small grid of candidate scales. Returns scale. */
+static float fit_affine(const float *x, const float *w, int n, int nmax, float *mmin) {
+    float mn = x[0], mx = x[0];
+    for (int i = 1; i < n; i++) mn = fminf(mn, x[i]), mx = fmaxf(mx, x[i]);
+    if (mn > 0) mn = 0;
+    if (!(mx > mn)) {
+        *mmin = -mn;
+        return 0;
+    }
+    float best_s = (mx - mn) / (float)nmax, best_m = mn, best_e = INFINITY;
+    for (int step = -1; step <= 20; step++) {
+        /* step -1: the plain min/max grid; then iscale = (nmax - 1 + 0.1·step) / range, refit */
+        const float iscale = step < 0 ? (float)nmax / (mx - mn) : ((float)nmax - 1.0f + 0.1f * (float)step) / (mx - mn);
+        double sw = 0, sl = 0, sl2 = 0, sx = 0, sxl = 0;
+        int L[32];
+        for (int i = 0; i < n; i++) {
+            L[i] = near(iscale * (x[i] - mn), 0, nmax);
+            sw += w[i], sl += w[i] * L[i], sl2 += w[i] * L[i] * L[i], sx += w[i] * x[i], sxl += w[i] * x[i] * L[i];
+        }
+        float s = 1.0f / iscale, m = mn;
+        const double D = sw * sl2 - sl * sl;
+        if (step >= 0 && D > 0) {
+            s = (float)((sw * sxl - sx * sl) / D);
+            m = (float)((sl2 * sx - sl * sxl) / D);
+            if (m > 0) m = 0, s = sl2 > 0 ? (float)(sxl / sl2) : 0;
+        }
+        double e = 0;
+        for (int i = 0; i < n; i++) {
+            const double r = (double)s * L[i] + m - x[i];
+            e += w[i] * r * r;
+        }
+        if (e < best_e && s >= 0) best_e = e, best_s = s, best_m = m;
+    }
+    *mmin = -best_m;
+    return best_s;
+}
+
+/* One sub-block of 16 as x ≈ scale·L, L in [-nmax, nmax - 1] (Q6_K). Returns scale (any sign). */
+static float fit_sym(const float *x, const float *w, int n, int nmax) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+    if (amax == 0) return 0;
+    float best_s = max / (float)-nmax;
+    double best_e = INFINITY;
+    for (int step = -9; step <= 9; step++) {
+        const float iscale = -((float)nmax + 0.1f * (float)step) / max;
+        double sxl = 0, sl2 = 0;
+        int L[16];
+        for (int i = 0; i < n; i++) {
+            L[i] = near(iscale * x[i], -nmax, nmax - 1);
+            sxl += w[i] * x[i] * L[i], sl2 += w[i] * L[i] * L[i];
+        }
+        if (sl2 <= 0) continue;
+        const float s = (float)(sxl / sl2);
+        double e = 0;
+        for (int i = 0; i < n; i++) {
+            const double r = (double)s * L[i] - x[i];
+            e += w[i] * r * r;
+        }
+        if (e < best_e) best_e = e, best_s = s;
+    }
+    return best_s;
+}
+
+/* Importance weights of a 256 block: |x| plus the block's RMS (large values matter more, none is ignored). */
+static void k_weights(const float *x, float *w) {
+    double ss = 0;
+    for (int i = 0; i < 256; i++) ss += (double)x[i] * x[i];
+    const float av = (float)sqrt(ss / 256);
+    for (int i = 0; i < 256; i++) w[i] = av + fabsf(x[i]);
+}
+
+/* Q4_K (bits 4) and Q5_K (bits 5): 8 sub-blocks of 32, 6-bit scales and mins, x = d·sc·q − dmin·m. */
+static void q_k45(uint8_t *b, const float *x, int bits) {
+    const int nmax = (1 << bits) - 1;
+    float w[256], sc[8], mn[8], max_sc = 0, max_mn = 0;
+    k_weights(x, w);
+    for (int j = 0; j < 8; j++) {
+        sc[j] = fit_affine(x + 32 * j, w + 32 * j, 32, nmax, &mn[j]);
+        max_sc = fmaxf(max_sc, sc[j]);
+        max_mn = fmaxf(max_mn, mn[j]);
+    }
+    const float isc = max_sc > 0 ? 63.0f / max_sc : 0, imn = max_mn > 0 ? 63.0f / max_mn : 0;
+    uint8_t *s = b + 4, ls[8], lm[8];
+    memset(s, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        ls[j] = (uint8_t)near(isc * sc[j], 0, 63);
+        lm[j] = (uint8_t)near(imn * mn[j], 0, 63);
+        if (j < 4) {
+            s[j] = ls[j], s[j + 4] = lm[j];
+        } else {
+            s[j + 4] = (uint8_t)((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+            s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            s[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+    put_f16(b, max_sc / 63.0f);
+    put_f16(b + 2, max_mn / 63.0f);
+    const float d = f16(b), dmin = f16(b + 2);
+    int L[256];
+    for (int j = 0; j < 8; j++) {
+        const float dd = d * ls[j], dm = dmin * lm[j];
+        for (int i = 0; i < 32; i++) L[32 * j + i] = dd > 0 ? near((x[32 * j + i] + dm) / dd, 0, nmax) : 0;
+    }
+    uint8_t *qh = b + 16, *qs = b + (bits == 4 ? 16 : 48);
+    if (bits == 5) memset(qh, 0, 32);
+    for (int j = 0, sh = 0; j < 256; j += 64, qs += 32, sh += 2)
+        for (int l = 0; l < 32; l++) {
+            const int l1 = L[j + l], l2 = L[j + l + 32];
+            qs[l] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
+            if (bits == 5) qh[l] |= (uint8_t)(((l1 >> 4) << sh) | ((l2 >> 4) << (sh + 1)));
+        }
+}
+
+/* Q6_K: 16 sub-blocks of 16, int8 scales, x = d·sc·(q − 32). */
+static void q_q6_k(uint8_t *b, const float *x) {
+    float w[256], sc[16], max_sc = 0, amax_sc = 0;
+    k_weights(x, w);
+    for (int j = 0; j < 16; j++) {
+        sc[j] = fit_sym(x + 16 * j, w + 16 * j, 16, 32);
+        if (fabsf(sc[j]) > amax_sc) amax_sc = fabsf(sc[j]), max_sc = sc[j];
+    }
+    int8_t *s = (int8_t *)(b + 192);
+    const float iscale = max_sc ? -128.0f / max_sc : 0;
+    for (int j = 0; j < 16; j++) s[j] = (int8_t)near(iscale * sc[j], -128, 127);
+    put_f16(b + 208, iscale ? 1.0f / iscale : 0.0f);
+    const float d = f16(b + 208);
+    int L[256];
+    for (int j = 0; j < 16; j++) {
+        const float dd = d * s[j];
+        for (int i = 0; i < 16; i++) L[16 * j + i] = dd != 0 ? near(x[16 * j + i] / dd, -32, 31) + 32 : 32;
+    }
+    uint8_t *ql = b, *qh = b + 128;
+    for (int n = 0; n < 256; n += 128, ql += 64, qh += 32)
+        for (int l = 0; l < 32; l++) {
+            const int q1 = L[n + l], q2 = L[n + l + 32], q3 = L[n + l + 64], q4 = L[n + l + 96];
+            ql[l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
+            ql[l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
+            qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+        }
+}
+
+void g4c_quantize(void *dst, const float *src, g4c_dtype t, int64_t n) {
+    uint8_t *o = dst;
+    switch (t) {
+    case G4C_DTYPE_F32: memcpy(dst, src, (size_t)n * 4); return;
+    case G4C_DTYPE_F16:
+    case G4C_DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h = t == G4C_DTYPE_F16 ? g4c_f32_to_f16(src[i]) : g4c_f32_to_bf16(src[i]);
+            memcpy(o + 2 * i, &h, 2);
+        }
+        return;
+    default: break;
+    }
+    const int bs = g4c_dtype_infos[t].block;
+    const size_t sz = g4c_dtype_infos[t].size;
+    for (int64_t i = 0; i < n / bs; i++, o += sz, src += bs) switch (t) {
+        case G4C_DTYPE_Q8_0: q_q8_0(o, src); break;
+        case G4C_DTYPE_Q4_0: q_sym(o, src, 4); break;
+        case G4C_DTYPE_Q5_0: q_sym(o, src, 5); break;
+        case G4C_DTYPE_Q4_1: q_asym(o, src, 4); break;
+        case G4C_DTYPE_Q5_1: q_asym(o, src, 5); break;
+        case G4C_DTYPE_Q4_K: q_k45(o, src, 4); break;
+        case G4C_DTYPE_Q5_K: q_k45(o, src, 5); break;
+        case G4C_DTYPE_Q6_K: q_q6_k(o, src); break;
+        default: G4C_ASSERT(!"g4c_quantize: not a quantizable type");
+        }
+}

@@ -1,0 +1,334 @@
+/* The text decoder's forward pass on the device: model/text.c g4c_text_forward, op for op, over the weights of
+ * weights.cu and one sequence's state (KV cache + activations, sized for n_ubatch tokens). Everything stays on the
+ * device except: token ids, the PLE table rows of the chunk's tokens, image soft tokens and attention upper bounds
+ * go up; the logits come down; MoE prefill (> CU_GEMV_MAX_TOK tokens) reads the routing back to run each expert
+ * over its tokens. One stream per session; the call returns after the stream has drained. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "kernels/cuda/cuda_model.cuh"
+
+struct g4c_cuda_text {
+    g4c_cuda_model *M;
+    const g4c_config *c;
+    int n_ctx, U;
+    cu_mm mm;
+    int n_slots;
+    float **kc, **vc;
+    int *cap;
+    float *x, *a, *h2, *moe_out, *qkv, *q, *attn, *gu, *ffc, *ple, *ple_tok, *pg, *logits, *part;
+    int logit_rows;
+    float *router, *d_wt, *d_gw, *moe_in, *moe_gu, *moe_c, *moe_y;
+    int *d_sel, *d_gidx, *d_ids, *d_hi;
+    int *h_ids, *h_hi, *h_sel, *h_gidx, *h_count;
+    float *h_wt, *h_gw, *h_ple;
+    void **allocs;
+    size_t n_allocs, cap_allocs;
+};
+
+namespace {
+
+g4c_status dev(g4c_cuda_text *s, void **p, size_t bytes, int pinned, g4c_err *err) {
+    if (s->n_allocs == s->cap_allocs) {
+        const size_t cap = s->cap_allocs ? 2 * s->cap_allocs : 64;
+        void **a = (void **)realloc(s->allocs, cap * sizeof *a);
+        if (!a) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+        s->allocs = a, s->cap_allocs = cap;
+    }
+    cudaError_t e = pinned ? cudaMallocHost(p, bytes ? bytes : 16) : cudaMalloc(p, bytes ? bytes : 16);
+    if (e != cudaSuccess)
+        return G4C_FAIL(err, G4C_E_NOMEM, "CUDA: cannot allocate %.1f MiB of %s memory for the session: %s",
+                        bytes / 1048576.0, pinned ? "pinned host" : "device", cudaGetErrorString(e));
+    s->allocs[s->n_allocs++] = pinned ? (void *)((uintptr_t)*p | 1) : *p; /* low bit: pinned */
+    return G4C_OK;
+}
+#define DEVF(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(float) * (size_t)(n), 0, err))
+#define DEVI(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(int) * (size_t)(n), 0, err))
+#define HOSTF(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(float) * (size_t)(n), 1, err))
+#define HOSTI(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(int) * (size_t)(n), 1, err))
+
+int is_placeholder(const g4c_config *c, int tok) {
+    return tok == c->image_token_id || tok == c->video_token_id || tok == c->audio_token_id;
+}
+
+g4c_status init(g4c_cuda_text *s, g4c_err *err) {
+    const g4c_config *c = s->c;
+    const size_t U = (size_t)s->U, H = (size_t)c->n_embd;
+    size_t max_qkv = 0, max_qd = 0, max_ffn = 0, max_hd = 0;
+    for (int i = 0; i < c->n_layer; i++) {
+        const g4c_layer_cfg *l = &c->layers[i];
+        const size_t qd = (size_t)c->n_head * l->head_dim, kvd = (size_t)l->n_kv_head * l->head_dim;
+        const size_t qkv = qd + (l->kv_slot < 0 ? 0 : l->k_eq_v ? kvd : 2 * kvd);
+        max_qkv = qkv > max_qkv ? qkv : max_qkv;
+        max_qd = qd > max_qd ? qd : max_qd;
+        max_ffn = (size_t)l->ffn_dim > max_ffn ? (size_t)l->ffn_dim : max_ffn;
+        max_hd = (size_t)l->head_dim > max_hd ? (size_t)l->head_dim : max_hd;
+    }
+    /* KV cache: model/kv_cache.c's capacities */
+    s->n_slots = c->n_kv_slots;
+    s->kc = (float **)calloc((size_t)s->n_slots + 1, sizeof(float *));
+    s->vc = (float **)calloc((size_t)s->n_slots + 1, sizeof(float *));
+    s->cap = (int *)calloc((size_t)s->n_slots + 1, sizeof(int));
+    if (!s->kc || !s->vc || !s->cap) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    for (int i = 0; i < c->n_layer; i++) {
+        const g4c_layer_cfg *l = &c->layers[i];
+        if (l->kv_slot < 0) continue;
+        int cap = s->n_ctx;
+        if (l->type == G4C_LAYER_SLIDING && c->sliding_window - 1 + s->U < cap) cap = c->sliding_window - 1 + s->U;
+        s->cap[l->kv_slot] = cap;
+        const size_t n = (size_t)cap * l->n_kv_head * l->head_dim;
+        DEVF(s->kc[l->kv_slot], n);
+        DEVF(s->vc[l->kv_slot], n);
+        G4C_CU(cudaMemset(s->kc[l->kv_slot], 0, n * sizeof(float)));
+        G4C_CU(cudaMemset(s->vc[l->kv_slot], 0, n * sizeof(float)));
+    }
+    DEVF(s->x, U * H);
+    DEVF(s->a, U * H);
+    DEVF(s->h2, U * H);
+    DEVF(s->qkv, U * max_qkv);
+    DEVF(s->q, U * max_qd);
+    DEVF(s->attn, U * max_qd);
+    DEVF(s->gu, U * 2 * max_ffn);
+    DEVF(s->ffc, U * max_ffn);
+    DEVF(s->part, cu_attention_part_floats((int)max_hd));
+    s->logit_rows = s->U < 64 ? s->U : 64;
+    DEVF(s->logits, (size_t)s->logit_rows * c->n_vocab);
+    DEVI(s->d_ids, U);
+    DEVI(s->d_hi, U);
+    HOSTI(s->h_ids, U);
+    HOSTI(s->h_hi, U);
+    size_t max_cols = H > max_qd ? H : max_qd, max_out = max_qkv > H ? max_qkv : H;
+    max_cols = max_ffn > max_cols ? max_ffn : max_cols;
+    max_out = 2 * max_ffn > max_out ? 2 * max_ffn : max_out;
+    if (c->ple_dim) {
+        const size_t LP = (size_t)c->n_layer * c->ple_dim;
+        DEVF(s->ple, U * LP);
+        DEVF(s->ple_tok, U * LP);
+        DEVF(s->pg, U * c->ple_dim);
+        HOSTF(s->h_ple, U * LP);
+        max_out = LP > max_out ? LP : max_out;
+    }
+    if (c->moe) {
+        const size_t E = (size_t)c->n_expert, K = (size_t)c->n_expert_used, I = (size_t)c->moe_ffn_dim;
+        const size_t R = U > CU_GEMV_MAX_TOK * K ? U : CU_GEMV_MAX_TOK * K;
+        DEVF(s->moe_out, U * H);
+        DEVF(s->moe_in, U * H);
+        DEVF(s->router, U * E);
+        DEVI(s->d_sel, U * K);
+        DEVF(s->d_wt, U * K);
+        DEVI(s->d_gidx, U * K);
+        DEVF(s->d_gw, U * K);
+        DEVF(s->moe_gu, R * 2 * I);
+        DEVF(s->moe_c, R * I);
+        DEVF(s->moe_y, R * H);
+        HOSTI(s->h_sel, U * K);
+        HOSTF(s->h_wt, U * K);
+        HOSTI(s->h_gidx, U * K);
+        HOSTF(s->h_gw, U * K);
+        HOSTI(s->h_count, E + 1);
+        max_out = 2 * I > max_out ? 2 * I : max_out;
+        max_out = E > max_out ? E : max_out;
+    }
+    G4C_CU(cudaStreamCreateWithFlags(&s->mm.stream, cudaStreamNonBlocking));
+    G4C_BLAS(cublasCreate(&s->mm.blas));
+    G4C_BLAS(cublasSetStream(s->mm.blas, s->mm.stream));
+    return cu_mm_init(&s->mm, s->U, (int)max_cols, max_out, err);
+}
+
+/* §3.8 MoE branch on the residual x -> s->moe_out. Uses moe_in, h2 (free once the dense MLP has run). */
+g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, g4c_err *err) {
+    const g4c_config *c = s->c;
+    const int H = c->n_embd, E = c->n_expert, K = c->n_expert_used, I = c->moe_ffn_dim;
+    cudaStream_t st = s->mm.stream;
+    G4C_CU(cu_rms_norm(st, s->moe_in, H, s->x, H, D->router_scale, n, H, c->eps));
+    G4C_TRY(cu_matmul(&s->mm, s->router, E, s->moe_in, H, &D->router, n, err));
+    G4C_CU(cu_router_topk(st, s->router, n, E, K, D->per_expert_scale, s->d_sel, s->d_wt));
+    G4C_CU(cu_rms_norm(st, s->h2, H, s->x, H, D->pre_ffn_norm_2, n, H, c->eps));
+    if (n <= CU_GEMV_MAX_TOK) { /* decode: every (token, slot) reads its expert's rows, no host round trip */
+        G4C_CU(cu_gemv_sel(st, s->moe_gu, (long)K * 2 * I, 2 * I, s->h2, H, 0, &D->exp_gu, s->d_sel, n, K));
+        G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I));
+        G4C_CU(cu_gemv_sel(st, s->moe_y, (long)K * H, H, s->moe_c, (long)K * I, I, &D->exp_down, s->d_sel, n, K));
+        G4C_CU(cu_moe_combine(st, s->moe_out, s->moe_y, s->d_wt, n, K, H));
+        return G4C_OK;
+    }
+    /* prefill: each expert once over the tokens routed to it (text.c's loop) */
+    G4C_CU(cudaMemcpyAsync(s->h_sel, s->d_sel, sizeof(int) * n * K, cudaMemcpyDeviceToHost, st));
+    G4C_CU(cudaMemcpyAsync(s->h_wt, s->d_wt, sizeof(float) * n * K, cudaMemcpyDeviceToHost, st));
+    G4C_CU(cudaStreamSynchronize(st));
+    int *cnt = s->h_count;
+    memset(cnt, 0, sizeof(int) * (E + 1));
+    for (int i = 0; i < n * K; i++) {
+        if (s->h_sel[i] < 0 || s->h_sel[i] >= E) return G4C_FAIL(err, G4C_E_IO, "CUDA MoE: router chose expert %d", s->h_sel[i]);
+        cnt[s->h_sel[i] + 1]++;
+    }
+    for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e]; /* offsets */
+    for (int e = 0; e < E; e++) {
+        int m = cnt[e];
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < K; k++)
+                if (s->h_sel[t * K + k] == e) s->h_gidx[m] = t, s->h_gw[m] = s->h_wt[t * K + k], m++;
+    }
+    G4C_CU(cudaMemcpyAsync(s->d_gidx, s->h_gidx, sizeof(int) * n * K, cudaMemcpyHostToDevice, st));
+    G4C_CU(cudaMemcpyAsync(s->d_gw, s->h_gw, sizeof(float) * n * K, cudaMemcpyHostToDevice, st));
+    G4C_CU(cudaMemsetAsync(s->moe_out, 0, sizeof(float) * n * H, st));
+    const size_t es = cu_mat_elsize(&D->exp_gu);
+    for (int e = 0; e < E; e++) {
+        const int off = cnt[e], m = cnt[e + 1] - cnt[e];
+        if (!m) continue;
+        cu_mat gu = D->exp_gu, dn = D->exp_down;
+        gu.p = (char *)gu.p + (size_t)e * gu.rows * gu.ld * es;
+        dn.p = (char *)dn.p + (size_t)e * dn.rows * dn.ld * es;
+        G4C_CU(cu_gather_rows(st, s->moe_in, s->h2, s->d_gidx + off, m, H));
+        G4C_TRY(cu_matmul(&s->mm, s->moe_gu, 2 * I, s->moe_in, H, &gu, m, err));
+        G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, m, I));
+        G4C_TRY(cu_matmul(&s->mm, s->moe_y, H, s->moe_c, I, &dn, m, err));
+        G4C_CU(cu_scatter_add(st, s->moe_out, s->moe_y, s->d_gidx + off, s->d_gw + off, m, H));
+    }
+    return G4C_OK;
+}
+
+} // namespace
+
+extern "C" g4c_status g4c_cuda_text_init(g4c_cuda_text **out, g4c_cuda_model *m, int n_ctx, int n_ubatch,
+                                         g4c_err *err) {
+    *out = NULL;
+    if (n_ctx < 1 || n_ubatch < 1)
+        return G4C_FAIL(err, G4C_E_ARG, "n_ctx (%d) and n_ubatch (%d) must be positive", n_ctx, n_ubatch);
+    g4c_cuda_text *s = (g4c_cuda_text *)calloc(1, sizeof *s);
+    if (!s) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    s->M = m, s->c = m->c, s->n_ctx = n_ctx, s->U = n_ubatch < n_ctx ? n_ubatch : n_ctx;
+    g4c_status st = init(s, err);
+    if (st != G4C_OK) {
+        g4c_cuda_text_free(s);
+        return st;
+    }
+    *out = s;
+    return G4C_OK;
+}
+
+extern "C" void g4c_cuda_text_free(g4c_cuda_text *s) {
+    if (!s) return;
+    if (s->mm.stream) cudaStreamSynchronize(s->mm.stream);
+    cu_mm_free(&s->mm);
+    if (s->mm.blas) cublasDestroy(s->mm.blas);
+    if (s->mm.stream) cudaStreamDestroy(s->mm.stream);
+    for (size_t i = 0; i < s->n_allocs; i++) {
+        const uintptr_t p = (uintptr_t)s->allocs[i];
+        if (p & 1) cudaFreeHost((void *)(p & ~(uintptr_t)1));
+        else cudaFree((void *)p);
+    }
+    free(s->allocs);
+    free(s->kc);
+    free(s->vc);
+    free(s->cap);
+    free(s);
+}
+
+extern "C" int g4c_cuda_text_rewind_limit(const g4c_cuda_text *s) {
+    int lim = INT_MAX;
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->cap[i] < s->n_ctx && s->cap[i] - s->c->sliding_window + 1 < lim) lim = s->cap[i] - s->c->sliding_window + 1;
+    return lim;
+}
+
+extern "C" g4c_status g4c_cuda_text_sync(g4c_cuda_text *s, g4c_err *err) {
+    G4C_CU(cudaStreamSynchronize(s->mm.stream));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
+                                            int n_past, int bidir_off, float *logits, int all_logits, g4c_err *err) {
+    const g4c_config *c = s->c;
+    const g4c_cuda_model *M = s->M;
+    if (n < 1 || n > s->U || n_past < 0 || n_past + n > s->n_ctx)
+        return G4C_FAIL(err, G4C_E_ARG, "CUDA forward: %d tokens at position %d (ubatch %d, context %d)", n, n_past,
+                        s->U, s->n_ctx);
+    const int H = c->n_embd, V = c->n_vocab;
+    cudaStream_t st = s->mm.stream;
+    s->mm.force = G4C_CUDA_MM_AUTO;
+
+    /* §3.1 embeddings; placeholders look up pad, then take the soft tokens unscaled */
+    for (int t = 0; t < n; t++) s->h_ids[t] = is_placeholder(c, tokens[t]) ? c->pad_id : tokens[t];
+    G4C_CU(cudaMemcpyAsync(s->d_ids, s->h_ids, sizeof(int) * n, cudaMemcpyHostToDevice, st));
+    G4C_CU(cu_embed(st, s->x, &M->embed, s->d_ids, n, sqrtf((float)H)));
+    for (int t = 0, m = 0; t < n && mm_embd; t++)
+        if (g4c_is_mm_placeholder(c, tokens[t]))
+            G4C_CU(cudaMemcpyAsync(s->x + (size_t)t * H, mm_embd + (size_t)m++ * H, sizeof(float) * H,
+                                   cudaMemcpyHostToDevice, st));
+    /* §3.2 per-layer inputs: projection of the embeddings on the device, table rows gathered on the host */
+    if (c->ple_dim) {
+        const int P = c->ple_dim, LP = c->n_layer * P;
+        G4C_TRY(cu_matmul(&s->mm, s->ple, LP, s->x, H, &M->ple_model_proj, n, err));
+        const g4c_wmat *pe = &M->w->ple_embed;
+        for (int t = 0; t < n; t++) {
+            float *row = s->h_ple + (size_t)t * LP;
+            if (pe->data) g4c_wmat_row_f32(pe, s->h_ids[t], row);
+            else memset(row, 0, sizeof(float) * LP);
+        }
+        G4C_CU(cudaMemcpyAsync(s->ple_tok, s->h_ple, sizeof(float) * n * LP, cudaMemcpyHostToDevice, st));
+        G4C_CU(cu_ple_prep(st, s->ple, s->ple_tok, M->ple_proj_norm, n * c->n_layer, P, c->eps, 1.0f / sqrtf((float)H),
+                           sqrtf((float)P), 1.0f / sqrtf(2.0f)));
+    }
+    const int use_hi = c->bidir_vision && !bidir_off;
+    if (use_hi) {
+        g4c_text_visible_hi(c, tokens, n, n_past, s->h_hi);
+        G4C_CU(cudaMemcpyAsync(s->d_hi, s->h_hi, sizeof(int) * n, cudaMemcpyHostToDevice, st));
+    }
+
+    for (int il = 0; il < c->n_layer; il++) {
+        const g4c_layer_cfg *lc = &c->layers[il];
+        const cu_layer *D = &M->layers[il];
+        const int nq = c->n_head, hd = lc->head_dim, nkv = lc->n_kv_head, dq = nq * hd, ldq = D->qkv.rows;
+        /* §3.4 attention: x += post_attn_norm(o(attn(rope(norm(q, k)), v))) */
+        G4C_CU(cu_rms_norm(st, s->a, H, s->x, H, D->attn_norm, n, H, c->eps));
+        G4C_TRY(cu_matmul(&s->mm, s->qkv, ldq, s->a, H, &D->qkv, n, err));
+        const int own = lc->kv_slot;
+        G4C_CU(cu_qkv_prep(st, s->qkv, ldq, n, nq, nkv, hd, lc->k_eq_v, D->q_norm, D->k_norm, c->eps,
+                           M->inv_freq[lc->type], n_past, s->q, own >= 0 ? s->kc[own] : NULL,
+                           own >= 0 ? s->vc[own] : NULL, own >= 0 ? s->cap[own] : 1));
+        const int src = c->layers[lc->kv_source].kv_slot;
+        const int sliding = lc->type == G4C_LAYER_SLIDING;
+        const cu_kv view = {s->kc[src], s->vc[src], s->cap[src], nkv, hd, sliding ? c->sliding_window : 0,
+                            sliding && use_hi ? s->d_hi : NULL};
+        int max_len = n_past + n;
+        if (sliding && c->sliding_window < max_len) max_len = c->sliding_window + n;
+        G4C_CU(cu_attention(st, s->attn, s->q, &view, n, n_past, nq, cu_attention_splits(n, nq, max_len), s->part));
+        G4C_TRY(cu_matmul(&s->mm, s->a, H, s->attn, dq, &D->o, n, err));
+        G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_attn_norm, n, H, c->eps, 1.f));
+
+        /* §3.7 feed-forward: GeGLU over the fused gate|up product [+ §3.8 MoE branch] */
+        const int F = lc->ffn_dim;
+        G4C_CU(cu_rms_norm(st, s->h2, H, s->x, H, D->pre_ffn_norm, n, H, c->eps));
+        G4C_TRY(cu_matmul(&s->mm, s->gu, 2 * F, s->h2, H, &D->gate_up, n, err));
+        G4C_CU(cu_gelu_mul(st, s->ffc, F, s->gu, 2 * F, s->gu + F, 2 * F, n, F));
+        G4C_TRY(cu_matmul(&s->mm, s->a, H, s->ffc, F, &D->down, n, err));
+        if (c->moe) {
+            G4C_TRY(moe(s, D, n, err));
+            G4C_CU(cu_rms_norm2_sum(st, s->a, s->a, D->post_ffn_norm_1, s->moe_out, D->post_ffn_norm_2, n, H, c->eps));
+        }
+        if (c->ple_dim) { /* §3.3: x += norm(proj(gelu(gate(x)) ⊙ ple[l])), then the layer scalar */
+            const int P = c->ple_dim, LP = c->n_layer * P;
+            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, 1.f));
+            G4C_TRY(cu_matmul(&s->mm, s->pg, P, s->x, H, &D->ple_gate, n, err));
+            G4C_CU(cu_gelu_mul(st, s->pg, P, s->pg, P, s->ple + (size_t)il * P, LP, n, P));
+            G4C_TRY(cu_matmul(&s->mm, s->a, H, s->pg, P, &D->ple_proj, n, err));
+            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->ple_post_norm, n, H, c->eps, D->layer_scalar));
+        } else {
+            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, D->layer_scalar));
+        }
+    }
+    /* §3.9 final norm, tied head, softcap; logits come down LR rows at a time */
+    if (logits) {
+        const int first = all_logits ? 0 : n - 1, m = n - first;
+        for (int r0 = 0; r0 < m; r0 += s->logit_rows) {
+            const int k = m - r0 < s->logit_rows ? m - r0 : s->logit_rows;
+            G4C_CU(cu_rms_norm(st, s->a, H, s->x + (size_t)(first + r0) * H, H, M->final_norm, k, H, c->eps));
+            G4C_TRY(cu_matmul(&s->mm, s->logits, V, s->a, H, &M->head, k, err));
+            if (c->final_softcap > 0) G4C_CU(cu_softcap(st, s->logits, (size_t)k * V, c->final_softcap));
+            G4C_CU(cudaMemcpyAsync(logits + (size_t)r0 * V, s->logits, sizeof(float) * k * V, cudaMemcpyDeviceToHost, st));
+        }
+    }
+    G4C_CU(cudaStreamSynchronize(st));
+    return G4C_OK;
+}
