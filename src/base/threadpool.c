@@ -1,5 +1,7 @@
 /* A fixed pool of worker threads that run one batch of tasks at a time. The caller's thread works too, so a pool
- * of n threads starts n-1 workers. Tasks are claimed with an atomic counter (dynamic load balance). */
+ * of n threads starts n-1 workers. Tasks are claimed with an atomic counter (dynamic load balance).
+ * Decoding runs hundreds of small batches per token, so waking must be cheap: workers spin on the batch counter
+ * for a while before sleeping on a condition variable, and the caller spins for the stragglers. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -13,9 +15,10 @@ struct g4c_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv_start; /* a new batch (generation changed) or shutdown */
     pthread_cond_t cv_done;  /* the last worker left the batch */
-    unsigned generation;
-    int shutdown;
-    int n_busy;              /* workers still inside the current batch */
+    atomic_uint generation;  /* bumped once per batch */
+    atomic_int shutdown;
+    atomic_int n_busy;       /* workers still inside the current batch */
+    atomic_int n_sleeping;   /* workers blocked on cv_start */
     g4c_task_fn fn;
     void *ctx;
     int n_tasks;
@@ -37,22 +40,39 @@ static void drain(g4c_pool *p, int i_thread) {
 
 typedef struct { g4c_pool *p; int id; } worker_arg;
 
+enum { SPIN = 1 << 9 }; /* a few µs of pause: covers back-to-back ops, cheap under contention (tune on an idle machine) */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void *worker_main(void *arg) {
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     g4c_pool *p = wa.p;
     unsigned seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->shutdown && p->generation == seen) pthread_cond_wait(&p->cv_start, &p->mu);
-        if (p->shutdown) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        for (int i = 0; i < SPIN && atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown); i++) cpu_relax();
+        if (atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->n_sleeping, 1);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown)) pthread_cond_wait(&p->cv_start, &p->mu);
+            atomic_fetch_sub(&p->n_sleeping, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->shutdown)) break;
+        seen = atomic_load(&p->generation);
         drain(p, wa.id);
-        pthread_mutex_lock(&p->mu);
-        if (--p->n_busy == 0) pthread_cond_signal(&p->cv_done);
+        if (atomic_fetch_sub(&p->n_busy, 1) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -97,7 +117,7 @@ g4c_status g4c_pool_init(g4c_pool **out, int n_threads, g4c_err *err) {
 void g4c_pool_free(g4c_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->shutdown = 1;
+    atomic_store(&p->shutdown, 1);
     pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i - 1], NULL);
@@ -165,18 +185,23 @@ void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
         return;
     }
     g4c_pool_lock(p);
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
     atomic_store(&p->next, 0);
-    p->n_busy = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->cv_start);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->n_busy, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1); /* publishes fn/ctx/n_tasks (seq_cst) */
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv_start);
+        pthread_mutex_unlock(&p->mu);
+    }
     drain(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->n_busy > 0) pthread_cond_wait(&p->cv_done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < SPIN && atomic_load(&p->n_busy) > 0; i++) cpu_relax();
+    if (atomic_load(&p->n_busy) > 0) {
+        pthread_mutex_lock(&p->mu);
+        while (atomic_load(&p->n_busy) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
     g4c_pool_unlock(p);
 }

@@ -50,7 +50,9 @@ int cmd_preprocess(int argc, char **argv);  /* cmd_image.c */
 int cmd_tokenize(int argc, char **argv);    /* cmd_tok.c */
 int cmd_detokenize(int argc, char **argv);  /* cmd_tok.c */
 int cmd_run(int argc, char **argv);         /* cmd_run.c */
-int cmd_chat(int argc, char **argv);        /* cmd_run.c */
+int cmd_chat(int argc, char **argv);
+int cmd_bench(int argc, char **argv);       /* cmd_bench.c */        /* cmd_run.c */
+int cmd_serve(int argc, char **argv);       /* cmd_serve.c */
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);       /* cmd_synth.c */

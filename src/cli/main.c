@@ -13,6 +13,8 @@ static const struct {
     {"logits", cmd_logits, "write the logits of every prompt position as .npy (fidelity oracle hook)"},
     {"run", cmd_run, "answer a prompt (text and images) with streaming output and statistics"},
     {"chat", cmd_chat, "interactive multi-turn chat (/image PATH, /reset, /stats)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (chat completions, images, streaming)"},
+    {"bench", cmd_bench, "llama-bench style throughput: pp512 / tg128 / image encode, mean ± sd"},
     {"info", cmd_info, "print a checkpoint's configuration and per-layer shapes"},
     {"synth", cmd_synth, "write a random-weight checkpoint of a Gemma 4 size"},
     {"preprocess", cmd_preprocess, "decode + resize + patchify an image as the model sees it (.npy)"},

@@ -1,0 +1,185 @@
+/* gemma4c bench: llama-bench's conventions. pp<N> = prompt processing of N tokens from an empty cache, tg<N> =
+ * generating N tokens one at a time (after a 1-token prompt), each repeated -r times and reported as mean ± sd
+ * tokens/s; tokenization and sampling are excluded (random token ids, logits of the last position only).
+ * Also the image encode time at a soft-token budget (random pixels) and the peak resident memory. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/cli.h"
+#include "runtime/runtime.h"
+
+typedef struct {
+    const char *name; /* "pp512", "tg128", "img280" */
+    double mean, sd;  /* tokens/s (images: ms per image) */
+    int n;
+} result;
+
+static void stats(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static int32_t rand_token(int n_vocab) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (int32_t)(3 + rng % (uint64_t)(n_vocab > 100 ? 97 : n_vocab - 3)); /* ordinary ids 3..99 (cost does not depend on the id) */
+}
+
+static const char *const bench_help =
+    "usage: gemma4c bench -m DIR [-p 512] [-n 128] [-r 5] [-t N] [--image-budget N] [-o md|json|csv]\n"
+    "llama-bench style throughput: pp<p> (prompt tokens/s from an empty cache), tg<n> (generated tokens/s, one at a\n"
+    "time), and with --image-budget the vision encode time of one image; mean ± sd over -r repetitions after one\n"
+    "warm-up. -p 0 or -n 0 skips that test.\n";
+
+int cmd_bench(int argc, char **argv) {
+    if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { fputs(bench_help, stdout); return 0; }
+    /* bench's own flags first (-p is a count here, -r repetitions, -o format); the rest go to cli_parse */
+    int n_pp = 512, n_tg = 128, reps = 5;
+    const char *fmt = "md";
+    char *rest[64];
+    int n_rest = 0;
+    rest[n_rest++] = argv[0];
+    rest[n_rest++] = argv[1];
+    for (int i = 2; i < argc && n_rest < 62; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) && v) n_pp = atoi(v), i++;
+        else if ((!strcmp(a, "-n") || !strcmp(a, "--n-gen")) && v) n_tg = atoi(v), i++;
+        else if ((!strcmp(a, "-r") || !strcmp(a, "--repetitions")) && v) reps = atoi(v), i++;
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) fmt = v, i++;
+        else rest[n_rest++] = argv[i];
+    }
+    if (n_pp < 0 || n_tg < 0 || reps < 1 || reps > 1000 || (strcmp(fmt, "md") && strcmp(fmt, "json") && strcmp(fmt, "csv"))) {
+        fprintf(stderr, "gemma4c bench: -p/-n >= 0, -r in [1, 1000], -o md|json|csv\n");
+        return 2;
+    }
+    cli_opts o;
+    if (cli_parse(&o, n_rest, rest, 2, "bench")) return 2;
+    if (!o.model) { fprintf(stderr, "gemma4c bench: --model DIR is required\n%s", bench_help); return 2; }
+    g4c_err err = {0};
+    g4c_model_params mp = g4c_model_default_params();
+    mp.n_threads = o.n_threads;
+    g4c_model *m = NULL;
+    if (g4c_model_load(&m, o.model, &mp, &err) != G4C_OK) { cli_die_err("cannot load model", &err); return 1; }
+    g4c_session_params sp = g4c_session_default_params();
+    sp.n_ctx = n_pp + n_tg + 8;
+    if (o.n_ubatch) sp.n_ubatch = o.n_ubatch;
+    g4c_session *s = NULL;
+    if (g4c_session_init(&s, m, &sp, &err) != G4C_OK) { cli_die_err("session", &err); g4c_model_free(m); return 1; }
+    const int V = g4c_model_n_vocab(m);
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n_pp + 1));
+    double *v = malloc(sizeof(double) * (size_t)reps);
+    result res[3];
+    int n_res = 0, rc = 0;
+    if (!logits || !toks || !v) { rc = 1; goto done; }
+    if (n_pp > 0) {
+        for (int r = -1; r < reps && !rc; r++) { /* r = -1: warm-up */
+            for (int i = 0; i < n_pp; i++) toks[i] = rand_token(V);
+            g4c_session_reset(s);
+            double t0 = g4c_time_ms();
+            if (g4c_session_eval(s, toks, n_pp, logits, G4C_LOGITS_LAST, &err) != G4C_OK) rc = 1;
+            if (r >= 0) v[r] = n_pp / ((g4c_time_ms() - t0) / 1e3);
+        }
+        static char name[32];
+        snprintf(name, sizeof name, "pp%d", n_pp);
+        res[n_res].name = name;
+        stats(v, reps, &res[n_res].mean, &res[n_res].sd);
+        res[n_res++].n = n_pp;
+    }
+    if (n_tg > 0 && !rc) {
+        for (int r = -1; r < reps && !rc; r++) {
+            g4c_session_reset(s);
+            int32_t t = 2;
+            if (g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, &err) != G4C_OK) rc = 1;
+            double t0 = g4c_time_ms();
+            for (int i = 0; i < n_tg && !rc; i++) {
+                t = rand_token(V);
+                if (g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, &err) != G4C_OK) rc = 1;
+            }
+            if (r >= 0) v[r] = n_tg / ((g4c_time_ms() - t0) / 1e3);
+        }
+        static char name[32];
+        snprintf(name, sizeof name, "tg%d", n_tg);
+        res[n_res].name = name;
+        stats(v, reps, &res[n_res].mean, &res[n_res].sd);
+        res[n_res++].n = n_tg;
+    }
+    if (o.image_budget && !rc) {
+        if (!g4c_model_has_vision(m)) {
+            fprintf(stderr, "gemma4c bench: this model has no vision tower (--image-budget)\n");
+            rc = 1;
+        } else {
+            /* a square image at the budget: side = 48·floor(sqrt(budget)) gives (side/16)² / 9 <= budget tokens */
+            const int g = (int)floor(sqrt((double)o.image_budget)) * 3, n = g * g;
+            float *p = malloc(sizeof(float) * (size_t)n * 768), *out = malloc(sizeof(float) * (size_t)(n / 9) * g4c_model_n_embd(m));
+            int32_t *pos = malloc(sizeof(int32_t) * (size_t)n * 2);
+            if (!p || !out || !pos) rc = 1;
+            for (int i = 0; !rc && i < n; i++) pos[2 * i] = i % g, pos[2 * i + 1] = i / g;
+            for (size_t i = 0; !rc && i < (size_t)n * 768; i++) p[i] = (float)((i * 2654435761u) % 256) / 255.0f;
+            for (int r = -1; r < reps && !rc; r++) {
+                double t0 = g4c_time_ms();
+                if (g4c_model_encode_image(m, p, pos, n, out, &err) != G4C_OK) rc = 1;
+                if (r >= 0) v[r] = g4c_time_ms() - t0;
+            }
+            static char name[32];
+            snprintf(name, sizeof name, "img%d", n / 9);
+            res[n_res].name = name;
+            stats(v, reps, &res[n_res].mean, &res[n_res].sd);
+            res[n_res++].n = n / 9;
+            free(p), free(out), free(pos);
+        }
+    }
+    if (rc) {
+        if (err.msg[0]) cli_die_err("bench", &err);
+        goto done;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const double peak = ru.ru_maxrss / 1024.0;
+    const int threads = o.n_threads ? o.n_threads : g4c_n_cpus();
+    if (!strcmp(fmt, "json")) {
+        cJSON *arr = cJSON_CreateArray();
+        for (int i = 0; i < n_res; i++) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "model", o.model);
+            cJSON_AddNumberToObject(j, "threads", threads);
+            cJSON_AddStringToObject(j, "test", res[i].name);
+            cJSON_AddStringToObject(j, "unit", !strncmp(res[i].name, "img", 3) ? "ms" : "t/s");
+            cJSON_AddNumberToObject(j, "avg", res[i].mean);
+            cJSON_AddNumberToObject(j, "stddev", res[i].sd);
+            cJSON_AddNumberToObject(j, "repetitions", reps);
+            cJSON_AddNumberToObject(j, "peak_memory_mib", peak);
+            cJSON_AddItemToArray(arr, j);
+        }
+        char *txt = cJSON_Print(arr);
+        if (txt) puts(txt);
+        free(txt);
+        cJSON_Delete(arr);
+    } else if (!strcmp(fmt, "csv")) {
+        puts("model,threads,test,unit,avg,stddev,repetitions,peak_memory_mib");
+        for (int i = 0; i < n_res; i++)
+            printf("%s,%d,%s,%s,%.3f,%.3f,%d,%.0f\n", o.model, threads, res[i].name,
+                   !strncmp(res[i].name, "img", 3) ? "ms" : "t/s", res[i].mean, res[i].sd, reps, peak);
+    } else {
+        printf("| model | backend | threads | test | t/s |\n| --- | --- | ---: | --- | ---: |\n");
+        for (int i = 0; i < n_res; i++) {
+            if (!strncmp(res[i].name, "img", 3))
+                printf("| %s | CPU | %d | %s | %.2f ± %.2f ms |\n", o.model, threads, res[i].name, res[i].mean, res[i].sd);
+            else
+                printf("| %s | CPU | %d | %s | %.2f ± %.2f |\n", o.model, threads, res[i].name, res[i].mean, res[i].sd);
+        }
+        printf("\npeak memory %.0f MiB\n", peak);
+    }
+done:
+    free(logits), free(toks), free(v);
+    g4c_session_free(s);
+    g4c_model_free(m);
+    return rc;
+}
