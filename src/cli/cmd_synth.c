@@ -212,6 +212,28 @@ static void fill(float *dst, size_t n, uint64_t key, uint64_t i0, int kind, floa
     }
 }
 
+/* One chunk of a tensor, filled (and rounded to bf16) by the thread pool in n_tasks slices. */
+typedef struct {
+    float *buf;
+    uint16_t *half; /* NULL for f32 */
+    size_t n;
+    uint64_t key, at;
+    int kind, n_tasks;
+    float amp;
+} fill_job;
+
+static void fill_task(void *ctx, int i_task, int i_thread) {
+    const fill_job *j = ctx;
+    const size_t b = j->n * (size_t)i_task / (size_t)j->n_tasks, e = j->n * (size_t)(i_task + 1) / (size_t)j->n_tasks;
+    fill(j->buf + b, e - b, j->key, j->at + b, j->kind, j->amp);
+    if (!j->half) return;
+    for (size_t k = b; k < e; k++) { /* round to nearest even; the values are finite */
+        uint32_t u;
+        memcpy(&u, &j->buf[k], 4);
+        j->half[k] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+
 static float amplitude(const g4c_stw_tensor *t) {
     switch (t->tag & 15) {
     case K_MAT: return sqrtf(3.0f / (float)t->shape[t->ndim - 1]); /* std 1/sqrt(fan_in); fan_in = last dim */
@@ -522,7 +544,7 @@ static int copy_tokenizer(const char *src, const char *dir) {
 
 static const char *const synth_help =
     "usage: gemma4c synth --preset tiny|e2b|e4b|26b-a4b|31b --out DIR [--dtype bf16|f32] [--seed S]\n"
-    "                     [--tokenizer tokenizer.json] [--no-vision] [--dry-run]\n"
+    "                     [--tokenizer tokenizer.json] [--no-vision] [--dry-run] [-t N]\n"
     "Writes a random-weight Hugging Face checkpoint with the real configuration of a Gemma 4 size: config.json,\n"
     "generation_config.json, processor_config.json and model.safetensors (every tensor the loader needs; streamed\n"
     "with constant memory, written as model.safetensors.tmp and renamed when complete). For demos and for\n"
@@ -534,7 +556,8 @@ static const char *const synth_help =
     "  --seed S            weights are a function of S (default 1)\n"
     "  --tokenizer FILE    copy this tokenizer.json into DIR (default: $G4C_TOKENIZER_JSON); a Gemma 3 one works\n"
     "  --no-vision         text decoder only (vision_config null)\n"
-    "  --dry-run           print tensor count, bytes and parameter counts; write nothing\n";
+    "  --dry-run           print tensor count, bytes and parameter counts; write nothing\n"
+    "  -t, --threads N     threads generating the values (default: all cores)\n";
 
 typedef struct {
     uint64_t total, text, vision, embed, expert;
@@ -544,11 +567,13 @@ int cmd_synth(int argc, char **argv) {
     const char *preset_name = NULL, *out = NULL, *tok = NULL;
     g4c_dtype dt = G4C_DTYPE_BF16;
     uint64_t seed = 1;
-    int vision = 1, dry = 0;
+    int vision = 1, dry = 0, n_threads = 0;
+    g4c_pool *pool = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(a, "--preset") || !strcmp(a, "--out") || !strcmp(a, "-o") || !strcmp(a, "--dtype") ||
-                    !strcmp(a, "--seed") || !strcmp(a, "--tokenizer");
+                    !strcmp(a, "--seed") || !strcmp(a, "--tokenizer") || !strcmp(a, "-t") ||
+                    !strcmp(a, "--threads");
         if (takes && !v) { fprintf(stderr, "gemma4c synth: %s needs a value\n", a); return 2; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(synth_help, stdout); return 0; }
         else if (!strcmp(a, "--preset")) preset_name = v;
@@ -567,6 +592,14 @@ int cmd_synth(int argc, char **argv) {
                 return 2;
             }
             seed = s;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (!*v || *end || t < 0 || t > 1024) {
+                fprintf(stderr, "gemma4c synth: %s needs an integer in [0, 1024], got '%s'\n", a, v);
+                return 2;
+            }
+            n_threads = (int)t;
         } else if (!strcmp(a, "--no-vision")) vision = 0;
         else if (!strcmp(a, "--dry-run")) dry = 1;
         else { fprintf(stderr, "gemma4c synth: unknown option '%s' (see gemma4c synth --help)\n", a); return 2; }
@@ -613,10 +646,15 @@ int cmd_synth(int argc, char **argv) {
     }
     const uint64_t file_size = g4c_stw_file_size(w), data_size = g4c_stw_data_size(w);
 
-    char path[4096];
+    char path[4096], tpath[4200];
     struct sigaction sa = {0}, old_int, old_term, old_hup;
-    int handlers = 0;
+    int handlers = 0, created_dir = 0;
     if (!dry) {
+        if (tok && access(tok, R_OK) != 0) {
+            fprintf(stderr, "gemma4c synth: cannot read tokenizer %s: %s\n", tok, strerror(errno));
+            goto done;
+        }
+        created_dir = access(out, F_OK) != 0;
         if (make_dirs(out) != 0) {
             fprintf(stderr, "gemma4c synth: cannot create the output directory %s: %s\n", out, strerror(errno));
             goto done;
@@ -639,10 +677,6 @@ int cmd_synth(int argc, char **argv) {
                     human(have, sizeof have, (double)fs.f_bavail * fs.f_frsize, "B"));
             goto done;
         }
-        if (tok && access(tok, R_OK) != 0) {
-            fprintf(stderr, "gemma4c synth: cannot read tokenizer %s: %s\n", tok, strerror(errno));
-            goto done;
-        }
         snprintf(path, sizeof path, "%s/model.safetensors", out);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
@@ -651,7 +685,10 @@ int cmd_synth(int argc, char **argv) {
         sigaction(SIGTERM, &sa, &old_term);
         sigaction(SIGHUP, &sa, &old_hup);
         handlers = 1;
-        if (g4c_stw_open(w, path, &err) != G4C_OK) { cli_die_err("synth", &err); goto done; }
+        if (g4c_pool_init(&pool, n_threads, &err) != G4C_OK || g4c_stw_open(w, path, &err) != G4C_OK) {
+            cli_die_err("synth", &err);
+            goto done;
+        }
         enum { CHUNK = 1 << 18 }; /* elements: 1 MB of f32, 512 KB of bf16 */
         float *buf = malloc(sizeof(float) * CHUNK);
         uint16_t *half = malloc(sizeof(uint16_t) * CHUNK);
@@ -670,17 +707,11 @@ int cmd_synth(int argc, char **argv) {
             const float amp = amplitude(t);
             for (uint64_t at = 0; at < t->numel && st == G4C_OK && !g_signal; at += CHUNK) {
                 const size_t n = (size_t)(t->numel - at < CHUNK ? t->numel - at : CHUNK);
-                fill(buf, n, key, at, t->tag & 15, amp);
-                if (t->dtype == G4C_DTYPE_BF16) {
-                    for (size_t k = 0; k < n; k++) { /* round to nearest even; values are finite */
-                        uint32_t u;
-                        memcpy(&u, &buf[k], 4);
-                        half[k] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-                    }
-                    st = g4c_stw_write(w, half, n * 2, &err);
-                } else {
-                    st = g4c_stw_write(w, buf, n * 4, &err);
-                }
+                const int bf16 = t->dtype == G4C_DTYPE_BF16;
+                fill_job job = {buf, bf16 ? half : NULL, n, key, at, t->tag & 15, n < 8192 ? 1 : 32, amp};
+                if (job.n_tasks == 1) fill_task(&job, 0, 0);
+                else g4c_pool_run(pool, fill_task, &job, job.n_tasks);
+                st = bf16 ? g4c_stw_write(w, half, n * 2, &err) : g4c_stw_write(w, buf, n * 4, &err);
                 double now = g4c_time_ms();
                 if (tty && now - last > 200) {
                     last = now;
@@ -711,7 +742,7 @@ int cmd_synth(int argc, char **argv) {
             bad = copy_tokenizer(tok, out) || write_json(out, "tokenizer_config.json", tc);
             cJSON_Delete(tc);
             if (bad) goto done;
-        } else {
+        } else if (snprintf(tpath, sizeof tpath, "%s/tokenizer.json", out) > 0 && access(tpath, F_OK) != 0) {
             fprintf(stderr, "gemma4c synth: warning: no tokenizer given (--tokenizer FILE or $G4C_TOKENIZER_JSON): "
                     "`gemma4c run` will need a tokenizer.json in %s; `generate --tokens` works without\n", out);
         }
@@ -744,5 +775,7 @@ done:
         sigaction(SIGHUP, &old_hup, NULL);
     }
     g4c_stw_free(w); /* removes model.safetensors.tmp unless it was completed */
+    if (rc != 0 && created_dir) rmdir(out); /* a directory we made, if still empty */
+    g4c_pool_free(pool);
     return rc;
 }

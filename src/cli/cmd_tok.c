@@ -103,7 +103,8 @@ static g4c_tokenizer *load_tokenizer(const tok_opts *o, const char *cmd) {
         fprintf(stderr, "gemma4c %s: cannot load the tokenizer: %s\n", cmd, err.msg);
         return NULL;
     }
-    if (g4c_tok_apply_gemma4_specials(t, &err) != G4C_OK)
+    /* a small (test) vocabulary is silently used as it is; a Gemma-sized one that does not fit is worth a note */
+    if (g4c_tok_apply_gemma4_specials(t, &err) != G4C_OK && g4c_tok_n_vocab(t) >= 262144)
         fprintf(stderr, "gemma4c %s: note: %s; the tokenizer is used as it is\n", cmd, err.msg);
     return t;
 }

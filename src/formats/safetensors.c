@@ -126,13 +126,13 @@ static g4c_status parse_image(g4c_tensor_set *ts, const unsigned char *buf, size
             if (g4c_dtype_infos[d].st_name && strcmp(jd->valuestring, g4c_dtype_infos[d].st_name) == 0)
                 t.dtype = (g4c_dtype)d;
         if (t.dtype == G4C_DTYPE_COUNT) {
-            static const char *const other[] = {"F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
+            static const char *const other[] = {"F64", "I64", "I32", "I16", "I8", "U64", "U16", "U8",
                                                 "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"};
             int known = 0;
             for (size_t i = 0; i < sizeof other / sizeof *other; i++) known |= !strcmp(jd->valuestring, other[i]);
             st = G4C_FAIL(err, known ? G4C_E_UNSUPPORTED : G4C_E_FORMAT,
-                          "%s: tensor %s: dtype \"%.32s\" is %s (F32, F16, BF16 are read)", what, name,
-                          jd->valuestring, known ? "not supported" : "not a safetensors dtype");
+                          "%s: tensor %s: dtype \"%.32s\" is %s (F32, F16, BF16 and MLX's U32 codes are read)",
+                          what, name, jd->valuestring, known ? "not supported" : "not a safetensors dtype");
             goto done;
         }
         t.ndim = cJSON_GetArraySize(js);

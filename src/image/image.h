@@ -20,6 +20,7 @@
 #define G4C_IMAGE_MAX_PIXELS ((uint64_t)64 << 20)      /* 64 MPix (PIL warns at 89 MPix) */
 #define G4C_IMAGE_MAX_FILE_BYTES ((size_t)256 << 20)   /* g4c_image_load refuses larger files */
 #define G4C_IMAGE_MAX_SCANS 100                        /* progressive JPEG scans (typical files have ~10) */
+#define G4C_IMAGE_MAX_RESIZE_WORK ((uint64_t)1 << 26)  /* rows x target width, taps per axis: slivers only */
 
 /* Processor constants (HF Gemma4ImageProcessor defaults). */
 #define G4C_IMAGE_PATCH 16
@@ -53,8 +54,11 @@ g4c_status g4c_image_target_size(int h, int w, int budget, int patch, int pool, 
 
 /* Antialiased bicubic resize of src to dst [th][tw][3], bit-exact with torch's uint8 _upsample_bicubic2d_aa
  * (Keys cubic a = -0.5, support scaled by the downscale factor, int16 weights at a per-pass precision,
- * horizontal pass into a uint8 buffer, then vertical). A pass whose size does not change is skipped; equal sizes
- * copy. Fails only for bad sizes or when memory runs out. */
+ * horizontal pass rounded to uint8, then vertical). A pass whose size does not change is skipped; equal sizes
+ * copy. Memory stays near the output size (the passes stream through a ring of rows). Fails for bad sizes, when
+ * memory runs out, or (G4C_E_UNSUPPORTED) for slivers whose source height x target width, or whose filter taps
+ * on one axis, exceed G4C_IMAGE_MAX_RESIZE_WORK: e.g. 1 x 2,000,000 or 20,000,000 x 2 pixels (torch widens every
+ * row first and tabulates every tap: seconds to minutes). The worst accepted inputs take a few seconds. */
 g4c_status g4c_image_resize_bicubic_aa(uint8_t *dst, int th, int tw, const g4c_image *src, g4c_err *err);
 
 /* Split an h x w RGB image (h, w multiples of patch) into patches [n][patch * patch * 3], element order

@@ -66,18 +66,29 @@ g4c_status g4c_image_target_size(int h, int w, int budget, int patch, int pool, 
 
 /* ---- resize ----------------------------------------------------------------------------------------------- */
 
-typedef struct {
-    int ksize;      /* weights per output (stride of w) */
-    unsigned prec;  /* fixed-point bits of w */
-    int *xmin;      /* [out] first input index */
-    int *xsize;     /* [out] number of inputs used */
-    int16_t *w;     /* [out][ksize] */
-} axis_weights;
+/* Memory and time stay bounded for any image the decoder accepts: the horizontal weights are tabulated only when
+ * the table is small (else recomputed per output column), the vertical weights are computed per output row, and
+ * the horizontal pass streams into a ring of as many rows as one vertical tap window spans instead of a whole
+ * intermediate image. The integer sums are the same either way. */
+#define WEIGHT_TABLE_MAX ((size_t)1 << 22) /* int16 entries (8 MB) */
 
-static void axis_free(axis_weights *a) {
-    free(a->xmin);
-    free(a->xsize);
-    free(a->w);
+typedef struct {
+    int in, out, ksize;
+    double scale, support, invscale;
+    unsigned prec;    /* fixed-point bits of the int16 weights */
+    double *dw;       /* [ksize] scratch */
+    int16_t *qw;      /* [ksize] scratch */
+    int16_t *table;   /* [out][ksize], or NULL: computed on demand */
+    int *tmin, *tsize;
+} axis;
+
+static void axis_free(axis *a) {
+    free(a->dw);
+    free(a->qw);
+    free(a->table);
+    free(a->tmin);
+    free(a->tsize);
+    memset(a, 0, sizeof *a);
 }
 
 /* HelperInterpCubic::aa_filter<double, use_keys_cubic=true> with cubic_convolution1/2 from UpSample.h. */
@@ -89,48 +100,67 @@ static double cubic_aa(double x) {
     return 0.0;
 }
 
-/* HelperInterpBase::_compute_index_ranges_int16_weights for antialias = true, align_corners = false. */
-static g4c_status axis_init(axis_weights *a, int in, int out, g4c_err *err) {
-    memset(a, 0, sizeof *a);
+/* HelperInterpBase::_compute_indices_min_size_weights_aa: output i's window and normalised double weights.
+ * Returns the largest weight (0 when the weights sum to 0 and are left unnormalised, as torch does). */
+static double axis_weights_f64(const axis *a, int i, double *k, int *xmin_out, int *xsize_out) {
+    const double center = a->scale * (i + 0.5);
+    int64_t xmin = (int64_t)(center - a->support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int64_t xmax = (int64_t)(center + a->support + 0.5);
+    if (xmax > a->in) xmax = a->in;
+    int64_t xsize = xmax - xmin;
+    if (xsize < 0) xsize = 0;
+    if (xsize > a->ksize) xsize = a->ksize;
+    double total = 0.0, wmax = 0.0;
+    for (int64_t j = 0; j < xsize; j++) {
+        k[j] = cubic_aa(((double)(j + xmin) - center + 0.5) * a->invscale);
+        total += k[j];
+    }
+    if (total != 0.0)
+        for (int64_t j = 0; j < xsize; j++) {
+            k[j] /= total;
+            if (k[j] > wmax) wmax = k[j];
+        }
+    *xmin_out = (int)xmin;
+    *xsize_out = (int)xsize;
+    return wmax;
+}
+
+/* _compute_index_ranges_int16_weights: (int)(w * 2^prec +- 0.5) */
+static void quantize(const double *k, int n, unsigned prec, int16_t *q) {
+    for (int j = 0; j < n; j++) {
+        const double v = k[j] * (1 << prec);
+        q[j] = (int16_t)(v < 0 ? (int)(-0.5 + v) : (int)(0.5 + v));
+    }
+}
+
+/* Weights per output for in -> out: ceil(support) * 2 + 1. */
+static int axis_ksize(int in, int out) {
     const double scale = (double)in / out;
-    const double support = scale >= 1.0 ? 2.0 * scale : 2.0;
-    a->ksize = (int)ceil(support) * 2 + 1;
-    double *wd = g4c_malloc((size_t)out, (size_t)a->ksize * sizeof(double), err);
-    a->xmin = g4c_malloc((size_t)out, sizeof(int), err);
-    a->xsize = g4c_malloc((size_t)out, sizeof(int), err);
-    a->w = g4c_malloc((size_t)out, (size_t)a->ksize * sizeof(int16_t), err);
-    if (!wd || !a->xmin || !a->xsize || !a->w) {
-        free(wd);
+    return (int)ceil(scale >= 1.0 ? 2.0 * scale : 2.0) * 2 + 1;
+}
+
+/* Geometry and precision for in -> out (antialias = true, align_corners = false, no scale override). */
+static g4c_status axis_init(axis *a, int in, int out, int tabulate, g4c_err *err) {
+    memset(a, 0, sizeof *a);
+    a->in = in;
+    a->out = out;
+    a->scale = (double)in / out;
+    a->support = a->scale >= 1.0 ? 2.0 * a->scale : 2.0; /* (interp_size * 0.5) * scale, interp_size = 4 */
+    a->invscale = a->scale >= 1.0 ? 1.0 / a->scale : 1.0;
+    a->ksize = axis_ksize(in, out);
+    a->dw = g4c_malloc((size_t)a->ksize, sizeof(double), err);
+    a->qw = g4c_malloc((size_t)a->ksize, sizeof(int16_t), err);
+    if (!a->dw || !a->qw) {
         axis_free(a);
         return G4C_E_NOMEM;
     }
-    const double invscale = scale >= 1.0 ? 1.0 / scale : 1.0;
+    /* the precision depends on the largest weight of the whole axis: a first pass finds it */
     double wt_max = 0.0;
     for (int i = 0; i < out; i++) {
-        const double center = scale * (i + 0.5);
-        int64_t xmin = (int64_t)(center - support + 0.5);
-        if (xmin < 0) xmin = 0;
-        int64_t xmax = (int64_t)(center + support + 0.5);
-        if (xmax > in) xmax = in;
-        int64_t xsize = xmax - xmin;
-        if (xsize < 0) xsize = 0;
-        if (xsize > a->ksize) xsize = a->ksize;
-        double *k = wd + (size_t)i * a->ksize;
-        double total = 0.0;
-        int64_t j = 0;
-        for (; j < xsize; j++) {
-            k[j] = cubic_aa(((double)(j + xmin) - center + 0.5) * invscale);
-            total += k[j];
-        }
-        if (total != 0.0) {
-            for (j = 0; j < xsize; j++) {
-                k[j] /= total;
-                if (k[j] > wt_max) wt_max = k[j];
-            }
-        }
-        for (; j < a->ksize; j++) k[j] = 0.0;
-        a->xmin[i] = (int)xmin;
-        a->xsize[i] = (int)xsize;
+        int xmin, xsize;
+        const double m = axis_weights_f64(a, i, a->dw, &xmin, &xsize);
+        if (m > wt_max) wt_max = m;
     }
     unsigned p;
     for (p = 0; p < 22; p++) {
@@ -138,12 +168,32 @@ static g4c_status axis_init(axis_weights *a, int in, int out, g4c_err *err) {
         if (next >= (1 << 15)) break;
     }
     a->prec = p;
-    for (size_t i = 0; i < (size_t)out * a->ksize; i++) {
-        const double v = wd[i] * (1 << p);
-        a->w[i] = (int16_t)(v < 0 ? (int)(-0.5 + v) : (int)(0.5 + v));
+    if (tabulate && (size_t)out * (size_t)a->ksize <= WEIGHT_TABLE_MAX) {
+        a->table = g4c_malloc((size_t)out, (size_t)a->ksize * sizeof(int16_t), err);
+        a->tmin = g4c_malloc((size_t)out, sizeof(int), err);
+        a->tsize = g4c_malloc((size_t)out, sizeof(int), err);
+        if (!a->table || !a->tmin || !a->tsize) {
+            axis_free(a);
+            return G4C_E_NOMEM;
+        }
+        for (int i = 0; i < out; i++) {
+            (void)axis_weights_f64(a, i, a->dw, &a->tmin[i], &a->tsize[i]);
+            quantize(a->dw, a->tsize[i], a->prec, a->table + (size_t)i * a->ksize);
+        }
     }
-    free(wd);
     return G4C_OK;
+}
+
+/* Output i's int16 weights (from the table, or computed into a->qw). */
+static const int16_t *axis_row(axis *a, int i, int *xmin, int *xsize) {
+    if (a->table) {
+        *xmin = a->tmin[i];
+        *xsize = a->tsize[i];
+        return a->table + (size_t)i * a->ksize;
+    }
+    (void)axis_weights_f64(a, i, a->dw, xmin, xsize);
+    quantize(a->dw, *xsize, a->prec, a->qw);
+    return a->qw;
 }
 
 /* prec >= 1 whenever some weight is non-zero; an all-zero axis gives 0 everywhere either way */
@@ -155,43 +205,46 @@ static inline uint8_t fixed_to_u8(int32_t s, unsigned prec) {
     return (uint8_t)(s > 255 ? 255 : s);
 }
 
-/* [h][in_w][3] -> [h][out_w][3] */
-static void pass_horizontal(uint8_t *dst, const uint8_t *src, int h, int in_w, int out_w, const axis_weights *a) {
-    const int32_t round = ROUND_OFFSET(a->prec);
-    for (int y = 0; y < h; y++) {
-        const uint8_t *row = src + (size_t)y * in_w * 3;
-        uint8_t *o = dst + (size_t)y * out_w * 3;
-        for (int x = 0; x < out_w; x++) {
-            const int16_t *k = a->w + (size_t)x * a->ksize;
-            const uint8_t *p = row + (size_t)a->xmin[x] * 3;
-            int32_t s0 = round, s1 = round, s2 = round;
-            for (int j = 0; j < a->xsize[x]; j++, p += 3) {
-                s0 += k[j] * p[0];
-                s1 += k[j] * p[1];
-                s2 += k[j] * p[2];
-            }
-            o[3 * x] = fixed_to_u8(s0, a->prec);
-            o[3 * x + 1] = fixed_to_u8(s1, a->prec);
-            o[3 * x + 2] = fixed_to_u8(s2, a->prec);
-        }
-    }
+/* Row r of an image stored whole (ring = 0) or in a ring of `ring` rows. */
+static inline uint8_t *row_at(uint8_t *base, int ring, int r, size_t stride) {
+    return base + (size_t)(ring ? r % ring : r) * stride;
 }
 
-/* [in_h][w][3] -> [out_h][w][3]; acc is a [w * 3] scratch row. Row-at-a-time accumulation (same integer sums). */
-static void pass_vertical(uint8_t *dst, const uint8_t *src, int w, int out_h, const axis_weights *a, int32_t *acc) {
-    const int32_t round = ROUND_OFFSET(a->prec);
-    const size_t stride = (size_t)w * 3;
-    for (int y = 0; y < out_h; y++) {
-        const int16_t *k = a->w + (size_t)y * a->ksize;
-        const uint8_t *base = src + (size_t)a->xmin[y] * stride;
-        for (size_t i = 0; i < stride; i++) acc[i] = round;
-        for (int j = 0; j < a->xsize[y]; j++) {
-            const int32_t kj = k[j];
-            const uint8_t *row = base + (size_t)j * stride;
-            for (size_t i = 0; i < stride; i++) acc[i] += kj * row[i];
+/* One output pixel of the horizontal pass: xsize taps from p (interleaved RGB). */
+static inline void h_pixel(uint8_t *o, const uint8_t *p, const int16_t *k, int xsize, unsigned prec) {
+    const int32_t round = ROUND_OFFSET(prec);
+    int32_t s0 = round, s1 = round, s2 = round;
+    for (int j = 0; j < xsize; j++, p += 3) {
+        s0 += k[j] * p[0];
+        s1 += k[j] * p[1];
+        s2 += k[j] * p[2];
+    }
+    o[0] = fixed_to_u8(s0, prec);
+    o[1] = fixed_to_u8(s1, prec);
+    o[2] = fixed_to_u8(s2, prec);
+}
+
+/* Horizontal pass over source rows [r0, r1): [w][3] -> [a->out][3] each, written to row_at(dst, ring, r).
+ * Row by row with tabulated weights; column by column (each weight row computed once per call) without. */
+static void pass_horizontal(uint8_t *dst, int ring, const uint8_t *src, int w, int r0, int r1, axis *a) {
+    const size_t in_stride = (size_t)w * 3, out_stride = (size_t)a->out * 3;
+    int xmin, xsize;
+    if (a->table) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *in = src + (size_t)r * in_stride;
+            uint8_t *o = row_at(dst, ring, r, out_stride);
+            for (int x = 0; x < a->out; x++) {
+                const int16_t *k = axis_row(a, x, &xmin, &xsize);
+                h_pixel(o + 3 * (size_t)x, in + (size_t)xmin * 3, k, xsize, a->prec);
+            }
         }
-        uint8_t *o = dst + (size_t)y * stride;
-        for (size_t i = 0; i < stride; i++) o[i] = fixed_to_u8(acc[i], a->prec);
+        return;
+    }
+    for (int x = 0; x < a->out; x++) {
+        const int16_t *k = axis_row(a, x, &xmin, &xsize);
+        for (int r = r0; r < r1; r++)
+            h_pixel(row_at(dst, ring, r, out_stride) + 3 * (size_t)x, src + (size_t)r * in_stride + (size_t)xmin * 3,
+                    k, xsize, a->prec);
     }
 }
 
@@ -203,27 +256,67 @@ g4c_status g4c_image_resize_bicubic_aa(uint8_t *dst, int th, int tw, const g4c_i
         memcpy(dst, src->rgb, (size_t)h * w * 3);
         return G4C_OK;
     }
-    axis_weights ah = {0}, av = {0};
     const int need_h = tw != w, need_v = th != h;
-    if (need_h) G4C_TRY(axis_init(&ah, w, tw, err));
-    if (need_v && axis_init(&av, h, th, err) != G4C_OK) {
-        axis_free(&ah);
-        return G4C_E_NOMEM;
-    }
+    /* torch widens every source row before the vertical pass: a sliver (e.g. 1 x 60M) would mean billions of
+     * intermediate pixels, so that work is capped (no real photo comes near it). */
+    if (need_h && need_v && (uint64_t)h * (uint64_t)tw > G4C_IMAGE_MAX_RESIZE_WORK)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED,
+                        "resize: %dx%d (WxH) is too elongated to resize to %dx%d (%llu intermediate pixels, limit "
+                        "%llu)", w, h, tw, th, (unsigned long long)h * (unsigned long long)tw,
+                        (unsigned long long)G4C_IMAGE_MAX_RESIZE_WORK);
+    /* likewise the filter taps of one axis (about 4 x its source length when shrinking a lot) */
+    const uint64_t taps_h = need_h ? (uint64_t)tw * axis_ksize(w, tw) : 0, taps_v = need_v ? (uint64_t)th * axis_ksize(h, th) : 0;
+    if (taps_h > G4C_IMAGE_MAX_RESIZE_WORK || taps_v > G4C_IMAGE_MAX_RESIZE_WORK)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "resize: %dx%d (WxH) is too elongated to resize to %dx%d (%llu filter "
+                        "taps, limit %llu)", w, h, tw, th, (unsigned long long)(taps_h > taps_v ? taps_h : taps_v),
+                        (unsigned long long)G4C_IMAGE_MAX_RESIZE_WORK);
+    axis ah = {0}, av = {0};
     g4c_status st = G4C_OK;
-    uint8_t *tmp = need_h && need_v ? g4c_malloc((size_t)h * tw, 3, err) : NULL;
-    int32_t *acc = need_v ? g4c_malloc((size_t)tw * 3, sizeof(int32_t), err) : NULL;
-    if ((need_h && need_v && !tmp) || (need_v && !acc)) {
-        st = G4C_E_NOMEM;
-    } else if (need_h && need_v) {
-        pass_horizontal(tmp, src->rgb, h, w, tw, &ah);
-        pass_vertical(dst, tmp, tw, th, &av, acc);
-    } else if (need_h) {
-        pass_horizontal(dst, src->rgb, h, w, tw, &ah);
-    } else {
-        pass_vertical(dst, src->rgb, w, th, &av, acc);
+    uint8_t *ring = NULL;
+    int32_t *acc = NULL;
+    if (need_h && (st = axis_init(&ah, w, tw, 1, err)) != G4C_OK) goto done;
+    if (!need_v) {
+        pass_horizontal(dst, 0, src->rgb, w, 0, h, &ah);
+        goto done;
     }
-    free(tmp);
+    if ((st = axis_init(&av, h, th, 0, err)) != G4C_OK) goto done;
+    const size_t stride = (size_t)tw * 3;
+    /* Ring of widened rows: every tap window fits (ysize <= ksize). Without a weight table (w above ~1M, so at most
+     * 64 rows) all rows are widened at once instead, so each weight row is computed once. */
+    const int n_ring = ah.table || !need_h ? av.ksize : h;
+    acc = g4c_malloc(stride, sizeof(int32_t), err);
+    if (need_h) ring = g4c_malloc((size_t)n_ring, stride, err);
+    if (!acc || (need_h && !ring)) {
+        st = G4C_E_NOMEM;
+        goto done;
+    }
+    const int32_t round = ROUND_OFFSET(av.prec);
+    int next = 0; /* source rows below this have been widened (the window start never decreases) */
+    if (need_h && !ah.table) {
+        pass_horizontal(ring, n_ring, src->rgb, w, 0, h, &ah);
+        next = h;
+    }
+    for (int y = 0; y < th; y++) {
+        int ymin, ysize;
+        const int16_t *k = axis_row(&av, y, &ymin, &ysize);
+        if (need_h) {
+            if (next < ymin) next = ymin;
+            if (next < ymin + ysize) {
+                pass_horizontal(ring, n_ring, src->rgb, w, next, ymin + ysize, &ah);
+                next = ymin + ysize;
+            }
+        }
+        for (size_t i = 0; i < stride; i++) acc[i] = round;
+        for (int j = 0; j < ysize; j++) {
+            const int32_t kj = k[j];
+            const uint8_t *row = need_h ? row_at(ring, n_ring, ymin + j, stride) : src->rgb + (size_t)(ymin + j) * stride;
+            for (size_t i = 0; i < stride; i++) acc[i] += kj * row[i];
+        }
+        uint8_t *o = dst + (size_t)y * stride;
+        for (size_t i = 0; i < stride; i++) o[i] = fixed_to_u8(acc[i], av.prec);
+    }
+done:
+    free(ring);
     free(acc);
     axis_free(&ah);
     axis_free(&av);

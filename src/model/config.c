@@ -314,6 +314,73 @@ static g4c_status parse_top(g4c_config *cfg, const cJSON *root, const char *what
     return G4C_OK;
 }
 
+/* ---- MLX affine quantization block (spec §8.3) ---- */
+
+static g4c_status quant_params(const cJSON *obj, const char *key, int *group, int *bits, const char *what,
+                               g4c_err *err) {
+    int64_t g = *group, b = *bits;
+    G4C_TRY(g4c_json_get_int(obj, "group_size", 1, 1 << 16, &g, NULL, what, err));
+    G4C_TRY(g4c_json_get_int(obj, "bits", 0, 64, &b, NULL, what, err));
+    const char *mode = NULL;
+    G4C_TRY(g4c_json_get_str(obj, "mode", &mode, what, err));
+    if (mode && strcmp(mode, "affine") != 0)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: quantization%s%.200s: mode \"%.40s\" is not supported (only MLX "
+                        "affine)", what, key ? "." : "", key ? key : "", mode);
+    /* MLX packs 2/4/8 bits per u32 word, 3/5/6 bits as a little-endian bit stream (8 codes in 3 or 5 bytes, 4 in 3) */
+    if (b != 2 && b != 3 && b != 4 && b != 5 && b != 6 && b != 8)
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: quantization%s%.200s: bits %lld is not supported (2, 3, 4, 5, 6, "
+                        "8)", what, key ? "." : "", key ? key : "", (long long)b);
+    *group = (int)g;
+    *bits = (int)b;
+    return G4C_OK;
+}
+
+static g4c_status parse_quant(g4c_quant_cfg *q, const cJSON *root, const char *what, g4c_err *err) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "quantization");
+    const char *name = "quantization";
+    if (!o || cJSON_IsNull(o)) {
+        o = cJSON_GetObjectItemCaseSensitive(root, "quantization_config"); /* mlx-vlm writes both (same content) */
+        name = "quantization_config";
+    }
+    if (!o || cJSON_IsNull(o)) return G4C_OK;
+    if (!cJSON_IsObject(o)) return G4C_FAIL(err, G4C_E_CONFIG, "%s: \"%s\" must be an object", what, name);
+    const char *method = NULL;
+    G4C_TRY(g4c_json_get_str(o, "quant_method", &method, what, err));
+    if (method) /* a transformers quantization_config (GPTQ, AWQ, bitsandbytes, fp8, ...), not MLX's */
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: %s.quant_method \"%.40s\" is not supported (MLX affine "
+                        "checkpoints and GGUF files are)", what, name, method);
+    q->present = 1;
+    q->group = 64, q->bits = 4; /* mlx defaults */
+    G4C_TRY(quant_params(o, NULL, &q->group, &q->bits, what, err));
+    int n = 0;
+    for (const cJSON *it = o->child; it; it = it->next) n += cJSON_IsObject(it) || cJSON_IsBool(it);
+    if (n) {
+        q->entries = calloc((size_t)n, sizeof *q->entries);
+        if (!q->entries) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    }
+    for (const cJSON *it = o->child; it; it = it->next) {
+        if (!cJSON_IsObject(it) && !cJSON_IsBool(it)) continue; /* group_size, bits, mode (checked above) */
+        g4c_quant_entry *e = &q->entries[q->n_entries];
+        e->group = q->group, e->bits = q->bits;
+        if (cJSON_IsFalse(it))
+            e->bits = 0;
+        else if (cJSON_IsObject(it))
+            G4C_TRY(quant_params(it, it->string, &e->group, &e->bits, what, err));
+        if (!(e->path = strdup(it->string))) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+        q->n_entries++;
+    }
+    return G4C_OK;
+}
+
+void g4c_quant_lookup(const g4c_quant_cfg *q, const char *module_path, int *group, int *bits) {
+    *group = q->group, *bits = q->bits;
+    for (int i = 0; i < q->n_entries; i++)
+        if (strcmp(q->entries[i].path, module_path) == 0) {
+            *group = q->entries[i].group, *bits = q->entries[i].bits;
+            return;
+        }
+}
+
 g4c_status g4c_config_parse(g4c_config *cfg, const cJSON *root, const char *what, g4c_err *err) {
     memset(cfg, 0, sizeof *cfg);
     if (!cJSON_IsObject(root)) return G4C_FAIL(err, G4C_E_CONFIG, "%s: not a JSON object", what);
@@ -340,6 +407,7 @@ g4c_status g4c_config_parse(g4c_config *cfg, const cJSON *root, const char *what
     cfg->eoi_token_id = 258882;
     g4c_status st = parse_text(cfg, tc, what, err);
     if (st == G4C_OK && tc != root) st = parse_top(cfg, root, what, err);
+    if (st == G4C_OK) st = parse_quant(&cfg->quant, root, what, err);
     if (st != G4C_OK) g4c_config_free(cfg);
     return st;
 }
@@ -356,4 +424,8 @@ g4c_status g4c_config_load(g4c_config *cfg, const char *path, g4c_err *err) {
 void g4c_config_free(g4c_config *cfg) {
     free(cfg->layers);
     cfg->layers = NULL;
+    for (int i = 0; i < cfg->quant.n_entries; i++) free(cfg->quant.entries[i].path);
+    free(cfg->quant.entries);
+    cfg->quant.entries = NULL;
+    cfg->quant.n_entries = 0;
 }

@@ -46,6 +46,24 @@ typedef struct {
     float rope_theta;     /* 100 */
 } g4c_vision_cfg;
 
+/* MLX affine quantization (spec §8.3): config.json "quantization" (or mlx-vlm's copy "quantization_config"):
+ * {"group_size": 64, "bits": 4, "mode": "affine", "<module path>": {"group_size": 64, "bits": 8} | false, ...}.
+ * A module path is the tensor name without ".weight" (e.g. "language_model.model.layers.0.router.proj"). A matrix is
+ * quantized when its X.weight is stored as U32 (then X.scales and X.biases exist); its group/bits are the entry for
+ * its path, else the defaults. */
+typedef struct {
+    char *path;
+    int group, bits; /* bits 0: the entry is false (module left unquantized) */
+} g4c_quant_entry;
+typedef struct {
+    int present;               /* the config has a quantization block */
+    int group, bits;           /* defaults */
+    g4c_quant_entry *entries;  /* per-module overrides */
+    int n_entries;
+} g4c_quant_cfg;
+/* The group size and bits that apply to a module (the override, else the defaults). */
+void g4c_quant_lookup(const g4c_quant_cfg *q, const char *module_path, int *group, int *bits);
+
 typedef struct {
     /* text_config */
     int n_vocab;          /* vocab_size */
@@ -74,10 +92,12 @@ typedef struct {
     int n_eos;
     int image_token_id, video_token_id, audio_token_id, boi_token_id, eoi_token_id;
     g4c_vision_cfg vision;
+    g4c_quant_cfg quant;  /* MLX checkpoints */
 } g4c_config;
 
 /* Parse config.json (Gemma4ForConditionalGeneration layout with text_config, or a bare gemma4_text config).
- * `what` names the source in messages. On success cfg->layers is malloc'd; free with g4c_config_free. */
+ * `what` names the source in messages. On success cfg->layers (and cfg->quant.entries) are malloc'd; free with
+ * g4c_config_free. */
 g4c_status g4c_config_parse(g4c_config *cfg, const cJSON *root, const char *what, g4c_err *err);
 g4c_status g4c_config_load(g4c_config *cfg, const char *path, g4c_err *err);
 void g4c_config_free(g4c_config *cfg);
@@ -89,6 +109,8 @@ typedef struct {
     g4c_wmat gate, up, down;             /* dense MLP (the shared branch on MoE models) */
     g4c_wmat router;                     /* [n_expert][n_embd] */
     g4c_wmat exp_gate_up;                /* [n_expert * 2 * moe_ffn][n_embd]: per expert, gate rows then up rows */
+    g4c_wmat exp_gate, exp_up;           /* or split (mlx-vlm switch_glu): [n_expert * moe_ffn][n_embd] each; when
+                                            exp_gate.data is set, exp_gate_up is empty */
     g4c_wmat exp_down;                   /* [n_expert * n_embd][moe_ffn] */
     g4c_wmat ple_gate;                   /* per_layer_input_gate [ple_dim][n_embd] */
     g4c_wmat ple_proj;                   /* per_layer_projection [n_embd][ple_dim] */
@@ -115,7 +137,8 @@ typedef struct {
 } g4c_weights;
 
 /* Bind the text decoder's tensors from ts, checking every shape against cfg. Names follow the HF layouts
- * (spec §8.1): prefix "model.language_model." (multimodal) or "model." (gemma4_text). */
+ * (spec §8.1): prefix "model.language_model." (multimodal) or "model." (gemma4_text), or mlx-vlm's
+ * "language_model.model." with MLX affine matrices (U32 codes + scales + biases, cfg->quant; spec §8.3). */
 g4c_status g4c_weights_bind(g4c_weights *w, const g4c_config *cfg, const g4c_tensor_set *ts, g4c_err *err);
 void g4c_weights_free(g4c_weights *w);
 

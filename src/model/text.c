@@ -149,8 +149,12 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
                     m++;
                 }
         if (!m) continue;
-        g4c_wmat gate = g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I, I);
-        g4c_wmat up = g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I + I, I);
+        /* experts fused (HF gate_up_proj: per expert I gate rows then I up rows) or split (mlx-vlm switch_glu) */
+        const int split = L->exp_gate.data != NULL;
+        g4c_wmat gate = split ? g4c_wmat_rows(L->exp_gate, (int64_t)e * I, I)
+                              : g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I, I);
+        g4c_wmat up = split ? g4c_wmat_rows(L->exp_up, (int64_t)e * I, I)
+                            : g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I + I, I);
         g4c_wmat down = g4c_wmat_rows(L->exp_down, (int64_t)e * H, H);
         mlp(s, pool, s->a, s->moe_in, &gate, &up, &down, m);
         for (int r = 0; r < m; r++) {

@@ -1,7 +1,10 @@
 /* Bind the text decoder's tensors by name and check every shape against the config (spec §8.1).
  * Matrices stay in the read-only mapping in their stored dtype; norm vectors and scalars are converted to f32
  * once here (they are tiny and read on every token). Tensors the decoder does not use (vision tower, the k/v
- * projections some checkpoints still carry on KV-shared layers) are ignored. */
+ * projections some checkpoints still carry on KV-shared layers) are ignored.
+ * MLX checkpoints (mlx-vlm conversions, spec §8.3): any matrix whose X.weight is U32 is MLX affine — codes
+ * [..., rows, cols·bits/32] with X.scales / X.biases [..., rows, cols/group] — using the group/bits config.json's
+ * "quantization" block gives its module path X; MoE experts come split as experts.switch_glu.{gate,up,down}_proj. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,7 @@
 
 typedef struct {
     const g4c_tensor_set *ts;
+    const g4c_quant_cfg *quant;
     const char *prefix;
     g4c_weights *w;
     size_t n_owned, cap_owned;
@@ -29,18 +33,27 @@ static void shape_str(char *buf, size_t size, const g4c_st_tensor *t) {
     if (n < (int)size) snprintf(buf + n, size - (size_t)n, "] %s", g4c_dtype_infos[t->dtype].name);
 }
 
+static void dims_str(char *buf, size_t size, int ndim, const int64_t *dims) {
+    int n = snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && n < (int)size; i++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (n < (int)size) snprintf(buf + n, size - (size_t)n, "]");
+}
+
+static int same_shape(const g4c_st_tensor *t, int ndim, const int64_t *dims) {
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == dims[i];
+    return ok;
+}
+
 /* Find name and check its shape is exactly dims[0..ndim). */
 static g4c_status get(binder *b, const g4c_st_tensor **out, const char *name, int ndim, const int64_t *dims) {
     char full[512];
     const g4c_st_tensor *t = find(b, name, full, sizeof full);
     if (!t) return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is missing from the checkpoint", full);
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == dims[i];
-    if (!ok) {
+    if (!same_shape(t, ndim, dims)) {
         char got[128], want[128];
-        int n = snprintf(want, sizeof want, "[");
-        for (int i = 0; i < ndim; i++) n += snprintf(want + n, sizeof want - (size_t)n, "%s%lld", i ? ", " : "", (long long)dims[i]);
-        snprintf(want + n, sizeof want - (size_t)n, "]");
+        dims_str(want, sizeof want, ndim, dims);
         shape_str(got, sizeof got, t);
         return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: config.json implies shape %s, file has %s", full, want, got);
     }
@@ -48,25 +61,103 @@ static g4c_status get(binder *b, const g4c_st_tensor **out, const char *name, in
     return G4C_OK;
 }
 
-static g4c_status mat(binder *b, g4c_wmat *m, const char *name, int64_t rows, int64_t cols) {
-    const g4c_st_tensor *t;
-    int64_t d[2] = {rows, cols};
-    G4C_TRY(get(b, &t, name, 2, d));
-    *m = (g4c_wmat){.dtype = t->dtype, .data = t->data, .rows = rows, .cols = cols};
+static int float_dtype(g4c_dtype d) { return d == G4C_DTYPE_F32 || d == G4C_DTYPE_F16 || d == G4C_DTYPE_BF16; }
+
+/* The scales or biases of an MLX matrix: [lead..., rows, cols / group] of a float dtype. */
+static g4c_status mlx_side(binder *b, const g4c_st_tensor **out, const char *module, const char *which, int ndim,
+                           const int64_t *dims, const char *weight) {
+    char full[512];
+    snprintf(full, sizeof full, "%s.%s", module, which);
+    const g4c_st_tensor *t = g4c_st_find(b->ts, full);
+    if (!t)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is missing from the checkpoint (%s holds MLX quantized codes, "
+                        "which need %s.scales and %s.biases)", full, weight, module, module);
+    if (!same_shape(t, ndim, dims) || !float_dtype(t->dtype)) {
+        char got[128], want[128];
+        dims_str(want, sizeof want, ndim, dims);
+        shape_str(got, sizeof got, t);
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: MLX %s must be %s of F32, F16 or BF16 (one per group of its "
+                        "matrix's columns), file has %s", full, which, want, got);
+    }
+    *out = t;
     return G4C_OK;
+}
+
+/* An MLX affine matrix (spec §8.3): t is "<module>.weight", U32 codes of a matrix whose logical shape is dims. */
+static g4c_status mlx_mat(binder *b, g4c_wmat *m, const g4c_st_tensor *t, int ndim, const int64_t *dims) {
+    const char *full = t->name;
+    const size_t len = strlen(full);
+    if (len < 8 || len >= 512 || strcmp(full + len - 7, ".weight") != 0)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is U32 but not an MLX quantized X.weight", full);
+    char module[512];
+    memcpy(module, full, len - 7);
+    module[len - 7] = 0;
+    if (!b->quant || !b->quant->present)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s holds MLX quantized codes (U32) but config.json has no "
+                        "\"quantization\" block giving their group_size and bits", full);
+    int group, bits;
+    g4c_quant_lookup(b->quant, module, &group, &bits);
+    if (!bits)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is quantized (U32) but config.json's quantization block marks "
+                        "%s as unquantized (false)", full, module);
+    const int64_t cols = dims[ndim - 1];
+    if (cols % group)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: quantization group_size %d does not divide its %lld columns",
+                        full, group, (long long)cols);
+    if (cols * bits % 32)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: %lld columns of %d-bit codes do not fill whole u32 words",
+                        full, (long long)cols, bits);
+    int64_t cd[G4C_MAX_DIMS], sd[G4C_MAX_DIMS], rows = 1;
+    for (int i = 0; i < ndim - 1; i++) rows *= (cd[i] = sd[i] = dims[i]);
+    cd[ndim - 1] = cols * bits / 32;
+    sd[ndim - 1] = cols / group;
+    if (!same_shape(t, ndim, cd)) {
+        char got[128], want[128], logical[128];
+        dims_str(want, sizeof want, ndim, cd);
+        dims_str(logical, sizeof logical, ndim, dims);
+        shape_str(got, sizeof got, t);
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: config.json implies a %s matrix, stored as %d-bit MLX codes "
+                        "%s U32 (group_size %d), file has %s", full, logical, bits, want, group, got);
+    }
+    const g4c_st_tensor *sc, *bi;
+    G4C_TRY(mlx_side(b, &sc, module, "scales", ndim, sd, full));
+    G4C_TRY(mlx_side(b, &bi, module, "biases", ndim, sd, full));
+    if (sc->dtype != bi->dtype)
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: scales are %s but biases %s", full,
+                        g4c_dtype_infos[sc->dtype].name, g4c_dtype_infos[bi->dtype].name);
+    *m = (g4c_wmat){.dtype = G4C_DTYPE_U32, .data = t->data, .rows = rows, .cols = cols, .scales = sc->data,
+                    .biases = bi->data, .scale_dtype = sc->dtype, .group = group, .bits = bits};
+    return G4C_OK;
+}
+
+/* A [lead...][rows][cols] tensor viewed as one [prod(lead)·rows][cols] matrix, stored plain, as blocks or MLX affine. */
+static g4c_status matn(binder *b, g4c_wmat *m, const char *name, int ndim, const int64_t *dims) {
+    char full[512];
+    const g4c_st_tensor *t = find(b, name, full, sizeof full);
+    if (t && t->dtype == G4C_DTYPE_U32) return mlx_mat(b, m, t, ndim, dims);
+    G4C_TRY(get(b, &t, name, ndim, dims));
+    int64_t rows = 1;
+    for (int i = 0; i < ndim - 1; i++) rows *= dims[i];
+    *m = (g4c_wmat){.dtype = t->dtype, .data = t->data, .rows = rows, .cols = dims[ndim - 1]};
+    return G4C_OK;
+}
+
+static g4c_status mat(binder *b, g4c_wmat *m, const char *name, int64_t rows, int64_t cols) {
+    const int64_t d[2] = {rows, cols};
+    return matn(b, m, name, 2, d);
 }
 
 /* A 3-D [n][rows][cols] stack (MoE experts) viewed as one [n*rows][cols] matrix. */
 static g4c_status mat3(binder *b, g4c_wmat *m, const char *name, int64_t n, int64_t rows, int64_t cols) {
-    const g4c_st_tensor *t;
-    int64_t d[3] = {n, rows, cols};
-    G4C_TRY(get(b, &t, name, 3, d));
-    *m = (g4c_wmat){.dtype = t->dtype, .data = t->data, .rows = n * rows, .cols = cols};
-    return G4C_OK;
+    const int64_t d[3] = {n, rows, cols};
+    return matn(b, m, name, 3, d);
 }
 
 /* Convert a whole tensor to a new f32 array owned by the weights. */
 static g4c_status vec_from(binder *b, float **out, const g4c_st_tensor *t) {
+    if (!float_dtype(t->dtype))
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: dtype %s where a F32, F16 or BF16 vector is expected", t->name,
+                        g4c_dtype_infos[t->dtype].name);
     if (b->n_owned == b->cap_owned) {
         size_t cap = b->cap_owned ? 2 * b->cap_owned : 64;
         float **grown = realloc(b->owned, cap * sizeof *grown);
@@ -94,8 +185,8 @@ static g4c_status scalar(binder *b, float *out, const char *name) {
     char full[512];
     const g4c_st_tensor *t = find(b, name, full, sizeof full);
     if (!t) return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s is missing from the checkpoint", full);
-    if (g4c_st_numel(t) != 1 || t->ndim > 1)
-        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: expected a scalar", full);
+    if (g4c_st_numel(t) != 1 || t->ndim > 1 || !float_dtype(t->dtype))
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: expected a F32, F16 or BF16 scalar", full);
     g4c_to_f32(out, t->data, t->dtype, 1);
     return G4C_OK;
 }
@@ -129,8 +220,17 @@ static g4c_status bind_layer(binder *b, const g4c_config *c, int il) {
         G4C_TRY(mat(b, &L->router, NAME("router.proj.weight"), E, H));
         G4C_TRY(vec(b, &L->router_scale, NAME("router.scale"), H));
         G4C_TRY(vec(b, &L->per_expert_scale, NAME("router.per_expert_scale"), E));
-        G4C_TRY(mat3(b, &L->exp_gate_up, NAME("experts.gate_up_proj"), E, 2 * I, H));
-        G4C_TRY(mat3(b, &L->exp_down, NAME("experts.down_proj"), E, H, I));
+        char full[512];
+        if (find(b, NAME("experts.switch_glu.gate_proj.weight"), full, sizeof full)) {
+            /* mlx-vlm splits gate_up_proj [E][2I][H] into switch_glu.gate_proj (rows [0, I) of each expert) and
+             * up_proj (rows [I, 2I)); text.c moe() reads exp_gate/exp_up when they are set */
+            G4C_TRY(mat3(b, &L->exp_gate, NAME("experts.switch_glu.gate_proj.weight"), E, I, H));
+            G4C_TRY(mat3(b, &L->exp_up, NAME("experts.switch_glu.up_proj.weight"), E, I, H));
+            G4C_TRY(mat3(b, &L->exp_down, NAME("experts.switch_glu.down_proj.weight"), E, H, I));
+        } else {
+            G4C_TRY(mat3(b, &L->exp_gate_up, NAME("experts.gate_up_proj"), E, 2 * I, H));
+            G4C_TRY(mat3(b, &L->exp_down, NAME("experts.down_proj"), E, H, I));
+        }
         G4C_TRY(vec(b, &L->pre_ffn_norm_2, NAME("pre_feedforward_layernorm_2.weight"), H));
         G4C_TRY(vec(b, &L->post_ffn_norm_1, NAME("post_feedforward_layernorm_1.weight"), H));
         G4C_TRY(vec(b, &L->post_ffn_norm_2, NAME("post_feedforward_layernorm_2.weight"), H));
@@ -152,7 +252,7 @@ static const char *const prefixes[] = {
 
 g4c_status g4c_weights_bind(g4c_weights *w, const g4c_config *c, const g4c_tensor_set *ts, g4c_err *err) {
     memset(w, 0, sizeof *w);
-    binder b = {.ts = ts, .w = w, .err = err};
+    binder b = {.ts = ts, .quant = &c->quant, .w = w, .err = err};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes && !b.prefix; i++) {
         char full[256];
         snprintf(full, sizeof full, "%sembed_tokens.weight", prefixes[i]);
@@ -212,7 +312,7 @@ g4c_status g4c_vision_bind(g4c_vision_w *w, const g4c_config *c, const g4c_tenso
     memset(w, 0, sizeof *w);
     const g4c_vision_cfg *v = &c->vision;
     if (!v->present) return G4C_FAIL(err, G4C_E_CONFIG, "config.json has no vision_config: not an image model");
-    binder b = {.ts = ts, .err = err};
+    binder b = {.ts = ts, .quant = &c->quant, .err = err};
     b.prefix = g4c_st_find(ts, "model.vision_tower.patch_embedder.input_proj.weight") ? "model.vision_tower."
                                                                                       : "vision_tower.";
     g4c_status st = G4C_OK;

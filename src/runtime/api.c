@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
+#ifdef G4C_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 g4c_model_params g4c_model_default_params(void) {
     return (g4c_model_params){.struct_size = sizeof(g4c_model_params), .n_threads = 0};
@@ -103,6 +106,9 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
 
 void g4c_model_free(g4c_model *m) {
     if (!m) return;
+#ifdef G4C_HAVE_CUDA
+    g4c_cuda_model_free(m->cuda);
+#endif
     g4c_pool_free(m->pool);
     g4c_vision_free(&m->vw);
     g4c_weights_free(&m->w);
@@ -159,6 +165,43 @@ size_t g4c_model_describe(const g4c_model *m, char *buf, size_t size) {
     return n;
 }
 
+/* ---- device sessions (issue 9, docs/CUDA.md): the text decoder on the GPU, images still encoded on the CPU ---- */
+
+static g4c_status cuda_session_init(g4c_session *s, g4c_model *m, const g4c_session_params *p, g4c_err *err) {
+#ifdef G4C_HAVE_CUDA
+    if (!m->cuda) { /* the first CUDA session uploads the weights; later ones share them */
+        g4c_cuda_model *cm = NULL;
+        G4C_TRY(g4c_cuda_model_upload(&cm, &m->cfg, &m->w, err));
+        m->cuda = cm;
+    }
+    g4c_cuda_text *t = NULL;
+    G4C_TRY(g4c_cuda_text_init(&t, m->cuda, p->n_ctx, p->n_ubatch, err));
+    s->cuda = t;
+    s->st.n_ctx = p->n_ctx;
+    s->st.n_ubatch = p->n_ubatch < p->n_ctx ? p->n_ubatch : p->n_ctx;
+    return G4C_OK;
+#else
+    (void)s, (void)m, (void)p;
+    return G4C_FAIL(err, G4C_E_UNSUPPORTED, "device cuda: this build of gemma4c has no CUDA backend (configure with "
+                    "-DGEMMA4C_CUDA=ON, docs/CUDA.md)");
+#endif
+}
+
+/* One chunk through the session's device. */
+static g4c_status forward_chunk(g4c_session *s, const int32_t *tokens, const float *mm, int n, float *logits, int all,
+                                g4c_err *err) {
+#ifdef G4C_HAVE_CUDA
+    if (s->cuda) {
+        G4C_TRY(g4c_cuda_text_forward(s->cuda, tokens, mm, n, s->st.n_past, s->st.bidir_off, logits, all, err));
+        s->st.n_past += n;
+        return G4C_OK;
+    }
+#endif
+    (void)err;
+    g4c_text_forward(&s->st, &s->model->cfg, &s->model->w, s->model->pool, tokens, mm, n, logits, all);
+    return G4C_OK;
+}
+
 g4c_status g4c_session_init(g4c_session **out, g4c_model *m, const g4c_session_params *params, g4c_err *err) {
     *out = NULL;
     g4c_session_params p = g4c_session_default_params();
@@ -168,10 +211,14 @@ g4c_status g4c_session_init(g4c_session **out, g4c_model *m, const g4c_session_p
     if (p.n_ctx > m->cfg.max_pos)
         return G4C_FAIL(err, G4C_E_ARG, "context %d is longer than the model's max_position_embeddings %d", p.n_ctx,
                         m->cfg.max_pos);
+    if (p.device != G4C_DEVICE_CPU && p.device != G4C_DEVICE_CUDA)
+        return G4C_FAIL(err, G4C_E_ARG, "device %d is neither cpu (0) nor cuda (1)", p.device);
     g4c_session *s = g4c_calloc(1, sizeof *s, err);
     if (!s) return G4C_E_NOMEM;
     s->model = m;
-    g4c_status st = g4c_text_state_init(&s->st, &m->cfg, p.n_ctx, p.n_ubatch, g4c_pool_n_threads(m->pool), err);
+    g4c_status st = p.device == G4C_DEVICE_CUDA
+                        ? cuda_session_init(s, m, &p, err)
+                        : g4c_text_state_init(&s->st, &m->cfg, p.n_ctx, p.n_ubatch, g4c_pool_n_threads(m->pool), err);
     if (st != G4C_OK) {
         free(s);
         return st;
@@ -182,6 +229,9 @@ g4c_status g4c_session_init(g4c_session **out, g4c_model *m, const g4c_session_p
 
 void g4c_session_free(g4c_session *s) {
     if (!s) return;
+#ifdef G4C_HAVE_CUDA
+    g4c_cuda_text_free(s->cuda);
+#endif
     g4c_text_state_free(&s->st);
     free(s);
 }
@@ -195,6 +245,11 @@ g4c_status g4c_session_truncate(g4c_session *s, int n, g4c_err *err) {
         return G4C_FAIL(err, G4C_E_ARG, "cannot truncate to %d tokens: the session holds %d", n, s->st.n_past);
     const int back = s->st.n_past - n;
     const int W = s->model->cfg.sliding_window;
+#ifdef G4C_HAVE_CUDA
+    if (s->cuda && back > g4c_cuda_text_rewind_limit(s->cuda))
+        return G4C_FAIL(err, G4C_E_UNSUPPORTED, "cannot rewind %d tokens: sliding layers keep %d past their window", back,
+                        g4c_cuda_text_rewind_limit(s->cuda));
+#endif
     for (int i = 0; i < s->st.n_kv_slots; i++) {
         const g4c_kv_layer *kv = &s->st.kv[i];
         /* a ring slot written after position n may have overwritten a key that position n still needs */
@@ -251,7 +306,7 @@ g4c_status g4c_session_eval_mm(g4c_session *s, const int32_t *tokens, int n, con
         } else if (logits_mode == G4C_LOGITS_LAST && end == n) {
             out = logits;
         }
-        g4c_text_forward(&s->st, c, &m->w, m->pool, tokens + i, n_here ? soft + (size_t)used * H : NULL, k, out, all);
+        G4C_TRY(forward_chunk(s, tokens + i, n_here ? soft + (size_t)used * H : NULL, k, out, all, err));
         used += n_here;
         i = end;
     }

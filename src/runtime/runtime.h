@@ -16,11 +16,13 @@ struct g4c_model {
     g4c_tensor_set *ts;
     g4c_pool *pool;
     char *path;
+    void *cuda; /* g4c_cuda_model (kernels/cuda/cuda_backend.h): uploaded by the first device=cuda session */
 };
 
 struct g4c_session {
     g4c_model *model;
-    g4c_text_state st;
+    g4c_text_state st; /* CPU sessions; a CUDA session uses only its n_ctx, n_ubatch, n_past, bidir_off */
+    void *cuda;        /* g4c_cuda_text when created with device G4C_DEVICE_CUDA */
 };
 
 /* ---- generation (generate.c) ---- */

@@ -1,5 +1,6 @@
 /* OpenAI chat-completions requests and responses. Requests are untrusted: the nesting depth is checked before
  * cJSON sees the text, every field's type and range is checked, and every refusal names the field at fault. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -283,7 +284,7 @@ static int parse_image_url(oai_part *p, const char *url, const char *field, cons
 }
 
 static int parse_part(const cJSON *it, oai_part *p, int role, const oai_limits *lim, int *n_images, oai_error *e) {
-    char f[128];
+    char f[160];
     if (!cJSON_IsObject(it)) return BAD(p->field, "%s must be an object, got %s", p->field, type_name(it));
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "type");
     snprintf(f, sizeof f, "%s.type", p->field);
@@ -320,11 +321,11 @@ static int parse_part(const cJSON *it, oai_part *p, int role, const oai_limits *
 }
 
 static int parse_message(const cJSON *m, int idx, oai_msg *msg, const oai_limits *lim, int *n_images, oai_error *e) {
-    char f[96];
+    char f[64];
     snprintf(f, sizeof f, "messages[%d]", idx);
     if (!cJSON_IsObject(m)) return BAD(f, "%s must be an object, got %s", f, type_name(m));
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-    char fr[112];
+    char fr[80];
     snprintf(fr, sizeof fr, "%s.role", f);
     if (!cJSON_IsString(role)) return BAD(fr, "%s must be a string, got %s", fr, role ? type_name(role) : "nothing");
     const char *r = role->valuestring;
@@ -334,7 +335,7 @@ static int parse_message(const cJSON *m, int idx, oai_msg *msg, const oai_limits
     else
         return BAD(fr, "%s: unknown role '%.40s' (system, developer, user and assistant are accepted)", fr, r);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
-    char fc[112];
+    char fc[80];
     snprintf(fc, sizeof fc, "%s.content", f);
     if (cJSON_IsString(c)) {
         msg->parts = calloc(1, sizeof *msg->parts);

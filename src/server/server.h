@@ -149,6 +149,7 @@ typedef struct {
     const char *alias;       /* model id in responses (default: the directory's name) */
     const char *chat_style;  /* auto | small | large */
     int cache_prompt;        /* reuse the KV cache for a common prompt prefix */
+    int verbose;             /* one access-log line per request on stderr */
     oai_limits lim;
 } srv_config;
 
@@ -193,6 +194,7 @@ struct srv_job {
     const char *model;       /* the server's model id */
     long long created;
     double t_start;          /* ms, when the request arrived */
+    double deadline;         /* ms, 0 = none (--timeout) */
     /* control */
     volatile int cancel;     /* client gone, timeout or shutdown: the generation stops at the next token */
     int timed_out;

@@ -1,0 +1,277 @@
+/* CUDA backend benchmark (issue 9, docs/CUDA.md): prefill (pp) and decode (tg) tokens/s of the text decoder on
+ * the GPU, next to the card's two ceilings (device-to-device copy bandwidth, bf16 GEMM rate) and a GEMV kernel vs
+ * cuBLAS comparison at the real matrix shapes.
+ *   bench_cuda --ceilings
+ *   bench_cuda --model DIR [--pp 512] [--tg 128]          a checkpoint (e.g. from gemma4c synth), public API, device=cuda
+ *   bench_cuda --random e4b|26b-a4b|31b [--pp N] [--tg N] the real shapes with random bf16 weights made on the GPU
+ *                                                          (no checkpoint, no disk: 31B needs 62 GB of GPU memory)
+ * tg follows llama-bench: tg tokens decoded one at a time from an empty context (greedy on the host logits). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "runtime/runtime.h"
+
+typedef struct {
+    const char *name;
+    int H, L, n_head, n_kv, n_kv_full, hd, hd_full, ffn, window, n_kv_shared, ple, full_every;
+    int k_eq_v, double_wide, n_expert, top_k, moe_ffn, bidir;
+} preset; /* src/cli/cmd_synth.c's presets (spec §1.1) */
+
+static const preset presets[] = {
+    {"e4b", 2560, 42, 8, 2, 2, 256, 512, 10240, 512, 18, 256, 6, 0, 0, 0, 0, 0, 0},
+    {"26b-a4b", 2816, 30, 16, 8, 2, 256, 512, 2112, 1024, 0, 0, 6, 1, 0, 128, 8, 704, 1},
+    {"31b", 5376, 60, 32, 16, 4, 256, 512, 21504, 1024, 0, 0, 6, 1, 0, 0, 0, 0, 1},
+};
+
+static int layer_full(const preset *p, int i) { return (i + 1) % p->full_every == 0 || i == p->L - 1; }
+
+static cJSON *preset_config(const preset *p) {
+    char buf[16384];
+    int o = snprintf(buf, sizeof buf,
+                     "{\"architectures\":[\"Gemma4ForCausalLM\"],\"model_type\":\"gemma4_text\",\"attention_k_eq_v\":%s,"
+                     "\"enable_moe_block\":%s,\"final_logit_softcapping\":30.0,\"head_dim\":%d,\"hidden_size\":%d,"
+                     "\"hidden_size_per_layer_input\":%d,\"intermediate_size\":%d,\"max_position_embeddings\":131072,"
+                     "\"moe_intermediate_size\":%d,\"num_attention_heads\":%d,\"num_experts\":%d,"
+                     "\"num_hidden_layers\":%d,\"num_key_value_heads\":%d,\"num_kv_shared_layers\":%d,"
+                     "\"rms_norm_eps\":1e-06,\"sliding_window\":%d,\"tie_word_embeddings\":true,\"top_k_experts\":%d,"
+                     "\"use_bidirectional_attention\":%s,\"use_double_wide_mlp\":%s,\"vocab_size\":262144,"
+                     "\"vocab_size_per_layer_input\":262144,\"bos_token_id\":2,\"eos_token_id\":1,\"pad_token_id\":0,"
+                     "\"rope_parameters\":{\"full_attention\":{\"partial_rotary_factor\":0.25,\"rope_theta\":1000000.0,"
+                     "\"rope_type\":\"proportional\"},\"sliding_attention\":{\"rope_theta\":10000.0,\"rope_type\":\"default\"}},"
+                     "\"layer_types\":[",
+                     p->k_eq_v ? "true" : "false", p->n_expert ? "true" : "false", p->hd, p->H, p->ple, p->ffn,
+                     p->moe_ffn, p->n_head, p->n_expert, p->L, p->n_kv, p->n_kv_shared, p->window, p->top_k,
+                     p->bidir ? "\"vision\"" : "null", p->double_wide ? "true" : "false");
+    for (int i = 0; i < p->L; i++)
+        o += snprintf(buf + o, sizeof buf - o, "%s\"%s\"", i ? "," : "", layer_full(p, i) ? "full_attention" : "sliding_attention");
+    o += snprintf(buf + o, sizeof buf - o, "],\"per_layer_config\":{");
+    for (int i = 0, first = 1; i < p->L; i++)
+        if (layer_full(p, i)) {
+            o += snprintf(buf + o, sizeof buf - o, "%s\"%d\":{\"head_dim\":%d,\"num_key_value_heads\":%d}", first ? "" : ",",
+                          i, p->hd_full, p->n_kv_full);
+            first = 0;
+        }
+    snprintf(buf + o, sizeof buf - o, "}}");
+    return cJSON_Parse(buf);
+}
+
+static g4c_wmat rnd_mat(int64_t rows, int64_t cols) {
+    return (g4c_wmat){.dtype = G4C_DTYPE_BF16, .data = NULL, .rows = rows, .cols = cols};
+}
+
+/* Weights with no data: g4c_cuda_model_upload fills them with random values on the device. */
+static int random_weights(g4c_weights *w, const g4c_config *c) {
+    memset(w, 0, sizeof *w);
+    const int64_t H = c->n_embd, V = c->n_vocab, P = c->ple_dim, L = c->n_layer;
+    w->embed = w->lm_head = rnd_mat(V, H);
+    if (P) {
+        w->ple_embed = rnd_mat(c->ple_vocab, L * P);
+        w->ple_model_proj = rnd_mat(L * P, H);
+    }
+    w->layers = calloc((size_t)L, sizeof *w->layers);
+    if (!w->layers) return 0;
+    for (int i = 0; i < L; i++) {
+        const g4c_layer_cfg *lc = &c->layers[i];
+        g4c_layer_w *l = &w->layers[i];
+        const int64_t qd = (int64_t)c->n_head * lc->head_dim, kvd = (int64_t)lc->n_kv_head * lc->head_dim;
+        l->q = rnd_mat(qd, H);
+        l->o = rnd_mat(H, qd);
+        if (lc->kv_slot >= 0) {
+            l->k = rnd_mat(kvd, H);
+            if (!lc->k_eq_v) l->v = rnd_mat(kvd, H);
+        }
+        l->gate = rnd_mat(lc->ffn_dim, H);
+        l->up = rnd_mat(lc->ffn_dim, H);
+        l->down = rnd_mat(H, lc->ffn_dim);
+        if (c->moe) {
+            l->router = rnd_mat(c->n_expert, H);
+            l->exp_gate_up = rnd_mat((int64_t)c->n_expert * 2 * c->moe_ffn_dim, H);
+            l->exp_down = rnd_mat((int64_t)c->n_expert * H, c->moe_ffn_dim);
+        }
+        if (P) {
+            l->ple_gate = rnd_mat(P, H);
+            l->ple_proj = rnd_mat(H, P);
+        }
+        l->layer_scalar = 1.0f;
+    }
+    return 1;
+}
+
+/* ---- timing through a forward function (internal state or public session) ---- */
+
+typedef struct {
+    g4c_session *sess;     /* --model */
+    g4c_cuda_text *text;   /* --random */
+    int n_past, V;
+    float *logits;
+} runner;
+
+static int eval(runner *r, const int32_t *toks, int n) {
+    g4c_err err = {0};
+    g4c_status st;
+    if (r->sess) st = g4c_session_eval(r->sess, toks, n, r->logits, G4C_LOGITS_LAST, &err);
+    else st = g4c_cuda_text_forward(r->text, toks, NULL, n, r->n_past, 0, r->logits, 0, &err);
+    if (st != G4C_OK) {
+        fprintf(stderr, "bench_cuda: forward failed: %s\n", err.msg);
+        return 0;
+    }
+    r->n_past += n;
+    return 1;
+}
+static void reset(runner *r) {
+    r->n_past = 0;
+    if (r->sess) g4c_session_reset(r->sess);
+}
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+static int cmp_d(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_bench(runner *r, int pp, int tg, size_t per_token, double bw) {
+    int32_t *toks = malloc(sizeof(int32_t) * (pp > 16 ? pp : 16));
+    uint64_t s = 12345;
+    for (int i = 0; i < (pp > 16 ? pp : 16); i++) toks[i] = (int32_t)(3 + (s = s * 6364136223846793005ull + 1) % 200000);
+    /* warm-up: module load, cuBLAS heuristics for both paths */
+    reset(r);
+    if (!eval(r, toks, 16) || !eval(r, toks, 1)) return 0;
+    const char *modes[2] = {"split", "bf16"};
+    for (int mode = 0; mode < 2 && pp > 0; mode++) {
+        g4c_cuda_set_prefill_mode(mode);
+        double t[3];
+        for (int k = 0; k < 3; k++) {
+            reset(r);
+            const double t0 = g4c_time_ms();
+            if (!eval(r, toks, pp)) return 0;
+            t[k] = g4c_time_ms() - t0;
+        }
+        qsort(t, 3, sizeof *t, cmp_d);
+        printf("pp%-4d prefill mode %-5s  %8.1f tok/s   (%.1f ms, median of 3)\n", pp, modes[mode], pp / t[1] * 1e3, t[1]);
+    }
+    g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
+    for (int k = 0; k < 2 && tg > 0; k++) {
+        reset(r);
+        int32_t tok = 2;
+        const double t0 = g4c_time_ms();
+        for (int i = 0; i < tg; i++) {
+            if (!eval(r, &tok, 1)) return 0;
+            tok = argmax(r->logits, r->V);
+        }
+        const double ms = g4c_time_ms() - t0, tps = tg / ms * 1e3;
+        const double floor_tps = bw * 1e9 / (double)per_token;
+        printf("tg%-4d run %d  %8.1f tok/s   (%.3f ms/token; floor %.3f ms = %.1f tok/s from %.2f GB/token at %.0f GB/s: "
+               "%.0f%% of it)\n",
+               tg, k + 1, tps, ms / tg, 1e3 / floor_tps, floor_tps, per_token / 1e9, bw, 100.0 * tps / floor_tps);
+    }
+    free(toks);
+    return 1;
+}
+
+static void ceilings(double *bw) {
+    *bw = g4c_cuda_copy_bandwidth((size_t)2 << 30, 20);
+    printf("device-to-device copy: %.0f GB/s (2 GiB, read + write, median of 20)\n", *bw);
+    printf("bf16 GEMM 8192^3 (cuBLAS, f32 accumulate): %.0f TFLOP/s (median of 10)\n", g4c_cuda_gemm_rate(8192, 10));
+    static const struct {
+        const char *what;
+        int rows, cols;
+    } shapes[] = {{"E4B qkv", 3072, 2560},  {"E4B o", 2560, 2048},       {"E4B gate|up", 20480, 2560},
+                  {"E4B down", 2560, 10240}, {"E4B head", 262144, 2560}, {"31B qkv", 16384, 5376},
+                  {"31B gate|up", 43008, 5376}, {"31B down", 5376, 21504}};
+    printf("GEMV (bf16 weights, f32 activations) vs cublasGemmEx (bf16 x bf16 -> f32), median of 50, 4 rotated copies:\n");
+    printf("  %-12s %7s %6s %2s %10s %10s %9s %9s\n", "matrix", "rows", "cols", "n", "gemv us", "cublas us", "gemv GB/s",
+           "%copy bw");
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int n = 1; n <= 4; n *= 4) {
+            double a = 0, b = 0;
+            g4c_err err = {0};
+            if (g4c_cuda_gemv_compare(shapes[i].rows, shapes[i].cols, n, 50, &a, &b, &err) != G4C_OK) {
+                printf("  %s: %s\n", shapes[i].what, err.msg);
+                continue;
+            }
+            const double gbs = 2.0 * shapes[i].rows * shapes[i].cols / (a * 1e-6) / 1e9;
+            printf("  %-12s %7d %6d %2d %10.1f %10.1f %9.0f %8.0f%%\n", shapes[i].what, shapes[i].rows, shapes[i].cols, n, a,
+                   b, gbs, 100 * gbs / *bw);
+        }
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *rnd = NULL;
+    int pp = 512, tg = 128, do_ceil = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--random") && i + 1 < argc) rnd = argv[++i];
+        else if (!strcmp(argv[i], "--pp") && i + 1 < argc) pp = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ceilings")) do_ceil = 1;
+        else {
+            fprintf(stderr, "usage: bench_cuda [--ceilings] [--model DIR | --random e4b|26b-a4b|31b] [--pp N] [--tg N]\n");
+            return 2;
+        }
+    }
+    char why[256], name[256];
+    if (!g4c_cuda_available(why, sizeof why)) {
+        fprintf(stderr, "bench_cuda: %s\n", why);
+        return 1;
+    }
+    g4c_cuda_device_name(name, sizeof name);
+    printf("device: %s\n", name);
+    double bw = 0;
+    if (do_ceil) ceilings(&bw);
+    else bw = g4c_cuda_copy_bandwidth((size_t)1 << 30, 10);
+    if (!model && !rnd) return 0;
+    g4c_err err = {0};
+    runner r = {0};
+    g4c_model *m = NULL;
+    g4c_config cfg;
+    g4c_weights w;
+    g4c_cuda_model *cm = NULL;
+    size_t per_token = 0, bytes = 0;
+    const double t0 = g4c_time_ms();
+    if (model) {
+        if (g4c_model_load(&m, model, NULL, &err) != G4C_OK) {
+            fprintf(stderr, "bench_cuda: %s\n", err.msg);
+            return 1;
+        }
+        g4c_session_params sp = g4c_session_default_params();
+        sp.n_ctx = pp + tg + 32, sp.n_ubatch = pp, sp.device = G4C_DEVICE_CUDA;
+        if (g4c_session_init(&r.sess, m, &sp, &err) != G4C_OK) {
+            fprintf(stderr, "bench_cuda: %s\n", err.msg);
+            return 1;
+        }
+        bytes = g4c_cuda_model_bytes(m->cuda, &per_token);
+        r.V = m->cfg.n_vocab;
+        printf("model %s\n", model);
+    } else {
+        const preset *p = NULL;
+        for (size_t i = 0; i < sizeof presets / sizeof *presets; i++)
+            if (!strcmp(rnd, presets[i].name)) p = &presets[i];
+        cJSON *j = p ? preset_config(p) : NULL;
+        if (!j || g4c_config_parse(&cfg, j, rnd, &err) != G4C_OK || !random_weights(&w, &cfg) ||
+            g4c_cuda_model_upload(&cm, &cfg, &w, &err) != G4C_OK ||
+            g4c_cuda_text_init(&r.text, cm, pp + tg + 32, pp, &err) != G4C_OK) {
+            fprintf(stderr, "bench_cuda: --random %s: %s\n", rnd, p ? err.msg : "unknown preset");
+            return 1;
+        }
+        cJSON_Delete(j);
+        bytes = g4c_cuda_model_bytes(cm, &per_token);
+        r.V = cfg.n_vocab;
+        printf("random bf16 weights at the shapes of %s (made on the GPU)\n", rnd);
+    }
+    printf("weights on the GPU %.2f GB (loaded in %.1f s); bytes read per decoded token %.2f GB\n", bytes / 1e9,
+           (g4c_time_ms() - t0) / 1e3, per_token / 1e9);
+    r.logits = malloc(sizeof(float) * r.V);
+    const int ok = run_bench(&r, pp, tg, per_token, bw);
+    free(r.logits);
+    g4c_session_free(r.sess);
+    g4c_model_free(m);
+    g4c_cuda_text_free(r.text);
+    g4c_cuda_model_free(cm);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,271 @@
+/* Single ops on host arrays for the conformance test (tests/cuda/test_cuda.c): upload the inputs, run the same
+ * launcher the forward pass uses, download the result. Slow by design (every call allocates); never on a hot path.
+ * Also the ceilings and the GEMV comparison for bench/bench_cuda.c. */
+#include <algorithm>
+#include <stdlib.h>
+
+#include "kernels/cuda/cuda_model.cuh"
+
+namespace {
+
+/* Device copies freed together at the end of an op. */
+struct scope {
+    void *p[16];
+    int n = 0;
+    ~scope() {
+        for (int i = 0; i < n; i++) cudaFree(p[i]);
+    }
+    template <typename T>
+    cudaError_t up(T **d, const T *h, size_t count) {
+        cudaError_t e = cudaMalloc((void **)d, sizeof(T) * (count ? count : 1));
+        if (e != cudaSuccess) return e;
+        p[n++] = *d;
+        return h ? cudaMemcpy(*d, h, sizeof(T) * count, cudaMemcpyHostToDevice) : cudaSuccess;
+    }
+};
+
+/* A throwaway model holding one matrix, uploaded exactly as the real upload does. */
+g4c_status upload_one(g4c_cuda_model **M, cu_mat *d, const g4c_wmat *w, g4c_err *err) {
+    static g4c_config cfg; /* an empty model: no layers */
+    static g4c_weights ws;
+    memset(&cfg, 0, sizeof cfg);
+    memset(&ws, 0, sizeof ws);
+    cfg.n_embd = (int)w->cols;
+    cfg.tie_embeddings = 1;
+    ws.embed = *w;
+    ws.lm_head = *w;
+    float *ones = (float *)malloc(sizeof(float) * (size_t)w->cols);
+    if (!ones) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    for (int64_t i = 0; i < w->cols; i++) ones[i] = 1.f;
+    ws.final_norm = ones;
+    g4c_status st = g4c_cuda_model_upload(M, &cfg, &ws, err);
+    free(ones);
+    if (st == G4C_OK) *d = (*M)->embed;
+    return st;
+}
+
+double median(double *v, int n) {
+    std::sort(v, v + n);
+    return v[n / 2];
+}
+
+} // namespace
+
+extern "C" g4c_status g4c_cuda_op_matmul(float *y, const float *x, const g4c_wmat *w, int n, int path, g4c_err *err) {
+    g4c_cuda_model *M = NULL;
+    cu_mat d;
+    G4C_TRY(upload_one(&M, &d, w, err));
+    scope sc;
+    float *dx, *dy;
+    cu_mm mm = {};
+    g4c_status st = G4C_OK;
+    cudaError_t e = sc.up(&dx, x, (size_t)n * d.cols);
+    if (e == cudaSuccess) e = sc.up<float>(&dy, NULL, (size_t)n * d.rows);
+    if (e == cudaSuccess) e = cudaMemset(dy, 0xff, sizeof(float) * n * d.rows); /* NaN poison: every output written */
+    if (e != cudaSuccess) st = G4C_FAIL(err, G4C_E_IO, "CUDA: %s", cudaGetErrorString(e));
+    if (st == G4C_OK && cublasCreate(&mm.blas) != CUBLAS_STATUS_SUCCESS) st = G4C_FAIL(err, G4C_E_IO, "cuBLAS init failed");
+    if (st == G4C_OK) st = cu_mm_init(&mm, n, d.cols, d.rows, err);
+    if (st == G4C_OK) {
+        mm.force = path;
+        st = cu_matmul(&mm, dy, d.rows, dx, d.cols, &d, n, err);
+    }
+    if (st == G4C_OK && (e = cudaMemcpy(y, dy, sizeof(float) * n * d.rows, cudaMemcpyDeviceToHost)) != cudaSuccess)
+        st = G4C_FAIL(err, G4C_E_IO, "CUDA: %s", cudaGetErrorString(e));
+    cu_mm_free(&mm);
+    if (mm.blas) cublasDestroy(mm.blas);
+    g4c_cuda_model_free(M);
+    return st;
+}
+
+extern "C" g4c_status g4c_cuda_op_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps,
+                                           g4c_err *err) {
+    scope sc;
+    float *dx, *dw = NULL;
+    G4C_CU(sc.up(&dx, x, (size_t)n_rows * dim));
+    if (w) G4C_CU(sc.up(&dw, w, (size_t)dim));
+    G4C_CU(cu_rms_norm(0, dx, dim, dx, dim, dw, n_rows, dim, eps));
+    G4C_CU(cudaMemcpy(y, dx, sizeof(float) * n_rows * dim, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_gelu_mul(float *y, const float *gate, const float *up, int n, g4c_err *err) {
+    scope sc;
+    float *dg, *du, *dy;
+    G4C_CU(sc.up(&dg, gate, (size_t)n));
+    G4C_CU(sc.up(&du, up, (size_t)n));
+    G4C_CU(sc.up<float>(&dy, NULL, (size_t)n));
+    /* as rows of 97 with a tail row: exercises the strided form the model uses */
+    const int dim = 97, rows = n / dim, rest = n - rows * dim;
+    if (rows) G4C_CU(cu_gelu_mul(0, dy, dim, dg, dim, du, dim, rows, dim));
+    if (rest)
+        G4C_CU(cu_gelu_mul(0, dy + (size_t)rows * dim, rest, dg + (size_t)rows * dim, rest, du + (size_t)rows * dim, rest, 1,
+                           rest));
+    G4C_CU(cudaMemcpy(y, dy, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_softcap(float *x, int n, float cap, g4c_err *err) {
+    scope sc;
+    float *dx;
+    G4C_CU(sc.up(&dx, x, (size_t)n));
+    G4C_CU(cu_softcap(0, dx, (size_t)n, cap));
+    G4C_CU(cudaMemcpy(x, dx, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_heads, int head_dim, float eps,
+                                            const float *inv_freq, int pos0, g4c_err *err) {
+    scope sc;
+    float *dx, *dq, *dw = NULL, *df;
+    const size_t n = (size_t)n_tok * n_heads * head_dim;
+    G4C_CU(sc.up(&dx, x, n));
+    G4C_CU(sc.up<float>(&dq, NULL, n));
+    if (w) G4C_CU(sc.up(&dw, w, (size_t)head_dim));
+    G4C_CU(sc.up(&df, inv_freq, (size_t)head_dim / 2));
+    G4C_CU(cu_qkv_prep(0, dx, (long)n_heads * head_dim, n_tok, n_heads, 1, head_dim, 0, dw, NULL, eps, df, pos0, dq, NULL,
+                       NULL, 1));
+    G4C_CU(cudaMemcpy(x, dq, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
+                                            int n_head, int n_split, g4c_err *err) {
+    scope sc;
+    const int hd = kv->head_dim;
+    const size_t nkv = (size_t)kv->cap * kv->n_kv_head * hd, nq = (size_t)n_tok * n_head * hd;
+    float *dq, *dk, *dv, *dout, *part;
+    int *dhi = NULL;
+    G4C_CU(sc.up(&dq, q, nq));
+    G4C_CU(sc.up(&dk, kv->k, nkv));
+    G4C_CU(sc.up(&dv, kv->v, nkv));
+    G4C_CU(sc.up<float>(&dout, NULL, nq));
+    G4C_CU(cudaMemset(dout, 0xff, sizeof(float) * nq));
+    G4C_CU(sc.up<float>(&part, NULL, cu_attention_part_floats(hd)));
+    if (kv->hi) G4C_CU(sc.up(&dhi, kv->hi, (size_t)n_tok));
+    const cu_kv v = {dk, dv, kv->cap, kv->n_kv_head, hd, kv->window, dhi};
+    if (n_split <= 0) n_split = cu_attention_splits(n_tok, n_head, pos0 + n_tok);
+    G4C_CU(cu_attention(0, dout, dq, &v, n_tok, pos0, n_head, n_split, part));
+    G4C_CU(cudaMemcpy(out, dout, sizeof(float) * nq, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
+/* ---- measurements ---- */
+
+extern "C" double g4c_cuda_copy_bandwidth(size_t bytes, int reps) {
+    void *a = NULL, *b = NULL;
+    if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) {
+        cudaFree(a);
+        return 0;
+    }
+    cudaMemset(a, 1, bytes);
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    double t[64];
+    reps = reps > 64 ? 64 : reps;
+    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice); /* warm-up */
+    for (int i = 0; i < reps; i++) {
+        cudaEventRecord(e0);
+        cudaMemcpy(i & 1 ? a : b, i & 1 ? b : a, bytes, cudaMemcpyDeviceToDevice);
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        t[i] = ms;
+    }
+    const double ms = median(t, reps);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaFree(a), cudaFree(b);
+    return 2.0 * bytes / (ms * 1e-3) / 1e9;
+}
+
+extern "C" double g4c_cuda_gemm_rate(int size, int reps) {
+    const size_t n = (size_t)size * size;
+    cu_mat m = {CU_BF16, NULL, size, size, size};
+    void *b = NULL;
+    float *c = NULL;
+    cublasHandle_t h = NULL;
+    double rate = 0;
+    if (cudaMalloc(&m.p, n * 2) == cudaSuccess && cudaMalloc(&b, n * 2) == cudaSuccess &&
+        cudaMalloc((void **)&c, n * 4) == cudaSuccess && cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
+        cu_fill_random(0, &m, size, 7, 1.f); /* random data: zeros run faster (METHOD.md) */
+        cu_mat mb = m;
+        mb.p = b;
+        cu_fill_random(0, &mb, size, 11, 1.f);
+        const float one = 1.f, zero = 0.f;
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0), cudaEventCreate(&e1);
+        double t[64];
+        reps = reps > 64 ? 64 : reps;
+        for (int i = -2; i < reps; i++) {
+            cudaEventRecord(e0);
+            cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, size, size, size, &one, m.p, CUDA_R_16BF, size, b, CUDA_R_16BF, size,
+                         &zero, c, CUDA_R_32F, size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            float ms;
+            cudaEventElapsedTime(&ms, e0, e1);
+            if (i >= 0) t[i] = ms;
+        }
+        rate = 2.0 * size * (double)size * size / (median(t, reps) * 1e-3) / 1e12;
+        cudaEventDestroy(e0), cudaEventDestroy(e1);
+    }
+    if (h) cublasDestroy(h);
+    cudaFree(m.p), cudaFree(b), cudaFree(c);
+    return rate;
+}
+
+extern "C" g4c_status g4c_cuda_gemv_compare(int rows, int cols, int n, int reps, double *us_gemv, double *us_cublas,
+                                            g4c_err *err) {
+    /* several copies of the matrix, rotated, so that no run finds its weights in the 50 MB L2 */
+    const int copies = 4;
+    cu_mat m[copies];
+    scope sc;
+    float *x, *y;
+    __nv_bfloat16 *xb;
+    for (int i = 0; i < copies; i++) {
+        m[i] = {CU_BF16, NULL, rows, cols, cu_round8(cols)};
+        __nv_bfloat16 *p;
+        G4C_CU(sc.up<__nv_bfloat16>(&p, NULL, (size_t)rows * m[i].ld));
+        m[i].p = p;
+        G4C_CU(cu_fill_random(0, &m[i], rows, 100 + i, 1.f));
+    }
+    G4C_CU(sc.up<float>(&x, NULL, (size_t)n * cols));
+    G4C_CU(sc.up<float>(&y, NULL, (size_t)n * rows));
+    G4C_CU(sc.up<__nv_bfloat16>(&xb, NULL, (size_t)n * m[0].ld));
+    cu_mat xm = {CU_F32, x, n, cols, cols};
+    G4C_CU(cu_fill_random(0, &xm, n, 5, 1.f));
+    cu_mat xbm = {CU_BF16, xb, n, cols, m[0].ld};
+    G4C_CU(cu_fill_random(0, &xbm, n, 6, 1.f));
+    cublasHandle_t h;
+    G4C_BLAS(cublasCreate(&h));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    double t[2][256];
+    reps = reps > 256 ? 256 : reps;
+    const float one = 1.f, zero = 0.f;
+    g4c_status st = G4C_OK;
+    for (int kind = 0; kind < 2 && st == G4C_OK; kind++)
+        for (int i = -4; i < reps; i++) {
+            const cu_mat *w = &m[(i + 4) % copies];
+            cudaEventRecord(e0);
+            if (kind == 0) {
+                if (cu_gemv(0, y, rows, x, cols, w, n) != cudaSuccess) st = G4C_FAIL(err, G4C_E_IO, "gemv launch failed");
+            } else if (cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &one, w->p, CUDA_R_16BF, w->ld, xb,
+                                    CUDA_R_16BF, w->ld, &zero, y, CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+                st = G4C_FAIL(err, G4C_E_IO, "cublasGemmEx failed");
+            }
+            cudaEventRecord(e1);
+            cudaEventSynchronize(e1);
+            float ms;
+            cudaEventElapsedTime(&ms, e0, e1);
+            if (i >= 0) t[kind][i] = ms * 1e3;
+        }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cublasDestroy(h);
+    G4C_TRY(st);
+    G4C_CU(cudaDeviceSynchronize());
+    *us_gemv = median(t[0], reps);
+    *us_cublas = median(t[1], reps);
+    return G4C_OK;
+}

@@ -1,0 +1,355 @@
+/* CUDA backend conformance (issue 9, docs/CUDA.md): every CUDA op against the CPU oracle (kernels/ref, f64) on fresh
+ * random inputs of several shapes, then whole-model logits of every text fixture on the GPU against the CPU path
+ * (rel. L2 <= 1e-3 per position, the same greedy tokens), with prefill chunks of 64, 5 and 1 tokens (cuBLAS and
+ * GEMV paths, ring wrap-around), token-by-token decode, and an image-placeholder block.
+ * Needs a CUDA device. Usage: test_cuda [FIXTURES_DIR]   (default: the source tree's tests/fixtures). */
+#include <limits.h>
+
+#include "formats/formats.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "runtime/runtime.h"
+#include "../unit/test.h"
+
+static const char *fix = G4C_FIXTURES;
+static uint64_t seed = 0x5eed;
+
+static float *rnd(size_t n, float amp) {
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = amp * test_rng_f(&seed);
+    return p;
+}
+
+/* ---- ops ---- */
+
+static const char *path_name(int p) { return p == G4C_CUDA_MM_GEMV ? "gemv" : p == G4C_CUDA_MM_GEMM ? "gemm" : "auto"; }
+
+static void check_matmul(g4c_dtype dt, int rows, int cols, int n, int path, double tol) {
+    float *wf = rnd((size_t)rows * cols, 1.f), *x = rnd((size_t)n * cols, 1.f);
+    void *data = wf;
+    uint16_t *h = NULL;
+    if (dt != G4C_DTYPE_F32) {
+        h = malloc(sizeof(uint16_t) * (size_t)rows * cols);
+        for (size_t i = 0; i < (size_t)rows * cols; i++)
+            h[i] = dt == G4C_DTYPE_BF16 ? g4c_f32_to_bf16(wf[i]) : g4c_f32_to_f16(wf[i]);
+        data = h;
+    }
+    g4c_wmat w = {.dtype = dt, .data = data, .rows = rows, .cols = cols};
+    float *y = malloc(sizeof(float) * (size_t)n * rows), *ref = malloc(sizeof(float) * (size_t)n * rows);
+    g4c_ref_matmul(ref, x, &w, n);
+    g4c_err err = {0};
+    g4c_status st = g4c_cuda_op_matmul(y, x, &w, n, path, &err);
+    CHECKF(st == G4C_OK, "%s", err.msg);
+    double e = st == G4C_OK ? test_rel_l2(y, ref, (size_t)n * rows) : 1;
+    CHECKF(e <= tol, "matmul %s %dx%d n=%d %s: rel L2 %.3g > %.3g", g4c_dtype_infos[dt].name, rows, cols, n,
+           path_name(path), e, tol);
+    printf("     matmul %-4s %5d x %-5d n %-3d %-4s rel L2 %.2e\n", g4c_dtype_infos[dt].name, rows, cols, n,
+           path_name(path), e);
+    free(wf), free(x), free(h), free(y), free(ref);
+}
+
+static void test_matmul(void) {
+    static const int shapes[][3] = {{64, 64, 1},  {97, 131, 3},  {7, 5, 1},    {1000, 333, 8},  {65, 17, 12},
+                                    {300, 1024, 9}, {513, 260, 40}, {2048, 2560, 1}, {256, 4104, 2}, {1, 777, 5}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const int r = shapes[i][0], c = shapes[i][1], n = shapes[i][2];
+        for (int p = 0; p < 3; p++) {
+            check_matmul(G4C_DTYPE_F32, r, c, n, p, 2e-6);
+            /* GEMV: exact bf16 products, f32 sums; GEMM: activations split into two bf16 (~2^-17) */
+            check_matmul(G4C_DTYPE_BF16, r, c, n, p, p == G4C_CUDA_MM_GEMV || (p == 0 && n <= 8) ? 2e-6 : 5e-5);
+        }
+    }
+    /* other dtypes are rounded to bf16 at upload: f16 loses ~3 bits */
+    check_matmul(G4C_DTYPE_F16, 200, 96, 3, 0, 5e-3);
+}
+
+static void test_rms_norm(void) {
+    static const int shapes[][2] = {{1, 64}, {7, 2560}, {3, 1000}, {5, 33}, {2, 5376}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int with_w = 0; with_w < 2; with_w++) {
+            const int r = shapes[i][0], d = shapes[i][1];
+            float *x = rnd((size_t)r * d, 3.f), *w = with_w ? rnd((size_t)d, 1.f) : NULL;
+            float *y = malloc(sizeof(float) * r * d), *ref = malloc(sizeof(float) * r * d);
+            g4c_ref_rms_norm(ref, x, w, r, d, 1e-6f);
+            g4c_err err = {0};
+            CHECKF(g4c_cuda_op_rms_norm(y, x, w, r, d, 1e-6f, &err) == G4C_OK, "%s", err.msg);
+            double e = test_rel_l2(y, ref, (size_t)r * d);
+            CHECKF(e <= 1e-6, "rms_norm %dx%d w=%d: %.3g", r, d, with_w, e);
+            free(x), free(w), free(y), free(ref);
+        }
+}
+
+static void test_gelu_softcap(void) {
+    const int ns[] = {1, 1000, 4097};
+    for (int i = 0; i < 3; i++) {
+        const int n = ns[i];
+        float *g = rnd(n, 4.f), *u = rnd(n, 2.f), *y = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n);
+        g4c_err err = {0};
+        g4c_ref_gelu_mul(ref, g, u, n);
+        CHECKF(g4c_cuda_op_gelu_mul(y, g, u, n, &err) == G4C_OK, "%s", err.msg);
+        double e = test_rel_l2(y, ref, n);
+        CHECKF(e <= 1e-6, "gelu_mul n=%d: %.3g", n, e);
+        float *x = rnd(n, 80.f);
+        memcpy(ref, x, sizeof(float) * n);
+        g4c_ref_softcap(ref, n, 30.f);
+        CHECKF(g4c_cuda_op_softcap(x, n, 30.f, &err) == G4C_OK, "%s", err.msg);
+        e = test_rel_l2(x, ref, n);
+        CHECKF(e <= 1e-6, "softcap n=%d: %.3g", n, e);
+        free(g), free(u), free(y), free(ref), free(x);
+    }
+}
+
+/* model/kv_cache.c's inv_freq (spec §3.5) */
+static void inv_freq(float *inv, const g4c_rope_cfg *r, int hd) {
+    int n_rot = hd / 2;
+    if (r->type == G4C_ROPE_PROPORTIONAL) n_rot = (int)floor((double)r->partial_rotary * hd / 2.0);
+    for (int k = 0; k < hd / 2; k++) inv[k] = (k < n_rot ? 1.0f / powf(r->theta, (float)(2 * k) / (float)hd) : 0.0f) / r->factor;
+}
+
+static void test_norm_rope(void) {
+    const g4c_rope_cfg kinds[2] = {{G4C_ROPE_DEFAULT, 10000.f, 1.f, 1.f}, {G4C_ROPE_PROPORTIONAL, 1e6f, 0.25f, 1.f}};
+    static const int shapes[][4] = {{1, 8, 256, 0}, {5, 4, 512, 37}, {3, 2, 32, 100000}, {2, 1, 64, 4095}, {4, 16, 256, 1}};
+    for (int kd = 0; kd < 2; kd++)
+        for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+            const int nt = shapes[i][0], nh = shapes[i][1], hd = shapes[i][2], pos0 = shapes[i][3], half = hd / 2;
+            const size_t n = (size_t)nt * nh * hd;
+            float *x = rnd(n, 2.f), *w = rnd(hd, 1.f), *ref = malloc(sizeof(float) * n), *inv = malloc(sizeof(float) * half);
+            float *cs = malloc(sizeof(float) * half), *sn = malloc(sizeof(float) * half);
+            inv_freq(inv, &kinds[kd], hd);
+            g4c_ref_rms_norm(ref, x, w, nt * nh, hd, 1e-6f);
+            for (int t = 0; t < nt; t++) {
+                for (int k = 0; k < half; k++) {
+                    const float ang = (float)(pos0 + t) * inv[k]; /* text.c: f32 angle, then cos/sin */
+                    cs[k] = cosf(ang), sn[k] = sinf(ang);
+                }
+                g4c_ref_rope(ref + (size_t)t * nh * hd, nh, hd, cs, sn);
+            }
+            g4c_err err = {0};
+            CHECKF(g4c_cuda_op_norm_rope(x, w, nt, nh, hd, 1e-6f, inv, pos0, &err) == G4C_OK, "%s", err.msg);
+            double e = test_rel_l2(x, ref, n);
+            CHECKF(e <= 2e-6, "norm+rope %s n=%d heads=%d hd=%d pos0=%d: %.3g", kd ? "proportional" : "default", nt, nh,
+                   hd, pos0, e);
+            free(x), free(w), free(ref), free(inv), free(cs), free(sn);
+        }
+}
+
+static void check_attention(int nt, int pos0, int nh, int nkv, int hd, int cap, int window, int look_ahead, int split) {
+    const size_t nkvf = (size_t)cap * nkv * hd, nq = (size_t)nt * nh * hd;
+    float *k = rnd(nkvf, 0.5f), *v = rnd(nkvf, 1.f), *q = rnd(nq, 0.5f);
+    float *out = malloc(sizeof(float) * nq), *ref = malloc(sizeof(float) * nq);
+    int *hi = NULL;
+    if (look_ahead) { /* an image block: tokens [2, nt - 2) see the end of their run */
+        hi = malloc(sizeof(int) * nt);
+        for (int t = 0; t < nt; t++) hi[t] = t >= 2 && t < nt - 2 ? pos0 + nt - 3 : pos0 + t;
+    }
+    g4c_kv_view view = {k, v, cap, nkv, hd, window, hi};
+    g4c_ref_attention(ref, q, &view, nt, pos0, nh);
+    g4c_err err = {0};
+    CHECKF(g4c_cuda_op_attention(out, q, &view, nt, pos0, nh, split, &err) == G4C_OK, "%s", err.msg);
+    double e = test_rel_l2(out, ref, nq);
+    CHECKF(e <= 1e-5, "attention n=%d pos0=%d heads=%d/%d hd=%d cap=%d window=%d hi=%d split=%d: %.3g", nt, pos0, nh, nkv,
+           hd, cap, window, look_ahead, split, e);
+    printf("     attention n %-3d pos0 %-4d heads %2d/%-2d hd %-3d cap %-4d window %-3d hi %d split %-2d rel L2 %.2e\n", nt,
+           pos0, nh, nkv, hd, cap, window, look_ahead, split, e);
+    free(k), free(v), free(q), free(out), free(ref), free(hi);
+}
+
+static void test_attention(void) {
+    check_attention(1, 100, 8, 2, 256, 200, 0, 0, 0);   /* decode, auto split */
+    check_attention(1, 100, 8, 2, 256, 200, 0, 0, 1);
+    check_attention(1, 100, 8, 2, 256, 200, 0, 0, 7);
+    check_attention(1, 700, 32, 4, 512, 1024, 0, 0, 0);  /* 31B full layer */
+    check_attention(1, 300, 8, 2, 256, 71, 64, 0, 0);    /* sliding ring wrapped several times */
+    check_attention(40, 0, 4, 1, 512, 64, 0, 0, 0);      /* prefill */
+    check_attention(5, 37, 4, 2, 32, 12, 8, 0, 0);       /* chunk in a ring */
+    check_attention(12, 30, 4, 2, 64, 19, 8, 1, 0);      /* image block looking ahead, window 8 */
+    check_attention(12, 30, 4, 2, 64, 19, 8, 1, 3);
+    check_attention(3, 5, 6, 3, 128, 64, 0, 0, 2);
+    check_attention(2, 0, 2, 2, 96, 8, 0, 0, 0);
+}
+
+/* ---- whole model ---- */
+
+typedef struct {
+    int32_t prompt[256], greedy[64];
+    int n_prompt, n_greedy;
+} ref_t;
+
+static int load_ref(ref_t *r, const char *tag) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/ref/%s.json", fix, tag);
+    cJSON *j;
+    g4c_err err = {0};
+    if (g4c_json_read_file(&j, path, &err) != G4C_OK) {
+        fprintf(stderr, "  %s\n", err.msg);
+        return 0;
+    }
+    r->n_prompt = r->n_greedy = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "prompt")) r->prompt[r->n_prompt++] = (int32_t)it->valuedouble;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "greedy")) r->greedy[r->n_greedy++] = (int32_t)it->valuedouble;
+    cJSON_Delete(j);
+    return r->n_prompt > 0;
+}
+
+static g4c_session *session(g4c_model *m, int device, int n_ctx, int n_ubatch) {
+    g4c_session_params sp = g4c_session_default_params();
+    sp.n_ctx = n_ctx, sp.n_ubatch = n_ubatch, sp.device = device;
+    g4c_session *s = NULL;
+    g4c_err err = {0};
+    if (g4c_session_init(&s, m, &sp, &err) != G4C_OK) fprintf(stderr, "  session (device %d): %s\n", device, err.msg);
+    return s;
+}
+
+static double worst_rel(const float *a, const float *b, int n, int V, int *at) {
+    double worst = 0;
+    for (int t = 0; t < n; t++) {
+        double e = test_rel_l2(a + (size_t)t * V, b + (size_t)t * V, (size_t)V);
+        if (!(e <= worst)) worst = e, *at = t;
+    }
+    return worst;
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static const double MODEL_TOL = 1e-3;
+
+/* Prefill logits of every position, GPU vs CPU, with the given ubatch. */
+static void check_prefill(g4c_model *m, const int32_t *toks, int n, const float *soft, int n_soft, int ubatch,
+                          const char *what) {
+    const int V = g4c_model_n_vocab(m);
+    g4c_session *cpu = session(m, 0, 128, ubatch), *gpu = session(m, 1, 128, ubatch);
+    CHECK(cpu && gpu);
+    if (cpu && gpu) {
+        float *a = malloc(sizeof(float) * n * V), *b = malloc(sizeof(float) * n * V);
+        g4c_err err = {0};
+        CHECKF(g4c_session_eval_mm(cpu, toks, n, soft, n_soft, a, G4C_LOGITS_ALL, &err) == G4C_OK, "%s", err.msg);
+        CHECKF(g4c_session_eval_mm(gpu, toks, n, soft, n_soft, b, G4C_LOGITS_ALL, &err) == G4C_OK, "%s", err.msg);
+        int at = -1;
+        const double e = worst_rel(b, a, n, V, &at);
+        CHECKF(e <= MODEL_TOL, "%s ubatch %d: GPU vs CPU worst rel L2 %.3g at position %d", what, ubatch, e, at);
+        printf("     %-22s ubatch %-2d prefill  worst rel L2 GPU vs CPU %.2e\n", what, ubatch, e);
+        free(a), free(b);
+    }
+    g4c_session_free(cpu);
+    g4c_session_free(gpu);
+}
+
+/* Greedy decode on the GPU (prefill, then one token at a time): the transformers tokens, and each step's logits
+ * against the CPU session doing the same. */
+static void check_greedy(g4c_model *m, const ref_t *r, const char *what) {
+    const int V = g4c_model_n_vocab(m);
+    g4c_session *cpu = session(m, 0, 128, 64), *gpu = session(m, 1, 128, 64);
+    CHECK(cpu && gpu);
+    if (!cpu || !gpu) {
+        g4c_session_free(cpu), g4c_session_free(gpu);
+        return;
+    }
+    float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+    g4c_err err = {0};
+    CHECKF(g4c_session_eval(cpu, r->prompt, r->n_prompt, a, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
+    CHECKF(g4c_session_eval(gpu, r->prompt, r->n_prompt, b, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
+    int same_ref = 1, same_cpu = 1;
+    double worst = 0;
+    for (int i = 0; i < r->n_greedy; i++) {
+        const double e = test_rel_l2(b, a, V);
+        if (!(e <= worst)) worst = e;
+        const int tg = argmax(b, V), tc = argmax(a, V);
+        same_ref &= tg == r->greedy[i];
+        same_cpu &= tg == tc;
+        if (i + 1 == r->n_greedy) break;
+        int32_t t = tc; /* both follow the CPU's choice so that a mismatch does not cascade */
+        CHECK(g4c_session_eval(cpu, &t, 1, a, G4C_LOGITS_LAST, &err) == G4C_OK);
+        CHECKF(g4c_session_eval(gpu, &t, 1, b, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
+    }
+    CHECKF(same_ref, "%s: GPU greedy tokens differ from transformers", what);
+    CHECKF(same_cpu, "%s: GPU greedy tokens differ from the CPU", what);
+    CHECKF(worst <= MODEL_TOL, "%s: decode logits GPU vs CPU rel L2 %.3g", what, worst);
+    printf("     %-22s decode %d tokens: greedy %s, worst rel L2 GPU vs CPU %.2e\n", what, r->n_greedy,
+           same_ref && same_cpu ? "identical" : "DIFFERENT", worst);
+    free(a), free(b);
+    g4c_session_free(cpu), g4c_session_free(gpu);
+}
+
+static void check_variant(const char *tag) {
+    ref_t r;
+    CHECK(load_ref(&r, tag));
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", fix, tag);
+    g4c_model_params mp = g4c_model_default_params();
+    mp.n_threads = 4;
+    g4c_model *m = NULL;
+    g4c_err err = {0};
+    CHECKF(g4c_model_load(&m, dir, &mp, &err) == G4C_OK, "load %s: %s", dir, err.msg);
+    if (!m) return;
+    check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 64, tag);
+    check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 5, tag);
+    check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 1, tag);
+    check_greedy(m, &r, tag);
+    g4c_model_free(m);
+}
+
+static void test_dense_f32(void) { check_variant("dense-f32"); }
+static void test_dense_bf16(void) { check_variant("dense-bf16"); }
+static void test_moe_f32(void) { check_variant("moe-f32"); }
+static void test_moe_bf16(void) { check_variant("moe-bf16"); }
+static void test_e_f32(void) { check_variant("e-f32"); }
+static void test_e_bf16(void) { check_variant("e-bf16"); }
+static void test_text_only_layout(void) { check_variant("dense-text-f32"); }
+
+/* Soft tokens replacing an image block (bidirectional on sliding layers of "vision" models): GPU vs CPU. */
+static void test_image_block(void) {
+    const char *tags[2] = {"dense-f32", "moe-bf16"};
+    for (int k = 0; k < 2; k++) {
+        ref_t r;
+        CHECK(load_ref(&r, tags[k]));
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/%s", fix, tags[k]);
+        g4c_model *m = NULL;
+        g4c_err err = {0};
+        CHECKF(g4c_model_load(&m, dir, NULL, &err) == G4C_OK, "%s", err.msg);
+        if (!m) continue;
+        int32_t toks[64];
+        int n = 0;
+        for (int i = 0; i < 12; i++) toks[n++] = r.prompt[i];
+        toks[n++] = g4c_model_boi_token(m);
+        for (int i = 0; i < 6; i++) toks[n++] = g4c_model_image_token(m);
+        toks[n++] = g4c_model_eoi_token(m);
+        for (int i = 12; i < 24; i++) toks[n++] = r.prompt[i];
+        float *soft = rnd((size_t)6 * g4c_model_n_embd(m), 1.f);
+        check_prefill(m, toks, n, soft, 6, 64, tags[k]);
+        check_prefill(m, toks, n, soft, 6, 8, tags[k]);
+        free(soft);
+        g4c_model_free(m);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) fix = argv[1];
+    char why[256], name[256];
+    if (!g4c_cuda_available(why, sizeof why)) {
+        printf("%s\n0 passed, 1 failed\n", why);
+        return 1;
+    }
+    g4c_cuda_device_name(name, sizeof name);
+    printf("device: %s; fixtures: %s; prefill mode %s\n", name, fix,
+           g4c_cuda_prefill_mode() == G4C_CUDA_PREFILL_SPLIT ? "split" : "bf16");
+    RUN(test_matmul);
+    RUN(test_rms_norm);
+    RUN(test_gelu_softcap);
+    RUN(test_norm_rope);
+    RUN(test_attention);
+    RUN(test_dense_f32);
+    RUN(test_dense_bf16);
+    RUN(test_moe_f32);
+    RUN(test_moe_bf16);
+    RUN(test_e_f32);
+    RUN(test_e_bf16);
+    RUN(test_text_only_layout);
+    RUN(test_image_block);
+    return TEST_REPORT();
+}
