@@ -15,7 +15,12 @@
  * (<image_soft_token>) is dropped. The post-processor is removed (encode runs with add_special_tokens = false).
  *
  * One JSON object per line:
- *   cat          category (see CATEGORIES below)
+ *   cat          category: hand (hand-written: spec and reference strings, edge cases), lang (sentences in ~30
+ *                languages/scripts), words / mixed_lang (random words of them), unicode (random characters of
+ *                ~60 Unicode blocks), emoji (ZWJ sequences, skin tones, flags, keycaps), code (C, Python, JSON, HTML,
+ *                ...), numbers, whitespace (runs of spaces/newlines/tabs, unusual spaces, leading/trailing),
+ *                control (Gemma control strings, non-special added tokens, old Gemma 3 names, near misses inside
+ *                text), ascii (random printable), long (0.6-2 KB paragraphs, long words), invalid (bad UTF-8)
  *   text | text_hex   the input: a JSON string, or its bytes as lowercase hex when not valid UTF-8 or holding NUL
  *   ids          encode(text, add_special_tokens=false): special added tokens (<bos>, <|turn>...) parsed
  *   ids_ns       the same with the special tokens NOT parsed (Rust's encode_special_tokens = true); absent when
@@ -399,6 +404,9 @@ async function main() {
   const byteId = [];
   for (let i = 0; i < 256; i++) byteId[i] = vocab['<0x' + i.toString(16).toUpperCase().padStart(2, '0') + '>'];
   const idToByte = new Map(byteId.map((id, i) => [id, i]));
+  // the invalid-byte placeholders rely on byte tokens never merging and on U+F0080..U+F00FF not being pieces
+  for (const m of g4.model.merges) if ((Array.isArray(m) ? m.join(' ') : m).includes('<0x')) throw new Error('byte merge ' + m);
+  for (let b = 0x80; b < 0x100; b++) if (String.fromCodePoint(PLACEHOLDER + b) in vocab) throw new Error('placeholder in vocab');
   const added = g4.added_tokens.map((a) => ({ s: a.content, id: a.id, special: a.special }));
   if (full.getVocabSize(true) !== VOCAB) throw new Error('vocab size ' + full.getVocabSize(true));
 

@@ -44,6 +44,10 @@ int cli_parse(cli_opts *o, int argc, char **argv, int first, const char *cmd);
 /* "2,5,9" -> malloc'd ids; returns count, or -1 after printing why. */
 int cli_parse_tokens(const char *s, int32_t **out);
 void cli_die_err(const char *what, const g4c_err *err);
+/* convo.c: a checkpoint's chat template text (chat_template.jinja, else tokenizer_config.json "chat_template"; NULL
+ * when neither, malloc'd) and its image soft-token budget (processor_config.json max_soft_tokens, else 280). */
+char *cli_template_text(const char *dir);
+int cli_default_budget(const char *dir);
 
 int cmd_logits(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);  /* cmd_image.c */
@@ -56,5 +60,8 @@ int cmd_serve(int argc, char **argv);       /* cmd_serve.c */
 int cmd_generate(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);       /* cmd_synth.c */
+int cmd_quantize(int argc, char **argv);    /* cmd_quant.c */
+int cmd_eval(int argc, char **argv);        /* cmd_eval.c */
+int cmd_score(int argc, char **argv);       /* cmd_eval.c */
 
 #endif

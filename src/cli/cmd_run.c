@@ -50,48 +50,6 @@ typedef struct {
     int in_thinking_shown;
 } convo;
 
-static char *read_text_file(const char *path) {
-    char *buf = NULL;
-    size_t n;
-    if (access(path, F_OK) != 0 || g4c_read_file(path, (size_t)16 << 20, &buf, &n, NULL) != G4C_OK) return NULL;
-    return buf;
-}
-
-/* The checkpoint's chat template text (chat_template.jinja, else tokenizer_config.json "chat_template"). */
-static char *template_text(const char *dir) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/chat_template.jinja", dir);
-    char *t = read_text_file(p);
-    if (t) return t;
-    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
-    char *js = read_text_file(p);
-    if (!js) return NULL;
-    cJSON *j = cJSON_Parse(js);
-    free(js);
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
-    t = cJSON_IsString(ct) ? strdup(ct->valuestring) : NULL;
-    cJSON_Delete(j);
-    return t;
-}
-
-/* processor_config.json's soft-token budget, else 280 (spec §4.1, §8.2). */
-static int default_budget(const char *dir) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/processor_config.json", dir);
-    char *js = read_text_file(p);
-    int b = G4C_IMAGE_DEFAULT_BUDGET;
-    if (!js) return b;
-    cJSON *j = cJSON_Parse(js);
-    free(js);
-    const cJSON *ip = cJSON_GetObjectItemCaseSensitive(j, "image_processor");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(ip) ? ip : j, "max_soft_tokens");
-    if (cJSON_IsNumber(v) && (v->valueint == 70 || v->valueint == 140 || v->valueint == 280 || v->valueint == 560 ||
-                              v->valueint == 1120))
-        b = v->valueint;
-    cJSON_Delete(j);
-    return b;
-}
-
 static int convo_open(convo *c) {
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
@@ -114,13 +72,13 @@ static int convo_open(convo *c) {
     g4c_err serr = {0};
     if (g4c_tok_apply_gemma4_specials(c->tok, &serr) != G4C_OK)
         g4c_log(G4C_LOG_WARN, "tokenizer is not Gemma's 262144-piece vocabulary: %s", serr.msg);
-    char *tt = template_text(c->o.model);
+    char *tt = cli_template_text(c->o.model);
     c->style = g4c_chat_style_for(&c->m->cfg, tt);
     free(tt);
     if (!strcmp(c->o.chat_style, "small")) c->style.empty_thought_channel = 0;
     if (!strcmp(c->o.chat_style, "large")) c->style.empty_thought_channel = 1;
     c->style.thinking = c->o.think;
-    c->budget = c->o.image_budget ? c->o.image_budget : default_budget(c->o.model);
+    c->budget = c->o.image_budget ? c->o.image_budget : cli_default_budget(c->o.model);
     g4c_session_params sp = g4c_session_default_params();
     sp.n_ctx = c->o.n_ctx ? c->o.n_ctx : 8192;
     if (sp.n_ctx > g4c_model_n_ctx_train(c->m)) sp.n_ctx = g4c_model_n_ctx_train(c->m);

@@ -1,5 +1,6 @@
 /* gemma4c: command dispatch. Each subcommand lives in its own function (cli.h) and returns the exit status. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -17,6 +18,9 @@ static const struct {
     {"bench", cmd_bench, "llama-bench style throughput: pp512 / tg128 / image encode, mean ± sd"},
     {"info", cmd_info, "print a checkpoint's configuration and per-layer shapes"},
     {"synth", cmd_synth, "write a random-weight checkpoint of a Gemma 4 size"},
+    {"quantize", cmd_quantize, "write a llama.cpp-loadable GGUF (q8_0 q4_0 q4_k_m ... f16) from a checkpoint"},
+    {"eval", cmd_eval, "run the VQA or COCO benchmark on a model or an OpenAI-compatible server"},
+    {"score", cmd_score, "score saved model outputs on VQA or COCO (no model needed)"},
     {"preprocess", cmd_preprocess, "decode + resize + patchify an image as the model sees it (.npy)"},
     {"tokenize", cmd_tokenize, "text -> token ids"},
     {"detokenize", cmd_detokenize, "token ids -> text"},
@@ -30,7 +34,18 @@ static void usage(FILE *f) {
     fprintf(f, "\n'gemma4c <command> --help' describes a command's options.\n");
 }
 
+/* Library warnings and errors go to stderr; GEMMA4C_LOG=info|debug shows more. */
+static int log_level = G4C_LOG_WARN;
+static void log_stderr(int level, const char *msg, void *user) {
+    (void)user;
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    if (level <= log_level) fprintf(stderr, "gemma4c: %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
+}
+
 int main(int argc, char **argv) {
+    const char *lv = getenv("GEMMA4C_LOG");
+    if (lv) log_level = !strcmp(lv, "debug") ? G4C_LOG_DEBUG : !strcmp(lv, "info") ? G4C_LOG_INFO : G4C_LOG_WARN;
+    g4c_log_set(log_stderr, NULL);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -367,7 +367,8 @@ g4c_status eval_load_manifest(eval_set *out, eval_task task, const char *path, g
             const cJSON *boxes = cJSON_GetObjectItemCaseSensitive(o, "boxes"), *b;
             if (!cJSON_IsArray(boxes)) st = G4C_FAIL(err, G4C_E_FORMAT, "%s: \"boxes\" must be an array", what);
             int k = 0;
-            cJSON_ArrayForEach(b, st == G4C_OK ? boxes : NULL) {
+            const cJSON *blist = st == G4C_OK ? boxes : NULL;
+            cJSON_ArrayForEach(b, blist) {
                 k++;
                 const char *lab = get_str(b, "label");
                 if (!lab) lab = get_str(b, "category");

@@ -208,6 +208,7 @@ static g4c_status http_once(const char *method, const url_parts *u, const char *
     /* read to EOF (Connection: close), or until Content-Length is satisfied */
     long want = -1;
     size_t body_at = 0;
+    int chunked = 0;
     while (st == G4C_OK) {
         if (body_at && want >= 0 && rn >= body_at + (size_t)want) break;
         if (wait_fd(fd, POLLIN, deadline) != 0) {
@@ -240,7 +241,8 @@ static g4c_status http_once(const char *method, const url_parts *u, const char *
                 e[2] = 0; /* headers end with one \r\n */
                 const char *cl = find_header(resp, "Content-Length");
                 const char *te = find_header(resp, "Transfer-Encoding");
-                if (cl && !(te && !strncasecmp(te, "chunked", 7))) want = strtol(cl, NULL, 10);
+                chunked = te && !strncasecmp(te, "chunked", 7);
+                if (cl && !chunked) want = strtol(cl, NULL, 10);
             } else if (rn > HTTP_MAX_HEAD) { st = G4C_FAIL(err, G4C_E_FORMAT, "%s:%s sent an oversized header", u->host, u->port); break; }
         }
     }
@@ -257,7 +259,15 @@ static g4c_status http_once(const char *method, const url_parts *u, const char *
     if (want >= 0 && blen > (size_t)want) blen = (size_t)want;
     memmove(resp, resp + body_at, blen);
     resp[blen] = 0;
-    /* the header was cut at body_at - 2; look for chunked in what we kept before moving: re-derive from blen */
+    if (chunked) {
+        long dn = dechunk(resp, blen);
+        if (dn < 0) {
+            free(resp);
+            return G4C_FAIL(err, G4C_E_FORMAT, "%s:%s sent a malformed chunked body", u->host, u->port);
+        }
+        blen = (size_t)dn;
+        resp[blen] = 0;
+    }
     *status_out = code;
     *body_out = resp;
     *len_out = blen;
@@ -288,4 +298,164 @@ g4c_status eval_http_post(const char *url, const char *const *headers, int n_hea
                           g4c_err *err) {
     return http_request("POST", url, headers, n_headers, body, body_len, timeout_s, 0, status_out, body_out, len_out,
                         err);
+}
+
+/* http://host:port[/v1] -> .../v1/chat/completions (a path that already names chat/completions is kept) */
+static void api_url(const char *base, const char *what, char *out, size_t n) {
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/') bl--;
+    const char *cc = strstr(base, "/chat/completions");
+    if (cc) {
+        if (!strcmp(what, "chat/completions")) snprintf(out, n, "%s", base);
+        else snprintf(out, n, "%.*s/%s", (int)(cc - base), base, what);
+        return;
+    }
+    const int has_v1 = bl >= 3 && !strncmp(base + bl - 3, "/v1", 3);
+    snprintf(out, n, "%.*s%s/%s", (int)bl, base, has_v1 ? "" : "/v1", what);
+}
+
+static char *error_message(const char *body) {
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : e;
+    char *s = strdup(cJSON_IsString(m) ? m->valuestring : body);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* GET /v1/models: the first model's id (for servers that need "model"); NULL when there is none */
+static char *discover_model(const eval_endpoint *ep) {
+    char url[1200];
+    api_url(ep->url, "models", url, sizeof url);
+    char auth[600];
+    const char *hdr[1];
+    int nh = 0;
+    if (ep->api_key && *ep->api_key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.500s", ep->api_key);
+        hdr[nh++] = auth;
+    }
+    int code = 0;
+    char *body = NULL;
+    size_t len = 0;
+    if (http_request("GET", url, hdr, nh, NULL, 0, ep->timeout_s > 0 && ep->timeout_s < 30 ? ep->timeout_s : 30,
+                     ep->retries, &code, &body, &len, NULL) != G4C_OK || code != 200) {
+        free(body);
+        return NULL;
+    }
+    cJSON *j = cJSON_Parse(body);
+    free(body);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(d, 0), "id");
+    char *r = cJSON_IsString(id) ? strdup(id->valuestring) : NULL;
+    cJSON_Delete(j);
+    return r;
+}
+
+static const char *image_mime(const unsigned char *b, size_t n) {
+    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return "image/jpeg";
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return "image/png";
+    if (n >= 12 && !memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4)) return "image/webp";
+    if (n >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) return "image/gif";
+    return "application/octet-stream";
+}
+
+g4c_status eval_endpoint_answer(void *ctx, const eval_sample *s, const char *prompt, int max_tokens,
+                                eval_answer *ans, g4c_err *err) {
+    eval_endpoint *ep = ctx;
+    static char *discovered; /* one endpoint per process */
+    static int tried;
+    const char *model = ep->model_name;
+    if (!model) {
+        if (!tried) discovered = discover_model(ep), tried = 1;
+        model = discovered;
+    }
+    char *img = NULL;
+    size_t n_img = 0;
+    G4C_TRY(g4c_read_file(s->image, (size_t)64 << 20, &img, &n_img, err));
+    char *b64 = eval_base64((const unsigned char *)img, n_img);
+    const char *mime = image_mime((const unsigned char *)img, n_img);
+    free(img);
+    if (!b64) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    size_t ul = strlen(b64) + 64;
+    char *data_url = malloc(ul);
+    if (!data_url) { free(b64); return G4C_FAIL(err, G4C_E_NOMEM, "out of memory"); }
+    snprintf(data_url, ul, "data:%s;base64,%s", mime, b64);
+    free(b64);
+    cJSON *req = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(req, "messages"), *m = cJSON_CreateObject();
+    if (model) cJSON_AddStringToObject(req, "model", model);
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON *content = cJSON_AddArrayToObject(m, "content");
+    cJSON *pi = cJSON_CreateObject(), *pt = cJSON_CreateObject();
+    cJSON_AddStringToObject(pi, "type", "image_url");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(pi, "image_url"), "url", data_url);
+    cJSON_AddStringToObject(pt, "type", "text");
+    cJSON_AddStringToObject(pt, "text", prompt);
+    cJSON_AddItemToArray(content, pi);
+    cJSON_AddItemToArray(content, pt);
+    cJSON_AddItemToArray(msgs, m);
+    cJSON_AddNumberToObject(req, "temperature", 0);
+    cJSON_AddNumberToObject(req, "max_tokens", max_tokens);
+    cJSON_AddBoolToObject(req, "stream", 0);
+    free(data_url);
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!body) return G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+    char url[1200], auth[600];
+    api_url(ep->url, "chat/completions", url, sizeof url);
+    const char *hdr[1];
+    int nh = 0;
+    if (ep->api_key && *ep->api_key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.500s", ep->api_key);
+        hdr[nh++] = auth;
+    }
+    int code = 0;
+    char *resp = NULL;
+    size_t rl = 0;
+    const double t0 = now_s();
+    g4c_status st = http_request("POST", url, hdr, nh, body, strlen(body), ep->timeout_s, ep->retries, &code, &resp,
+                                 &rl, err);
+    free(body);
+    if (st != G4C_OK) return st;
+    ans->ms = (now_s() - t0) * 1e3;
+    if (code != 200) {
+        char *msg = error_message(resp);
+        st = G4C_FAIL(err, G4C_E_IO, "%s answered HTTP %d: %.300s", url, code, msg ? msg : "");
+        free(msg);
+        free(resp);
+        return st;
+    }
+    cJSON *j = cJSON_ParseWithLength(resp, rl);
+    free(resp);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    if (!cJSON_IsObject(msg) || !(cJSON_IsString(c) || cJSON_IsNull(c) || cJSON_IsArray(c) || !c)) {
+        cJSON_Delete(j);
+        return G4C_FAIL(err, G4C_E_FORMAT, "%s: the answer has no choices[0].message.content", url);
+    }
+    size_t tl = 0;
+    char *text = NULL;
+    if (cJSON_IsString(c)) text = strdup(c->valuestring);
+    else if (cJSON_IsArray(c)) { /* content parts: join their text */
+        const cJSON *part;
+        cJSON_ArrayForEach(part, c) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (!cJSON_IsString(t)) continue;
+            size_t l = strlen(t->valuestring);
+            char *g = realloc(text, tl + l + 1);
+            if (!g) break;
+            text = g;
+            memcpy(text + tl, t->valuestring, l + 1);
+            tl += l;
+        }
+    }
+    if (!text) text = strdup("");
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    const cJSON *pt_ = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    ans->n_prompt = cJSON_IsNumber(pt_) ? pt_->valueint : 0;
+    ans->n_gen = cJSON_IsNumber(ct) ? ct->valueint : 0;
+    ans->text = text;
+    cJSON_Delete(j);
+    return text ? G4C_OK : G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
 }

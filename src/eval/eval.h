@@ -212,6 +212,7 @@ typedef struct {
     const char *backend_name; /* model path or endpoint + model name, recorded in run.json */
     int progress;             /* -1 auto (a terminal on stderr), 0 off, 1 on */
     volatile int *cancel;     /* stop after the current sample (Ctrl-C) */
+    int max_tokens;           /* 0: the benchmark's (EVAL_VQA_MAX_TOKENS / EVAL_COCO_MAX_TOKENS) */
 } eval_run_opts;
 
 /* The prompt for a sample (malloc'd). */

@@ -261,9 +261,13 @@ static g4c_status score_one(eval_set *set, int i, const cJSON *rec, scores *sc, 
     return st;
 }
 
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
 static void summary_md(sbuf *b, const eval_set *set, const cJSON *m, const scores *sc) {
-    const cJSON *v;
-#define NUM(k) ((v = cJSON_GetObjectItemCaseSensitive(m, k)) && cJSON_IsNumber(v) ? v->valuedouble : 0)
+#define NUM(k) num(m, k)
     if (set->task == EVAL_VQA) {
         sb_printf(b, "# VQA: %d questions\n\n| metric | value | 95%% CI |\n|---|---|---|\n", (int)NUM("n"));
         const char *ks[] = {"strict_accuracy", "vqa_accuracy"};
@@ -297,12 +301,8 @@ static void summary_md(sbuf *b, const eval_set *set, const cJSON *m, const score
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "status_counts");
         sb_printf(b, "mean IoU of strict matches %.4f · AR@[.50:.95] %.4f · predictions %d (tp %d, near %d, class %d, "
                      "fp %d) · ground truth %d · coarse TP %d\n",
-                  NUM("mean_tp_iou"), NUM("ar"), (int)NUM("total_pred"),
-                  cJSON_GetObjectItemCaseSensitive(st, "tp") ? cJSON_GetObjectItemCaseSensitive(st, "tp")->valueint : 0,
-                  cJSON_GetObjectItemCaseSensitive(st, "near") ? cJSON_GetObjectItemCaseSensitive(st, "near")->valueint : 0,
-                  cJSON_GetObjectItemCaseSensitive(st, "class") ? cJSON_GetObjectItemCaseSensitive(st, "class")->valueint : 0,
-                  cJSON_GetObjectItemCaseSensitive(st, "fp") ? cJSON_GetObjectItemCaseSensitive(st, "fp")->valueint : 0,
-                  (int)NUM("total_gt"), (int)NUM("total_tp"));
+                  NUM("mean_tp_iou"), NUM("ar"), (int)NUM("total_pred"), (int)num(st, "tp"), (int)num(st, "near"),
+                  (int)num(st, "class"), (int)num(st, "fp"), (int)NUM("total_gt"), (int)NUM("total_tp"));
         const cJSON *pc = cJSON_GetObjectItemCaseSensitive(m, "per_class"), *e;
         if (pc && pc->child) {
             sb_puts(b, "\n## per class\n\n| class | GT | predicted | recall | strict recall | AR |\n|---|---|---|---|---|---|\n");
@@ -562,8 +562,9 @@ g4c_status eval_run(eval_set *set, const eval_run_opts *o, g4c_err *err) {
         eval_answer ans = {0};
         if (!prompt) { st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory"); break; }
         const double ts = g4c_time_ms();
-        st = o->backend(o->ctx, s, prompt, set->task == EVAL_VQA ? EVAL_VQA_MAX_TOKENS : EVAL_COCO_MAX_TOKENS, &ans,
-                        err);
+        const int max_tokens = o->max_tokens > 0 ? o->max_tokens
+                               : set->task == EVAL_VQA ? EVAL_VQA_MAX_TOKENS : EVAL_COCO_MAX_TOKENS;
+        st = o->backend(o->ctx, s, prompt, max_tokens, &ans, err);
         free(prompt);
         if (st != G4C_OK) { free(ans.text); break; }
         if (ans.ms <= 0) ans.ms = g4c_time_ms() - ts;

@@ -10,6 +10,7 @@
  * Facts llama.cpp's metadata does not carry are read from "gemma4c.*" keys our writer adds (image/video token ids, the
  * EOS list, use_bidirectional_attention); without them: ids found by name in the vocabulary, else the released
  * models' ids, and the "vision" attention mask when full layers share K and V (the 26B/31B layout). */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -434,10 +435,14 @@ g4c_status g4c_vision_cfg_from_gguf(g4c_vision_cfg *v, const g4c_gguf *g, g4c_er
     if (st == G4C_OK) st = g4c_gguf_get_real(g, "clip.vision.attention.layer_norm_epsilon", &eps, &(int){0}, err);
     if (st == G4C_OK) st = g4c_gguf_get_real(g, "gemma4c.vision.rope_theta", &theta, &(int){0}, err);
     if (st != G4C_OK) return st;
-    if (v->n_embd % v->n_head || (v->n_embd / v->n_head) % 4 || !(eps > 0 && eps <= 1) || !(theta > 1))
-        return G4C_FAIL(err, G4C_E_CONFIG, "%s: vision hidden %d / %d heads must give a head size that is a multiple "
-                        "of 4; eps and rope theta in range", g->what, v->n_embd, v->n_head);
-    v->head_dim = v->n_embd / v->n_head;
+    if (v->n_embd % v->n_head || !(eps > 0 && eps <= 1) || !(theta > 1))
+        return G4C_FAIL(err, G4C_E_CONFIG, "%s: vision hidden %d is not a multiple of its %d heads, or eps / rope theta "
+                        "out of range", g->what, v->n_embd, v->n_head);
+    v->head_dim = geti(g, "gemma4c.vision.head_dim", 4, 4096, v->n_embd / v->n_head, &st, err);
+    if (st != G4C_OK) return st;
+    if (v->head_dim % 4)
+        return G4C_FAIL(err, G4C_E_CONFIG, "%s: vision head size %d: 2-D RoPE needs a multiple of 4", g->what,
+                        v->head_dim);
     v->eps = (float)eps;
     v->rope_theta = (float)theta;
     const g4c_st_tensor *pe = g4c_st_find(g->ts, "v.position_embd.weight");
@@ -661,6 +666,9 @@ int g4c_gguf_resolve(const char *path, const char *mmproj, char *gguf, size_t gs
         if ((size_t)snprintf(mm, msize, "%s", mmproj) >= msize) return G4C_FAIL(err, G4C_E_ARG, "path too long");
         return 1;
     }
+    /* only where the pairing is unambiguous: one model and one mmproj in the directory */
+    char model1[4096];
+    if (scan_dir(dir, 0, model1, sizeof model1, other, sizeof other) != 1) return 1;
     int n = scan_dir(dir, 1, mm, msize, other, sizeof other);
     if (n < 0) {
         g4c_log(G4C_LOG_WARN, "%s holds several mmproj files (%s, %s, ...): none used; name one with --mmproj", dir,

@@ -253,4 +253,26 @@ size_t g4c_chat_render(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st
 /* The style a checkpoint's chat template implies (template_text may be NULL: decided from the config). */
 g4c_chat_style g4c_chat_style_for(const g4c_config *cfg, const char *template_text);
 
+/* ---- GGUF checkpoints (gguf_model.c, spec §8.2) ------------------------------------------------------------------ */
+
+/* gemma4.* metadata (+ the tensors it implies: vocab from token_embd, k_eq_v from absent attn_v, rope_freqs) ->
+ * the g4c_config config.json would give. */
+g4c_status g4c_config_from_gguf(g4c_config *cfg, const g4c_gguf *g, g4c_err *err);
+/* clip.* metadata of a gemma4v mmproj -> vision_config. */
+g4c_status g4c_vision_cfg_from_gguf(g4c_vision_cfg *v, const g4c_gguf *g, g4c_err *err);
+/* Open a text GGUF (and its mmproj, may be NULL): cfg as above, *ts the tensors under Hugging Face names, still in
+ * the mappings (which *ts owns), ready for g4c_weights_bind / g4c_vision_bind. */
+g4c_status g4c_gguf_load_model(g4c_config *cfg, g4c_tensor_set **ts, const char *path, const char *mmproj,
+                               g4c_err *err);
+/* Is path a GGUF model? A path ending in .gguf, or a directory without config.json holding exactly one .gguf whose
+ * name lacks "mmproj". Returns 1 (gguf set; mm set to mmproj if given, else to the one *mmproj*.gguf beside the
+ * model when the model is the only other .gguf there, else ""), 0 (not GGUF: a Hugging Face directory), or a negative
+ * g4c_status (several candidates). */
+int g4c_gguf_resolve(const char *path, const char *mmproj, char *gguf, size_t gsize, char *mm, size_t msize,
+                     g4c_err *err);
+/* Tensor names between llama.cpp (token_embd.weight, blk.3.attn_q.weight, v.blk.0.ln1.weight, mm.input_projection
+ * .weight) and Hugging Face (model.language_model.embed_tokens.weight, ...); 0 when the name has no counterpart. */
+int g4c_gguf_name_to_hf(const char *gguf_name, char *hf, size_t size);
+int g4c_hf_name_to_gguf(const char *hf_name, char *gguf, size_t size);
+
 #endif

@@ -130,7 +130,7 @@ static g4c_status mlx_mat(binder *b, g4c_wmat *m, const g4c_st_tensor *t, int nd
     return G4C_OK;
 }
 
-/* A [lead...][rows][cols] tensor viewed as one [prod(lead)·rows][cols] matrix, stored plain, as blocks or MLX affine. */
+/* A [lead...][rows][cols] tensor viewed as one [prod(lead)·rows][cols] matrix: plain, blocks or MLX affine. */
 static g4c_status matn(binder *b, g4c_wmat *m, const char *name, int ndim, const int64_t *dims) {
     char full[512];
     const g4c_st_tensor *t = find(b, name, full, sizeof full);
@@ -156,8 +156,8 @@ static g4c_status mat3(binder *b, g4c_wmat *m, const char *name, int64_t n, int6
 /* Convert a whole tensor to a new f32 array owned by the weights. */
 static g4c_status vec_from(binder *b, float **out, const g4c_st_tensor *t) {
     if (!float_dtype(t->dtype))
-        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: dtype %s where a F32, F16 or BF16 vector is expected", t->name,
-                        g4c_dtype_infos[t->dtype].name);
+        return G4C_FAIL(b->err, G4C_E_CONFIG, "tensor %s: dtype %s where a F32, F16 or BF16 vector is expected",
+                        t->name, g4c_dtype_infos[t->dtype].name);
     if (b->n_owned == b->cap_owned) {
         size_t cap = b->cap_owned ? 2 * b->cap_owned : 64;
         float **grown = realloc(b->owned, cap * sizeof *grown);

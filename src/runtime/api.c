@@ -62,11 +62,23 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
     if (params) memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
     g4c_model *m = g4c_calloc(1, sizeof *m, err);
     if (!m) return G4C_E_NOMEM;
-    char cfg_path[4096];
-    g4c_status st = g4c_path_join(cfg_path, sizeof cfg_path, path, "config.json", err);
-    if (st == G4C_OK) st = g4c_config_load(&m->cfg, cfg_path, err);
-    if (st == G4C_OK) st = read_generation_config(&m->cfg, &m->sampling, path, err);
-    if (st == G4C_OK) st = g4c_st_open_dir(&m->ts, path, err);
+    char cfg_path[4096], gguf[4096], mmproj[4096];
+    /* a GGUF file (or a directory holding one) instead of a Hugging Face directory (spec §8.2, gguf_model.c) */
+    const int is_gguf = g4c_gguf_resolve(path, p.mmproj_path, gguf, sizeof gguf, mmproj, sizeof mmproj, err);
+    g4c_status st = is_gguf < 0 ? (g4c_status)is_gguf : G4C_OK;
+    if (st == G4C_OK && is_gguf) {
+        st = g4c_gguf_load_model(&m->cfg, &m->ts, gguf, mmproj[0] ? mmproj : NULL, err);
+        if (!mmproj[0])
+            snprintf(m->vision_err, sizeof m->vision_err, "a GGUF model needs its mmproj GGUF for images (--mmproj)");
+        char *slash = strrchr(gguf, '/'); /* generation_config.json beside the file, if any */
+        if (slash) *slash = 0;
+        if (st == G4C_OK) st = read_generation_config(&m->cfg, &m->sampling, slash ? gguf : ".", err);
+    } else if (st == G4C_OK) {
+        st = g4c_path_join(cfg_path, sizeof cfg_path, path, "config.json", err);
+        if (st == G4C_OK) st = g4c_config_load(&m->cfg, cfg_path, err);
+        if (st == G4C_OK) st = read_generation_config(&m->cfg, &m->sampling, path, err);
+        if (st == G4C_OK) st = g4c_st_open_dir(&m->ts, path, err);
+    }
     if (st == G4C_OK) st = g4c_weights_bind(&m->w, &m->cfg, m->ts, err);
     if (st == G4C_OK && m->cfg.vision.present) {
         /* a checkpoint converted without its vision tower still runs text; images then fail with this reason */

@@ -104,14 +104,41 @@ int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
         if (lg[i] > lg[best]) best = i;
     if (s->p.temperature <= 0) return best;
     float sum = 0;
-    for (int i = 0; i < V; i++) {
-        s->c[i].id = i;
-        sum += (s->c[i].p = expf((lg[i] - lg[best]) / s->p.temperature));
-    }
-    for (int i = 0; i < V; i++) s->c[i].p /= sum;
-    qsort(s->c, (size_t)V, sizeof *s->c, by_prob_desc);
+    for (int i = 0; i < V; i++) sum += expf((lg[i] - lg[best]) / s->p.temperature);
+    /* candidates: with top-k, the k best logits via a min-heap (O(V log k), not a full sort of 262144) */
     int n = V;
-    if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
+    if (s->p.top_k > 0 && s->p.top_k < V) {
+        const int k = s->p.top_k;
+        n = 0;
+        for (int i = 0; i < V; i++) {
+            if (n < k) {
+                int j = n++;
+                s->c[j] = (cand){lg[i], i};
+                while (j > 0 && by_prob_desc(&s->c[(j - 1) / 2], &s->c[j]) < 0) { /* parent better -> swap up */
+                    cand t = s->c[j];
+                    s->c[j] = s->c[(j - 1) / 2];
+                    s->c[(j - 1) / 2] = t;
+                    j = (j - 1) / 2;
+                }
+            } else if (lg[i] > s->c[0].p) { /* beats the worst kept: replace the root, sift down */
+                s->c[0] = (cand){lg[i], i};
+                for (int j = 0;;) {
+                    int a = 2 * j + 1, b = a + 1, w = j;
+                    if (a < n && by_prob_desc(&s->c[a], &s->c[w]) > 0) w = a;
+                    if (b < n && by_prob_desc(&s->c[b], &s->c[w]) > 0) w = b;
+                    if (w == j) break;
+                    cand t = s->c[j];
+                    s->c[j] = s->c[w];
+                    s->c[w] = t;
+                    j = w;
+                }
+            }
+        }
+    } else {
+        for (int i = 0; i < V; i++) s->c[i] = (cand){lg[i], i};
+    }
+    for (int i = 0; i < n; i++) s->c[i].p = expf((s->c[i].p - lg[best]) / s->p.temperature) / sum;
+    qsort(s->c, (size_t)n, sizeof *s->c, by_prob_desc);
     if (s->p.top_p < 1.0f) {
         float mass = 0, acc = 0;
         for (int i = 0; i < n; i++) mass += s->c[i].p;

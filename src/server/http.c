@@ -33,6 +33,7 @@ typedef struct {
     srv *s;
     srv_job *j;
     conn_ctx *cc;
+    struct MHD_Connection *c;
     double t0;
     MHD_socket fd;
     double deadline;  /* ms, 0 = none */
@@ -141,6 +142,20 @@ static int authorized(const srv *s, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+/* Idle keep-alive connections are closed after this many seconds (G4C_SERVE_IDLE_S overrides it, for tests). */
+static unsigned idle_timeout_s(void) {
+    const char *e = getenv("G4C_SERVE_IDLE_S");
+    const long v = e ? strtol(e, NULL, 10) : 0;
+    return v > 0 && v < 86400 ? (unsigned)v : 60;
+}
+
+/* The time a stream spends waiting for text is not idleness: restart the connection's idle clock (setting the
+ * timeout from 0 is what makes libmicrohttpd take "now" as the last activity). */
+static void touch(struct MHD_Connection *c) {
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)0);
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, idle_timeout_s());
+}
+
 /* ---- streaming ---- */
 
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -156,6 +171,7 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             j->sse_off += n;
             if (j->sse_off == j->sse.len) j->sse_off = j->sse.len = 0;
             pthread_mutex_unlock(&j->mu);
+            touch(sc->c);
             return (ssize_t)n;
         }
         if (j->done) {
@@ -238,7 +254,7 @@ static enum MHD_Result chat(srv *s, conn_ctx *cc, struct MHD_Connection *c) {
             srv_job_release(j);
             return fail(s, cc, c, 500, "server_error", NULL, NULL, "out of memory");
         }
-        *sc = (stream_ctx){.s = s, .j = j, .cc = cc, .t0 = cc->t0, .fd = fd, .deadline = deadline};
+        *sc = (stream_ctx){.s = s, .j = j, .cc = cc, .c = c, .t0 = cc->t0, .fd = fd, .deadline = deadline};
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -274,6 +290,7 @@ static enum MHD_Result chat(srv *s, conn_ctx *cc, struct MHD_Connection *c) {
         pthread_mutex_lock(&j->mu);
     }
     pthread_mutex_unlock(&j->mu);
+    touch(c);
     enum MHD_Result ret;
     if (j->err.status) {
         ret = respond_error(s, cc, c, &j->err, NULL);
@@ -399,7 +416,7 @@ int http_start(srv *s) {
     h->d = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_conn,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)idle_timeout_s(),
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,

@@ -69,4 +69,11 @@ int g4c_tok_stream_push(const g4c_tokenizer *t, g4c_tok_stream *s, int32_t id, c
 /* Emit whatever is still pending (at the end of generation); same return contract. */
 int g4c_tok_stream_flush(g4c_tok_stream *s, char *buf, size_t size);
 
+/* GGUF (tok_gguf.c, spec §8.2): the tokenizer in a GGUF file's tokenizer.ggml.* metadata (model "gemma4": tokens,
+ * token_type, merges), checked by the same rules as a tokenizer.json; and t written as that metadata for a vocabulary
+ * of n_vocab ids (the model's embedding rows; ids past the tokenizer's become "[PAD<id>]", unused; 0 = t's size). */
+g4c_status g4c_tok_load_gguf(g4c_tokenizer **out, const char *gguf_path, g4c_err *err);
+struct g4c_gguf_writer;
+g4c_status g4c_tok_write_gguf(const g4c_tokenizer *t, struct g4c_gguf_writer *w, int n_vocab, g4c_err *err);
+
 #endif

@@ -26,7 +26,8 @@ static void test_dequant_hand_packed(void) {
     const float s4[2] = {0.5f, -0.25f}, b4[2] = {1.0f, 2.0f};
     g4c_wmat m = mlx_wmat(w4, s4, b4, G4C_DTYPE_F32, 1, 16, 8, 4);
     g4c_wmat_row_f32(&m, 0, out);
-    for (int c = 0; c < 16; c++) CHECKF(out[c] == (c < 8 ? 0.5f * c + 1.0f : -0.25f * c + 2.0f), "4-bit col %d: %g", c, out[c]);
+    for (int c = 0; c < 16; c++)
+        CHECKF(out[c] == (c < 8 ? 0.5f * c + 1.0f : -0.25f * c + 2.0f), "4-bit col %d: %g", c, out[c]);
     /* 8 bits, bf16 scales and biases, two rows: the second row's scales follow the first's */
     const uint32_t w8[4] = {0x03020100u, 0xFF80407Fu, 0x0A0B0C0Du, 0x00000001u};
     const uint16_t s8[2] = {g4c_f32_to_bf16(0.125f), g4c_f32_to_bf16(-2.0f)};
@@ -94,7 +95,8 @@ static void test_dequant_random_widths(void) {
                     const size_t bit = (size_t)r * C * bits + (size_t)c * bits + (size_t)b;
                     q |= (unsigned)((bytes[bit / 8] >> (bit % 8)) & 1) << b;
                 }
-                const float want = g4c_bf16_to_f32(sc[r * (C / G) + c / G]) * (float)q + g4c_bf16_to_f32(bi[r * (C / G) + c / G]);
+                const int gi = r * (C / G) + c / G;
+                const float want = g4c_bf16_to_f32(sc[gi]) * (float)q + g4c_bf16_to_f32(bi[gi]);
                 bad += row[c] != want;
             }
         }

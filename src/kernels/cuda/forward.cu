@@ -5,6 +5,7 @@
  * over its tokens. One stream per session; the call returns after the stream has drained. */
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/cuda_model.cuh"

@@ -2,6 +2,7 @@
  * launcher the forward pass uses, download the result. Slow by design (every call allocates); never on a hot path.
  * Also the ceilings and the GEMV comparison for bench/bench_cuda.c. */
 #include <algorithm>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/cuda_model.cuh"

@@ -4,6 +4,7 @@
  * a multiple of 8 elements so every row starts 16-byte aligned. q/k/v and gate/up are concatenated. */
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/cuda_model.cuh"
