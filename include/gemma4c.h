@@ -58,8 +58,8 @@ typedef struct g4c_session g4c_session;
 typedef struct {
     uint32_t struct_size; /* sizeof(g4c_model_params): lets the struct grow without breaking callers */
     int n_threads;        /* worker threads for matrix work; 0 = number of online CPUs */
-    const char *mmproj_path; /* GGUF models: the vision projector (mmproj) GGUF; NULL = the one *mmproj*.gguf beside
-                                the model, if any */
+    const char *mmproj_path; /* GGUF models: the vision projector (mmproj) GGUF; NULL = the *mmproj*.gguf beside the
+                                model when the two are the only .gguf files in their directory */
 } g4c_model_params;
 
 typedef struct {

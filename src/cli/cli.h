@@ -50,6 +50,7 @@ char *cli_template_text(const char *dir);
 int cli_default_budget(const char *dir);
 
 int cmd_logits(int argc, char **argv);
+int cmd_image_features(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);  /* cmd_image.c */
 int cmd_tokenize(int argc, char **argv);    /* cmd_tok.c */
 int cmd_detokenize(int argc, char **argv);  /* cmd_tok.c */

@@ -5,6 +5,7 @@
 
 #include "base/base.h" // g4c_npy_write_f32, g4c_time_ms
 #include "cli/cli.h"
+#include "image/image.h"
 
 static g4c_model *load_model(const cli_opts *o, const char *cmd) {
     if (!o->model) {
@@ -34,8 +35,64 @@ static g4c_session *new_session(g4c_model *m, const cli_opts *o, int need) {
 }
 
 static const char *const logits_help =
-    "usage: gemma4c logits --model DIR --tokens 2,5,9 --out L.npy [-t N] [-ub N]\n"
-    "Runs the decoder over the tokens (one prefill) and writes float32 logits [n_tokens, vocab] as .npy v1.0.\n";
+    "usage: gemma4c logits --model DIR --tokens 2,5,9 --out L.npy [--image F]... [--image-budget N] [-t N] [-ub N]\n"
+    "Runs the decoder over the tokens (one prefill) and writes float32 logits [n_tokens, vocab] as .npy v1.0.\n"
+    "With images, the token list must already hold each image's expanded placeholders, in order\n"
+    "(<|image> + N x <|image|> + <image|>; see gemma4c preprocess for N).\n";
+
+/* Encode every --image into soft tokens [n][n_embd]; returns the soft-token count or -1. */
+static int encode_images(g4c_model *m, const cli_opts *o, float **soft) {
+    *soft = NULL;
+    int total = 0;
+    const int H = g4c_model_n_embd(m);
+    for (int i = 0; i < o->n_images; i++) {
+        g4c_err err = {0};
+        g4c_image img = {0};
+        g4c_image_patches ip = {0};
+        if (g4c_image_load(&img, o->images[i], 0, &err) != G4C_OK ||
+            g4c_image_preprocess(&img, o->image_budget, &ip, &err) != G4C_OK) {
+            cli_die_err(o->images[i], &err);
+            g4c_image_free(&img);
+            return -1;
+        }
+        g4c_image_free(&img);
+        float *g = realloc(*soft, sizeof(float) * (size_t)(total + ip.n_soft_tokens) * (size_t)H);
+        if (!g) { g4c_image_patches_free(&ip); return -1; }
+        *soft = g;
+        if (g4c_model_encode_image(m, ip.patches, ip.positions, ip.n_patches, *soft + (size_t)total * H, &err) != G4C_OK) {
+            cli_die_err(o->images[i], &err);
+            g4c_image_patches_free(&ip);
+            return -1;
+        }
+        total += ip.n_soft_tokens;
+        g4c_image_patches_free(&ip);
+    }
+    return total;
+}
+
+static const char *const features_help =
+    "usage: gemma4c image-features --model DIR --image F [--image-budget N] --out S.npy\n"
+    "Writes the projected soft tokens of one image, float32 [N, hidden] (what replaces its placeholders).\n";
+
+int cmd_image_features(int argc, char **argv) {
+    if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { fputs(features_help, stdout); return 0; }
+    cli_opts o;
+    if (cli_parse(&o, argc, argv, 2, "image-features")) return 2;
+    if (!o.out || o.n_images != 1) { fprintf(stderr, "gemma4c image-features: one --image and --out are required\n%s", features_help); return 2; }
+    g4c_model *m = load_model(&o, "image-features");
+    if (!m) return 1;
+    float *soft = NULL;
+    int n = encode_images(m, &o, &soft), rc = 1;
+    if (n > 0) {
+        int64_t shape[2] = {n, g4c_model_n_embd(m)};
+        g4c_err err = {0};
+        if (g4c_npy_write_f32(o.out, soft, 2, shape, &err) != G4C_OK) cli_die_err("write", &err);
+        else rc = 0;
+    }
+    free(soft);
+    g4c_model_free(m);
+    return rc;
+}
 
 int cmd_logits(int argc, char **argv) {
     if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { fputs(logits_help, stdout); return 0; }
@@ -48,14 +105,15 @@ int cmd_logits(int argc, char **argv) {
     int rc = 1;
     g4c_model *m = load_model(&o, "logits");
     g4c_session *s = m ? new_session(m, &o, n) : NULL;
-    float *logits = NULL;
-    if (s) {
+    float *logits = NULL, *soft = NULL;
+    int n_soft = s ? encode_images(m, &o, &soft) : -1;
+    if (s && n_soft >= 0) {
         const size_t V = (size_t)g4c_model_n_vocab(m);
         logits = malloc(sizeof(float) * V * (size_t)n);
         g4c_err err = {0};
         if (!logits) {
             fprintf(stderr, "gemma4c logits: out of memory\n");
-        } else if (g4c_session_eval(s, ids, n, logits, G4C_LOGITS_ALL, &err) != G4C_OK) {
+        } else if (g4c_session_eval_mm(s, ids, n, soft, n_soft, logits, G4C_LOGITS_ALL, &err) != G4C_OK) {
             cli_die_err("eval", &err);
         } else {
             int64_t shape[2] = {n, (int64_t)V};
@@ -64,6 +122,7 @@ int cmd_logits(int argc, char **argv) {
         }
     }
     free(logits);
+    free(soft);
     free(ids);
     g4c_session_free(s);
     g4c_model_free(m);

@@ -21,6 +21,7 @@ static const struct {
     {"quantize", cmd_quantize, "write a llama.cpp-loadable GGUF (q8_0 q4_0 q4_k_m ... f16) from a checkpoint"},
     {"eval", cmd_eval, "run the VQA or COCO benchmark on a model or an OpenAI-compatible server"},
     {"score", cmd_score, "score saved model outputs on VQA or COCO (no model needed)"},
+    {"image-features", cmd_image_features, "write an image's projected soft tokens as .npy (fidelity hook)"},
     {"preprocess", cmd_preprocess, "decode + resize + patchify an image as the model sees it (.npy)"},
     {"tokenize", cmd_tokenize, "text -> token ids"},
     {"detokenize", cmd_detokenize, "token ids -> text"},

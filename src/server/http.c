@@ -26,6 +26,8 @@ typedef struct {
     int route;
     srv_buf body;
     int responded;    /* a response is queued: ignore further upload data */
+    int too_big;      /* a chunked body passed --max-body: the rest is discarded, then 413 */
+    size_t discarded;
     char method[8], url[64]; /* for the access log */
 } conn_ctx;
 
@@ -363,17 +365,30 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (*upload_data_size) {
         const size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (cc->body.len + n > s->cfg.max_body) { /* chunked uploads have no Content-Length to check first */
+        if (cc->too_big || cc->body.len + n > s->cfg.max_body) {
+            /* A chunked upload has no Content-Length to check first, and libmicrohttpd cannot answer before the
+             * body is read: drop the body (nothing is kept) and answer 413 at its end; a sender that goes on past
+             * 4x the limit is cut off. */
             srv_buf_free(&cc->body);
-            char m[160];
-            snprintf(m, sizeof m, "the request body is larger than the %zu-byte limit (--max-body)", s->cfg.max_body);
-            return fail(s, cc, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+            cc->too_big = 1;
+            cc->discarded += n;
+            if (cc->discarded > 4 * s->cfg.max_body) {
+                srv_metrics_request(s->metrics, 413, (g4c_time_ms() - cc->t0) / 1e3);
+                cc->responded = 1;
+                return MHD_NO;
+            }
+            return MHD_YES;
         }
         if (srv_buf_put(&cc->body, upload_data, n)) {
             srv_buf_free(&cc->body);
             return fail(s, cc, c, 500, "server_error", NULL, NULL, "out of memory");
         }
         return MHD_YES;
+    }
+    if (cc->too_big) {
+        char m[160];
+        snprintf(m, sizeof m, "the request body is larger than the %zu-byte limit (--max-body)", s->cfg.max_body);
+        return fail(s, cc, c, 413, "invalid_request_error", "request_too_large", NULL, m);
     }
     return chat(s, cc, c);
 }
@@ -414,12 +429,12 @@ int http_start(srv *s) {
     const unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                            MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     h->d = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, handler, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_conn,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)idle_timeout_s(),
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_END);
     if (!h->d) {
         fprintf(stderr, "gemma4c serve: cannot listen on %s:%d (in use, or not an address of this machine?)\n",

@@ -490,6 +490,11 @@ void srv_shutdown(srv *s) {
         s->q_len--;
         pthread_mutex_lock(&j->mu);
         oai_fail(&j->err, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
+        if (j->stream) {
+            char *ej = oai_error_json(&j->err);
+            srv_buf_printf(&j->sse, "data: %s\n\ndata: [DONE]\n\n", ej ? ej : "{}");
+            free(ej);
+        }
         j->done = 1;
         pthread_cond_broadcast(&j->cv);
         pthread_mutex_unlock(&j->mu);

@@ -48,5 +48,67 @@ expect_fail "logits unwritable out" "cannot create" "$G" logits --model "$FIX/de
 "$G" info --model "$FIX/e-f32" | grep -q "shares kv" && ok "info" || bad "info"
 "$G" --help | grep -q generate && ok "help" || bad "help"
 
+# tokenize / detokenize: the small fixture tokenizer always; the real Gemma vocabulary when G4C_TOKENIZER_JSON is set
+MINI="$FIX/tokenizer/mini.json"
+got=$("$G" tokenize --tokenizer "$MINI" -p "abc hi" 2>&1)
+[ "$got" = "4,8,15" ] && ok "tokenize" || bad "tokenize: got '$got' want '4,8,15'"
+got=$("$G" tokenize --tokenizer "$MINI" --bos -p "<|turn>hi" 2>&1)
+[ "$got" = "2,276,14" ] && ok "tokenize --bos, special token" || bad "tokenize --bos: got '$got' want '2,276,14'"
+got=$("$G" tokenize --tokenizer "$MINI" --no-special -p "<|turn>hi" 2>&1)
+[ "$got" = "80,144,136,137,134,130,82,14" ] && ok "tokenize --no-special" || bad "tokenize --no-special: got '$got'"
+got=$("$G" detokenize --tokenizer "$MINI" --ids 2,276,9,15 2>&1)
+[ "$got" = "<bos><|turn>abc hi" ] && ok "detokenize" || bad "detokenize: got '$got'"
+got=$(printf '{"text":"abc hi"}\n\n{"text_hex":"ff"}\n' | "$G" tokenize --tokenizer "$MINI" --jsonl - 2>&1)
+want='{"text": "abc hi", "ids": [4,8,15], "decoded": "abc hi"}
+{"text_hex": "ff", "ids": [275], "decoded_hex": "ff"}'
+[ "$got" = "$want" ] && ok "tokenize --jsonl" || bad "tokenize --jsonl: got '$got'"
+printf '{"text":"a"}\n{"text": 5}\n' > "$T/bad.jsonl"
+expect_fail "tokenize --jsonl malformed line" "bad.jsonl:2:" "$G" tokenize --tokenizer "$MINI" --jsonl "$T/bad.jsonl"
+expect_fail "tokenize missing tokenizer" "cannot load the tokenizer: $T/none.json: cannot open" "$G" tokenize --tokenizer "$T/none.json" -p hi
+expect_fail "tokenize -m without tokenizer.json" "dense-f32/tokenizer.json: cannot open" "$G" tokenize -m "$FIX/dense-f32" -p hi
+expect_fail "tokenize needs a text" "give one of -p" "$G" tokenize --tokenizer "$MINI"
+expect_fail "detokenize bad id" "bad id" "$G" detokenize --tokenizer "$MINI" --ids 1,x
+expect_fail "detokenize id out of range" "outside the vocabulary" "$G" detokenize --tokenizer "$MINI" --ids 1,279
+"$G" tokenize --help | grep -q -- "--jsonl" && "$G" detokenize --help | grep -q -- "--ids" && ok "tokenize/detokenize help" ||
+  bad "tokenize/detokenize help"
+if [ -n "${G4C_TOKENIZER_JSON:-}" ]; then
+  got=$("$G" tokenize --tokenizer "$G4C_TOKENIZER_JSON" -p "Hello world" 2>&1)
+  [ "$got" = "9259,1902" ] && ok "tokenize Hello world (Gemma)" || bad "tokenize Hello world: got '$got' want '9259,1902'"
+  got=$("$G" tokenize --tokenizer "$G4C_TOKENIZER_JSON" --bos -p "<|turn>user
+Hi<turn|>" 2>&1)
+  [ "$got" = "2,105,2364,107,10979,106" ] && ok "tokenize Gemma 4 specials" || bad "tokenize Gemma 4 specials: got '$got'"
+  got=$("$G" detokenize --tokenizer "$G4C_TOKENIZER_JSON" --ids 9259,1902 2>&1)
+  [ "$got" = "Hello world" ] && ok "detokenize Hello world (Gemma)" || bad "detokenize Hello world: got '$got'"
+fi
+
+# preprocess: the image pipeline as the model sees it
+if "$G" preprocess --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/p.npy" --positions-out "$T/pos.npy" 2>"$T/pp.err" &&
+   grep -q "540 patches, 451x300 -> 480x288, 60 soft tokens" "$T/pp.err" &&
+   head -c 128 "$T/p.npy" | grep -q "'descr': '<f4', 'fortran_order': False, 'shape': (540, 768)" &&
+   head -c 128 "$T/pos.npy" | grep -q "'descr': '<i4', 'fortran_order': False, 'shape': (540, 2)" &&
+   [ "$(wc -c <"$T/p.npy")" -eq $((128 + 540 * 768 * 4)) ] && [ "$(wc -c <"$T/pos.npy")" -eq $((128 + 540 * 8)) ]; then
+  ok "preprocess writes patches + positions"; else bad "preprocess: $(cat "$T/pp.err")"; fi
+cp "$FIX/images/coffee.jpg" "$T/coffee.png"
+"$G" preprocess --image "$T/coffee.png" --out "$T/c.npy" 2>&1 | grep -q "2340 patches, 600x400 -> 960x624, 260 soft tokens" &&
+  ok "preprocess: format from the bytes, default budget 280" || bad "preprocess coffee.jpg named .png"
+expect_fail "preprocess missing image" "nope.png: cannot open" "$G" preprocess --image "$T/nope.png" --out "$T/x.npy"
+expect_fail "preprocess not an image" "not a PNG or JPEG" "$G" preprocess --image "$FIX/ref/img/chelsea_b70.json" --out "$T/x.npy"
+head -c 5000 "$FIX/images/chelsea.png" >"$T/cut.png"
+expect_fail "preprocess truncated png" "truncated PNG" "$G" preprocess --image "$T/cut.png" --out "$T/x.npy"
+expect_fail "preprocess bad budget" "image-budget must be" "$G" preprocess --image "$FIX/images/chelsea.png" --image-budget 100 --out "$T/x.npy"
+expect_fail "preprocess needs --out" "--out" "$G" preprocess --image "$FIX/images/chelsea.png"
+[ ! -e "$T/x.npy" ] && ok "preprocess: no output on failure" || bad "preprocess left $T/x.npy"
+"$G" preprocess --help | grep -q "image-budget" && ok "preprocess help" || bad "preprocess help"
+
+# image hooks: soft tokens of one image; logits of a prompt with two images; a placeholder-count mismatch
+MM=$(sed -n 's/.*"tokens": \[\([^]]*\)\].*/\1/p' "$FIX/ref/mm/dense-f32-w128.json" | tr -d ' ')
+"$G" image-features --model "$FIX/dense-f32-w128" --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/f.npy" 2>/dev/null &&
+  head -c 128 "$T/f.npy" | grep -q "'shape': (60, 64)" && ok "image-features" || bad "image-features"
+"$G" logits --model "$FIX/dense-f32-w128" --tokens "$MM" --image "$FIX/images/chelsea.png" --image "$FIX/images/astronaut384.png" \
+  --image-budget 70 --out "$T/lm.npy" 2>/dev/null && head -c 128 "$T/lm.npy" | grep -q "'shape': (144, 512)" &&
+  ok "logits with two images" || bad "logits with two images"
+expect_fail "logits image count mismatch" "124 image placeholder tokens but 60" "$G" logits --model "$FIX/dense-f32-w128" \
+  --tokens "$MM" --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/lm2.npy"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -165,6 +165,55 @@ static void test_attention(void) {
     check_attention(12, 30, 4, 2, 64, 19, 8, 1, 3);
     check_attention(3, 5, 6, 3, 128, 64, 0, 0, 2);
     check_attention(2, 0, 2, 2, 96, 8, 0, 0, 0);
+    /* prefill tiles (>= 8 tokens, one split): partial tiles, rings, windows, look-ahead, GQA, every tiled head size */
+    check_attention(37, 11, 8, 2, 256, 48, 0, 0, 0);
+    check_attention(64, 100, 8, 1, 512, 300, 0, 0, 0);
+    check_attention(29, 50, 4, 2, 256, 40, 12, 0, 0);    /* window 12, ring of 40 */
+    check_attention(23, 3, 4, 2, 128, 64, 0, 1, 0);
+    check_attention(20, 60, 4, 2, 64, 27, 8, 1, 0);      /* look-ahead in a ring */
+    check_attention(8, 0, 2, 1, 32, 8, 0, 0, 0);
+    check_attention(9, 4, 6, 3, 96, 13, 0, 0, 0);        /* hd 96: the per-query kernel */
+}
+
+/* model/text.c moe()'s routing, in f64 */
+static void ref_topk(int *sel, double *wt, const float *lg, int E, int K, const float *pes) {
+    double p[512], mx = -INFINITY, sum = 0, tot = 0;
+    for (int e = 0; e < E; e++) mx = lg[e] > mx ? lg[e] : mx;
+    for (int e = 0; e < E; e++) sum += (p[e] = exp(lg[e] - mx));
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            int taken = 0;
+            for (int j = 0; j < k; j++) taken |= sel[j] == e;
+            if (!taken && (best < 0 || p[e] > p[best])) best = e;
+        }
+        sel[k] = best, wt[k] = p[best] / sum, tot += wt[k];
+    }
+    for (int k = 0; k < K; k++) wt[k] = wt[k] / tot * pes[sel[k]];
+}
+
+static void test_router_topk(void) {
+    static const int cfg[][3] = {{8, 2, 5}, {128, 8, 37}, {128, 8, 1}, {40, 3, 9}, {300, 4, 3}}; /* E, K, n */
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        const int E = cfg[c][0], K = cfg[c][1], n = cfg[c][2];
+        float *lg = rnd((size_t)n * E, 4.f), *pes = rnd(E, 1.f), *wt = malloc(sizeof(float) * n * K);
+        int *sel = malloc(sizeof(int) * n * K), rs[16];
+        double rw[16], worst = 0;
+        g4c_err err = {0};
+        CHECKF(g4c_cuda_op_router_topk(sel, wt, lg, n, E, K, pes, &err) == G4C_OK, "%s", err.msg);
+        int same = 1;
+        for (int t = 0; t < n; t++) {
+            ref_topk(rs, rw, lg + (size_t)t * E, E, K, pes);
+            for (int k = 0; k < K; k++) {
+                same &= rs[k] == sel[t * K + k];
+                const double e = fabs(rw[k] - wt[t * K + k]) / (fabs(rw[k]) + 1e-30);
+                worst = e > worst ? e : worst;
+            }
+        }
+        CHECKF(same && worst <= 1e-5, "router top-k E=%d K=%d n=%d: same experts %d, worst weight rel error %.3g", E, K,
+               n, same, worst);
+        free(lg), free(pes), free(wt), free(sel);
+    }
 }
 
 /* ---- whole model ---- */
@@ -343,6 +392,7 @@ int main(int argc, char **argv) {
     RUN(test_gelu_softcap);
     RUN(test_norm_rope);
     RUN(test_attention);
+    RUN(test_router_topk);
     RUN(test_dense_f32);
     RUN(test_dense_bf16);
     RUN(test_moe_f32);

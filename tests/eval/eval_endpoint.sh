@@ -19,16 +19,12 @@ print(d)" "$1" "$2"; }
 command -v python3 >/dev/null || { echo "python3 not found: skipped"; exit 77; }
 SAMPLES=$(cd "$D/../../data/samples" && pwd)
 
-start_stub() { # port file, extra args
-  python3 "$D/stub_openai.py" "$SAMPLES" "$1" --lifetime 120 "$2" "$3" &
-  PIDS="$PIDS $!"
-  i=0
-  while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  cat "$1"
-}
-
-PORT=$(start_stub "$T/port1" --api-key sekrit)
-[ -n "$PORT" ] || { bad "the stub did not start"; echo "$pass passed, $fail failed"; exit 1; }
+python3 "$D/stub_openai.py" "$SAMPLES" "$T/port" --lifetime 120 --api-key sekrit >"$T/stub.log" 2>&1 &
+PIDS="$PIDS $!"
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+PORT=$(cat "$T/port" 2>/dev/null)
+[ -n "$PORT" ] || { bad "the stub did not start: $(cat "$T/stub.log")"; echo "$pass passed, $fail failed"; exit 1; }
 URL=http://127.0.0.1:$PORT
 
 if "$G" eval vqa --endpoint "$URL" --api-key sekrit --out "$T/vqa" --no-progress >"$T/out" 2>"$T/err"; then

@@ -3,6 +3,7 @@
  * FMA accumulator over the row, reduced in a fixed order, plus a scalar tail: the same arithmetic whatever the
  * tile shape, so a token gives bit-identical results in a 1-token decode and in a 512-token prefill.
  * Weights are read in their stored type (f32, bf16, f16) and widened in registers. */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -98,7 +99,17 @@ TGT void g4c_avx2_axpy(float *out, float p, const float *v, int64_t n) {
     for (int64_t k = n8; k < n; k++) out[k] += p * v[k];
 }
 
+/* CPUID: AVX2 (leaf 7 EBX bit 5), FMA (leaf 1 ECX bit 12), F16C (ECX bit 29), and the OS saving YMM state
+ * (OSXSAVE, ECX bit 27, then XCR0 bits 1-2). (clang 14's __builtin_cpu_supports does not know "f16c".) */
 int g4c_avx2_supported(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int fma = (c >> 12) & 1, f16c = (c >> 29) & 1, osxsave = (c >> 27) & 1;
+    if (!fma || !f16c || !osxsave) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) return 0;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1;
 }

@@ -2,8 +2,10 @@
  * the last visible position per query; ring slots p % cap). One block per (query head, token, key split): each
  * warp walks its share of the keys with an online softmax (running max, sum and a head_dim accumulator spread
  * over the lanes, element c on lane c % 32), the warps merge through shared memory. Decode (few tokens) splits the
- * keys over several blocks (flash-decoding) and a second kernel merges the partial results.
- * Not yet: tiling queries that share keys (prefill re-reads K/V per head and token from L2), bf16 KV. */
+ * keys over several blocks (flash-decoding) and a second kernel merges the partial results. Prefill (>= 8 tokens)
+ * uses query tiles that share K/V tiles in shared memory (k_attn_tiled).
+ * Not yet: tensor cores (mma) for QKᵀ and PV, sharing K/V across the heads of a GQA group, bf16 KV. */
+#include <limits.h>
 #include <math.h>
 
 #include "kernels/cuda/cuda_int.cuh"
@@ -86,6 +88,95 @@ __global__ void __launch_bounds__(NW * 32) k_attn(float *__restrict__ out, const
     if (threadIdx.x == 0) pp[hd] = M, pp[hd + 1] = L;
 }
 
+/* Prefill: one block per (query head, tile of TQ consecutive tokens). K/V tiles of KT keys go through shared memory
+ * once for the TQ queries (instead of once per query); each warp owns TQ/NW queries and, per key tile, computes the
+ * KT scores of a query (warp reductions), rescales once per tile and accumulates p·V. */
+constexpr int TQ = 16, QW = TQ / NW;
+
+template <int P>
+__global__ void __launch_bounds__(NW * 32) k_attn_tiled(float *__restrict__ out, const float *__restrict__ q,
+                                                        const float *__restrict__ kc, const float *__restrict__ vc,
+                                                        int cap, int nkv, int n_head, int n, int pos0, int window,
+                                                        const int *__restrict__ hi_arr) {
+    constexpr int hd = 32 * P, KT = P <= 8 ? 16 : 8; /* 32 KB of K + V tiles */
+    __shared__ __align__(16) float sk[KT * hd], sv[KT * hd];
+    const int h = blockIdx.x, t0 = blockIdx.y * TQ, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int kvh = h / (n_head / nkv);
+    /* the tile's key range: the union of its queries' [lo, hi] */
+    int lo_min = INT_MAX, hi_max = -1;
+    int lo_q[QW], hi_q[QW];
+    for (int t = t0; t < t0 + TQ && t < n; t++) {
+        const int pos = pos0 + t, lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+        const int hi = hi_arr ? hi_arr[t] : pos;
+        lo_min = min(lo_min, lo), hi_max = max(hi_max, hi);
+    }
+    float qr[QW][P], acc[QW][P], m[QW], l[QW];
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        const int t = t0 + warp * QW + i, pos = pos0 + t;
+        lo_q[i] = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+        hi_q[i] = t < n ? (hi_arr ? hi_arr[t] : pos) : -1; /* past the chunk: sees nothing */
+        m[i] = -INFINITY, l[i] = 0.f;
+#pragma unroll
+        for (int p = 0; p < P; p++) {
+            qr[i][p] = t < n ? q[((long)t * n_head + h) * hd + lane + 32 * p] : 0.f;
+            acc[i][p] = 0.f;
+        }
+    }
+    for (int j0 = lo_min; j0 <= hi_max; j0 += KT) {
+        __syncthreads(); /* the previous tile is consumed */
+        for (int e = threadIdx.x; e < KT * hd / 4; e += NW * 32) {
+            const int kk = e / (hd / 4), c4 = e % (hd / 4), j = j0 + kk;
+            float4 kv4 = make_float4(0.f, 0.f, 0.f, 0.f), vv4 = kv4;
+            if (j <= hi_max) {
+                const long off = ((long)(j % cap) * nkv + kvh) * hd;
+                kv4 = reinterpret_cast<const float4 *>(kc + off)[c4];
+                vv4 = reinterpret_cast<const float4 *>(vc + off)[c4];
+            }
+            reinterpret_cast<float4 *>(sk)[e] = kv4;
+            reinterpret_cast<float4 *>(sv)[e] = vv4;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < QW; i++) {
+            const int jlo = max(j0, lo_q[i]), jhi = min(j0 + KT - 1, hi_q[i]);
+            if (jlo > jhi) continue; /* warp-uniform */
+            float s[KT], tmax = -INFINITY;
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+                float d = 0.f;
+#pragma unroll
+                for (int p = 0; p < P; p++) d = fmaf(qr[i][p], sk[kk * hd + lane + 32 * p], d);
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                const int j = j0 + kk;
+                s[kk] = j >= jlo && j <= jhi ? d : -INFINITY;
+                tmax = fmaxf(tmax, s[kk]);
+            }
+            const float mn = fmaxf(m[i], tmax), corr = expf(m[i] - mn);
+            l[i] *= corr;
+#pragma unroll
+            for (int p = 0; p < P; p++) acc[i][p] *= corr;
+#pragma unroll
+            for (int kk = 0; kk < KT; kk++) {
+                const float pj = s[kk] == -INFINITY ? 0.f : expf(s[kk] - mn);
+                l[i] += pj;
+#pragma unroll
+                for (int p = 0; p < P; p++) acc[i][p] = fmaf(pj, sv[kk * hd + lane + 32 * p], acc[i][p]);
+            }
+            m[i] = mn;
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        const int t = t0 + warp * QW + i;
+        if (t >= n) continue;
+        float *o = out + ((long)t * n_head + h) * hd;
+#pragma unroll
+        for (int p = 0; p < P; p++) o[lane + 32 * p] = acc[i][p] / l[i];
+    }
+}
+
 __global__ void k_attn_combine(float *__restrict__ out, const float *__restrict__ part, int n_head, int hd, int n_split) {
     const int h = blockIdx.x, t = blockIdx.y;
     const float *pp = part + ((long)t * n_head + h) * n_split * (hd + 2);
@@ -129,6 +220,23 @@ cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_k
     if (hd % 32 || hd > 512 || n_head % kv->n_kv_head) return cudaErrorInvalidValue;
     if (n_split < 1) n_split = 1;
     if (n_split > 1 && (n * n_head * n_split > MAX_PART_BLOCKS || !part)) return cudaErrorInvalidValue;
+    if (n_split == 1 && n >= TQ / 2) { /* prefill: query tiles share the K/V loads */
+        const dim3 tgrid(n_head, (n + TQ - 1) / TQ);
+#define G4C_ATTN_T(P)                                                                                                \
+    case P:                                                                                                          \
+        k_attn_tiled<P><<<tgrid, NW * 32, 0, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, n, pos0,    \
+                                                   kv->window, kv->hi);                                              \
+        return cudaGetLastError();
+        switch (hd / 32) {
+            G4C_ATTN_T(1)
+            G4C_ATTN_T(2)
+            G4C_ATTN_T(4)
+            G4C_ATTN_T(8)
+            G4C_ATTN_T(16)
+        default: break; /* other head sizes: the per-query kernel below */
+        }
+#undef G4C_ATTN_T
+    }
     const dim3 grid(n_head, n, n_split);
     const size_t smem = sizeof(float) * (NW * hd + 2 * NW);
 #define G4C_ATTN_P(P)                                                                                               \

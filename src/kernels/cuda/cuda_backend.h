@@ -75,6 +75,10 @@ g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_head
 g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head,
                                  int n_split, g4c_err *err);
 
+/* MoE routing of n tokens: logits [n][n_expert] -> sel, wt [n][k] (model/text.c moe()'s top-k and weights). */
+g4c_status g4c_cuda_op_router_topk(int *sel, float *wt, const float *logits, int n, int n_expert, int k,
+                                   const float *per_expert_scale, g4c_err *err);
+
 /* ---- measurements for bench/bench_cuda.c ---- */
 /* Device-to-device copy of `bytes`: GB/s counting bytes read plus written (median of reps). */
 double g4c_cuda_copy_bandwidth(size_t bytes, int reps);

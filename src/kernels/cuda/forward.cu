@@ -127,7 +127,7 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
         HOSTF(s->h_wt, U * K);
         HOSTI(s->h_gidx, U * K);
         HOSTF(s->h_gw, U * K);
-        HOSTI(s->h_count, E + 1);
+        HOSTI(s->h_count, 2 * E + 1);
         max_out = 2 * I > max_out ? 2 * I : max_out;
         max_out = E > max_out ? E : max_out;
     }
@@ -163,13 +163,14 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, g4c_err *err) {
         if (s->h_sel[i] < 0 || s->h_sel[i] >= E) return G4C_FAIL(err, G4C_E_IO, "CUDA MoE: router chose expert %d", s->h_sel[i]);
         cnt[s->h_sel[i] + 1]++;
     }
-    for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e]; /* offsets */
-    for (int e = 0; e < E; e++) {
-        int m = cnt[e];
-        for (int t = 0; t < n; t++)
-            for (int k = 0; k < K; k++)
-                if (s->h_sel[t * K + k] == e) s->h_gidx[m] = t, s->h_gw[m] = s->h_wt[t * K + k], m++;
-    }
+    for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e]; /* offsets; then a counting sort, tokens in order per expert */
+    int *cur = s->h_count + E + 1;
+    memcpy(cur, cnt, sizeof(int) * E);
+    for (int t = 0; t < n; t++)
+        for (int k = 0; k < K; k++) {
+            const int e = s->h_sel[t * K + k], at = cur[e]++;
+            s->h_gidx[at] = t, s->h_gw[at] = s->h_wt[t * K + k];
+        }
     G4C_CU(cudaMemcpyAsync(s->d_gidx, s->h_gidx, sizeof(int) * n * K, cudaMemcpyHostToDevice, st));
     G4C_CU(cudaMemcpyAsync(s->d_gw, s->h_gw, sizeof(float) * n * K, cudaMemcpyHostToDevice, st));
     G4C_CU(cudaMemsetAsync(s->moe_out, 0, sizeof(float) * n * H, st));

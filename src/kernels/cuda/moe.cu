@@ -1,7 +1,8 @@
 /* MoE routing (spec §3.8, HF Gemma4TextRouter): softmax over the router logits, top-k by probability (ties to the
- * lower expert id), weights renormalized over the k and scaled per expert. One thread per token: E is at most a few
- * hundred, and this runs once per layer. The experts themselves run in forward.cu (gathered GEMV for decode, a
+ * lower expert id), weights renormalized over the k and scaled per expert. One warp per token (a thread per token
+ * for unusual sizes). The experts themselves run in forward.cu (gathered GEMV for decode, a
  * per-expert loop over cuBLAS for prefill). */
+#include <limits.h>
 #include <math.h>
 
 #include "kernels/cuda/cuda_int.cuh"
@@ -32,12 +33,70 @@ __global__ void k_router_topk(float *logits, int n, int E, int K, const float *_
     for (int k = 0; k < K; k++) w[k] = w[k] / tot * pes[s[k]];
 }
 
+/* One warp per token, E <= 32·EPL: each lane holds EPL probabilities in registers; softmax and the k arg-max
+ * rounds are warp reductions (an expert already chosen is set to -1). */
+template <int EPL>
+__global__ void k_router_topk_warp(const float *__restrict__ logits, int n, int E, int K, const float *__restrict__ pes,
+                                   int *sel, float *wt) {
+    const int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (t >= n) return;
+    const float *lg = logits + (long)t * E;
+    float v[EPL], mx = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < EPL; i++) {
+        const int e = lane + 32 * i;
+        v[i] = e < E ? lg[e] : -INFINITY;
+        mx = fmaxf(mx, v[i]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < EPL; i++) sum += (v[i] = lane + 32 * i < E ? expf(v[i] - mx) : 0.f);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+    for (int i = 0; i < EPL; i++) v[i] = lane + 32 * i < E ? (v[i] / sum >= 0.f ? v[i] / sum : 0.f) : -1.f; /* NaN -> 0 */
+    float tot = 0.f, w_sel = 0.f;
+    int my_sel = 0;
+    for (int k = 0; k < K; k++) {
+        float bv = -2.f;
+        int bi = INT_MAX;
+#pragma unroll
+        for (int i = 0; i < EPL; i++)
+            if (v[i] > bv) bv = v[i], bi = lane + 32 * i; /* lane-local: increasing ids, so ties keep the lower */
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ov > bv || (ov == bv && oi < bi)) bv = ov, bi = oi;
+        }
+#pragma unroll
+        for (int i = 0; i < EPL; i++)
+            if (lane + 32 * i == bi) v[i] = -1.f;
+        tot += bv;
+        if (lane == k) my_sel = bi, w_sel = bv;
+    }
+    if (lane < K) {
+        sel[(long)t * K + lane] = my_sel;
+        wt[(long)t * K + lane] = w_sel / tot * pes[my_sel];
+    }
+}
+
 } // namespace
 
 cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, int k, const float *per_expert_scale,
                            int *sel, float *wt) {
     if (n <= 0) return cudaSuccess;
     if (k > n_expert) return cudaErrorInvalidValue;
+    if (k <= 32 && n_expert <= 256) { /* the released models: 128 experts, top 8 */
+        const int epl = (n_expert + 31) / 32, blocks = (n + 3) / 4;
+        if (epl <= 1) k_router_topk_warp<1><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
+        else if (epl <= 2) k_router_topk_warp<2><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
+        else if (epl <= 4) k_router_topk_warp<4><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
+        else k_router_topk_warp<8><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
+        return cudaGetLastError();
+    }
     k_router_topk<<<(n + 63) / 64, 64, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
     return cudaGetLastError();
 }

@@ -150,6 +150,21 @@ extern "C" g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4
     return G4C_OK;
 }
 
+extern "C" g4c_status g4c_cuda_op_router_topk(int *sel, float *wt, const float *logits, int n, int n_expert, int k,
+                                              const float *per_expert_scale, g4c_err *err) {
+    scope sc;
+    float *dl, *dp, *dw;
+    int *ds;
+    G4C_CU(sc.up(&dl, logits, (size_t)n * n_expert));
+    G4C_CU(sc.up(&dp, per_expert_scale, (size_t)n_expert));
+    G4C_CU(sc.up<float>(&dw, NULL, (size_t)n * k));
+    G4C_CU(sc.up<int>(&ds, NULL, (size_t)n * k));
+    G4C_CU(cu_router_topk(0, dl, n, n_expert, k, dp, ds, dw));
+    G4C_CU(cudaMemcpy(sel, ds, sizeof(int) * n * k, cudaMemcpyDeviceToHost));
+    G4C_CU(cudaMemcpy(wt, dw, sizeof(float) * n * k, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
 /* ---- measurements ---- */
 
 extern "C" double g4c_cuda_copy_bandwidth(size_t bytes, int reps) {
