@@ -64,5 +64,8 @@ int cmd_synth(int argc, char **argv);       /* cmd_synth.c */
 int cmd_quantize(int argc, char **argv);    /* cmd_quant.c */
 int cmd_eval(int argc, char **argv);        /* cmd_eval.c */
 int cmd_score(int argc, char **argv);       /* cmd_eval.c */
+int cmd_perf(int argc, char **argv);        /* cmd_perf.c */
+int cmd_segment(int argc, char **argv);     /* cmd_segment.c */
+int cmd_report(int argc, char **argv);      /* cmd_report.c */
 
 #endif

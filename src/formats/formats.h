@@ -122,7 +122,7 @@ typedef struct {
     size_t size;              /* bytes of the value after its type tag (ARR: after the array header) */
 } g4c_gguf_kv;
 
-typedef struct {
+typedef struct g4c_gguf {
     char *what;               /* path, for messages */
     uint32_t version, alignment;
     int64_t n_kv;

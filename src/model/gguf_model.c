@@ -330,6 +330,7 @@ static g4c_status tensors_config(g4c_config *c, const g4c_gguf *g, g4c_err *err)
         return G4C_FAIL(err, G4C_E_CONFIG, "%s: token_embd.weight is missing or not a [vocab, hidden] matrix", g->what);
     c->n_vocab = (int)emb->shape[0];
     c->tie_embeddings = g4c_st_find(g->ts, "output.weight") == NULL;
+    c->ple_vocab = 262144; /* transformers' default, unused without per-layer embeddings */
     if (c->ple_dim) {
         const g4c_st_tensor *pe = g4c_st_find(g->ts, "per_layer_token_embd.weight");
         if (!pe || pe->ndim != 2 || pe->shape[0] < 1 || pe->shape[0] > (1 << 24))

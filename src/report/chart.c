@@ -363,7 +363,10 @@ static int wrap(rp_canvas *c, const char *s, double size, double w, char lines[3
         char cand[260];
         if (n > 0 && lines[n - 1][0]) {
             snprintf(cand, sizeof cand, "%s %s", lines[n - 1], tok);
-            if (rp_text_width(c, cand, size, 0) <= w) { snprintf(lines[n - 1], 128, "%s", cand); continue; }
+            if (strlen(cand) < 128 && rp_text_width(c, cand, size, 0) <= w) {
+                memcpy(lines[n - 1], cand, strlen(cand) + 1);
+                continue;
+            }
         }
         if (rp_text_width(c, tok, size, 0) > w || n == 3) return 0;
         snprintf(lines[n++], 128, "%s", tok);
@@ -633,7 +636,7 @@ static g4c_status axes(rp_canvas *c, frame *f, double top, double xstep, double 
     f->left = PAD + (yl ? lh + 6 : 0) + tick_w + 6;
     f->right = c->w - PAD - 8;
     f->top = top + th / 2;
-    f->bottom = c->h - PAD - th - 4 - (xl ? lh + 4 : 0);
+    f->bottom = c->h - PAD - th * 1.5 - 4 - (xl ? lh + 4 : 0);
     if (f->right - f->left < 40 || f->bottom - f->top < 40) return G4C_E_ARG;
     for (double v = f->y0; v <= f->y1 + 1e-9; v += ystep) {
         const double yy = fy(f, v);
@@ -655,7 +658,7 @@ static g4c_status axes(rp_canvas *c, frame *f, double top, double xstep, double 
         if (v > f->x0 + 1e-9) line(c->cr, xx, f->top, xx, f->bottom, RP_GRID, 1, 0);
         if (i % (every > 0 ? every : 1)) continue;
         fmt_tick(t, sizeof t, v, xstep, xpct);
-        rp_text(c, xx, f->bottom + 4, t, TICK_SIZE, 0, RP_MUTED, 1, 0, 0);
+        rp_text(c, xx, f->bottom + th / 2 + 4, t, TICK_SIZE, 0, RP_MUTED, 1, 0, 0); /* clear of the y tick at 0 */
     }
     line(c->cr, f->left, f->bottom + 0.5, f->right, f->bottom + 0.5, RP_INK, 1, 0);
     line(c->cr, f->left - 0.5, f->top, f->left - 0.5, f->bottom, RP_INK, 1, 0);

@@ -259,6 +259,7 @@ const char *rp_jstr(const void *obj, const char *key);
 typedef struct {
     const char *out_dir;
     const char *title;
+    const char *generator; /* "gemma4c 0.1.0": named in the page footer */
     int max_overlays;     /* overlay images per COCO run (default 6) */
     int max_examples;     /* correct / incorrect VQA examples shown (default 4 each) */
 } rp_report_opts;

@@ -155,6 +155,15 @@ typedef struct {
 
 typedef struct srv_job srv_job;
 
+typedef struct {
+    unsigned char *data;     /* the image file's bytes (taken from the request), or */
+    size_t n_data;
+    char *path;              /* a local file (--allow-local-files) */
+    int budget;              /* soft-token budget */
+    int n_soft;              /* soft tokens, as counted when the request was checked */
+    char field[96];          /* for messages */
+} srv_image;
+
 typedef struct srv {
     srv_config cfg;
     g4c_model **models;      /* [parallel]: one instance per worker (weights are shared through the page cache) */
@@ -174,6 +183,10 @@ typedef struct srv {
     uint64_t next_id;
     srv_metrics *metrics;
     struct http_state *http;
+    /* at most img_max connection threads decode images at once (bounds their memory) */
+    pthread_mutex_t img_mu;
+    pthread_cond_t img_cv;
+    int img_busy, img_max;
 } srv;
 
 struct srv_job {
@@ -183,7 +196,7 @@ struct srv_job {
     /* input, fixed once queued */
     int32_t *prompt;
     int n_prompt;
-    g4c_image_patches *imgs;
+    srv_image *imgs;         /* compressed: decoded again by the worker right before encoding */
     int n_imgs;
     g4c_sampler_params sp;
     int max_tokens;
@@ -213,9 +226,10 @@ int srv_init(srv *s, const srv_config *cfg);
 void srv_shutdown(srv *s);   /* cancel everything, join workers (call after the HTTP side has stopped) */
 void srv_free(srv *s);
 
-/* Turn a parsed request into a job (decode + preprocess images, render + tokenize, check the context).
- * Runs in the connection's thread. Returns NULL and fills e on failure. t_start: the request's arrival (ms). */
-srv_job *srv_job_prepare(srv *s, const oai_request *req, double t_start, oai_error *e);
+/* Turn a parsed request into a job (check and count images, render + tokenize, check the context). Runs in the
+ * connection's thread; takes the image bytes out of req. Returns NULL and fills e on failure. t_start: the
+ * request's arrival (ms). */
+srv_job *srv_job_prepare(srv *s, oai_request *req, double t_start, oai_error *e);
 /* Enqueue (takes a reference for the worker); 503 into e when the queue is full or the server is stopping. */
 int srv_job_submit(srv *s, srv_job *j, oai_error *e);
 /* Remove a job that is still waiting; 1 if it was (the caller then owns its answer), 0 if a worker has it. */

@@ -70,7 +70,7 @@ void srv_job_release(srv_job *j) {
     pthread_mutex_unlock(&j->mu);
     if (left) return;
     free(j->prompt);
-    for (int i = 0; i < j->n_imgs; i++) g4c_image_patches_free(&j->imgs[i]);
+    for (int i = 0; i < j->n_imgs; i++) free(j->imgs[i].data), free(j->imgs[i].path);
     free(j->imgs);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->stop);
@@ -90,30 +90,54 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-static int load_images(srv *s, const oai_request *req, srv_job *j, oai_error *e) {
+/* Decode + preprocess one image (connection thread: to check it and count its soft tokens; worker: to encode). */
+static g4c_status image_patches(const srv *s, const srv_image *im, g4c_image_patches *out, g4c_err *err) {
+    g4c_image img = {0};
+    g4c_status st = im->data ? g4c_image_decode(&img, im->data, im->n_data, im->field, s->cfg.max_pixels, err)
+                             : g4c_image_load(&img, im->path, s->cfg.max_pixels, err);
+    if (st == G4C_OK) st = g4c_image_preprocess(&img, im->budget, out, err);
+    g4c_image_free(&img);
+    return st;
+}
+
+static int load_images(srv *s, oai_request *req, srv_job *j, oai_error *e) {
     if (!req->n_images) return 0;
     j->imgs = calloc((size_t)req->n_images, sizeof *j->imgs);
     if (!j->imgs) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-    for (int m = 0; m < req->n_msgs; m++)
-        for (int k = 0; k < req->msgs[m].n_parts; k++) {
-            const oai_part *p = &req->msgs[m].parts[k];
+    pthread_mutex_lock(&s->img_mu);
+    while (s->img_busy >= s->img_max) pthread_cond_wait(&s->img_cv, &s->img_mu);
+    s->img_busy++;
+    pthread_mutex_unlock(&s->img_mu);
+    int rc = 0;
+    for (int m = 0; m < req->n_msgs && !rc; m++)
+        for (int k = 0; k < req->msgs[m].n_parts && !rc; k++) {
+            oai_part *p = &req->msgs[m].parts[k];
             if (!p->is_image) continue;
-            if (!s->has_vision)
-                return oai_fail(e, 400, "invalid_request_error", p->field, "model_not_multimodal",
-                                "%s: the model %s has no vision tower; send text only", p->field, s->model_id);
+            if (!s->has_vision) {
+                rc = oai_fail(e, 400, "invalid_request_error", p->field, "model_not_multimodal",
+                              "%s: the model %s has no vision tower; send text only", p->field, s->model_id);
+                break;
+            }
+            srv_image *im = &j->imgs[j->n_imgs++];
+            im->data = p->data, im->n_data = p->n_data, im->path = p->path; /* taken from the request */
+            p->data = NULL, p->path = NULL;
+            im->budget = p->detail_low ? 70 : s->budget;
+            snprintf(im->field, sizeof im->field, "%s", p->field);
             g4c_err err = {0};
-            g4c_image img = {0};
-            g4c_status st = p->data ? g4c_image_decode(&img, p->data, p->n_data, p->field, s->cfg.max_pixels, &err)
-                                    : g4c_image_load(&img, p->path, s->cfg.max_pixels, &err);
-            if (st == G4C_OK) st = g4c_image_preprocess(&img, p->detail_low ? 70 : s->budget, &j->imgs[j->n_imgs], &err);
-            g4c_image_free(&img);
-            if (st == G4C_E_NOMEM) return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-            if (st != G4C_OK)
-                return oai_fail(e, 400, "invalid_request_error", p->field, "invalid_image",
-                                "%s: cannot use the image: %s", p->field, err.msg);
-            j->n_imgs++;
+            g4c_image_patches ip = {0};
+            const g4c_status st = image_patches(s, im, &ip, &err);
+            im->n_soft = ip.n_soft_tokens;
+            g4c_image_patches_free(&ip);
+            if (st == G4C_E_NOMEM) rc = oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+            else if (st != G4C_OK)
+                rc = oai_fail(e, 400, "invalid_request_error", p->field, "invalid_image", "%s: cannot use the image: %s",
+                              p->field, err.msg);
         }
-    return 0;
+    pthread_mutex_lock(&s->img_mu);
+    s->img_busy--;
+    pthread_cond_signal(&s->img_cv);
+    pthread_mutex_unlock(&s->img_mu);
+    return rc;
 }
 
 static int build_prompt(srv *s, const oai_request *req, srv_job *j, oai_error *e) {
@@ -139,7 +163,7 @@ static int build_prompt(srv *s, const oai_request *req, srv_job *j, oai_error *e
             items[at].text = om->parts[k].is_image ? NULL : om->parts[k].text;
         }
     }
-    for (int i = 0; i < j->n_imgs; i++) img_tokens[i] = j->imgs[i].n_soft_tokens;
+    for (int i = 0; i < j->n_imgs; i++) img_tokens[i] = j->imgs[i].n_soft;
     g4c_chat_style style = s->style;
     style.thinking = j->thinking;
     g4c_err err = {0};
@@ -152,7 +176,7 @@ static int build_prompt(srv *s, const oai_request *req, srv_job *j, oai_error *e
     return 0;
 }
 
-srv_job *srv_job_prepare(srv *s, const oai_request *req, double t_start, oai_error *e) {
+srv_job *srv_job_prepare(srv *s, oai_request *req, double t_start, oai_error *e) {
     srv_job *j = calloc(1, sizeof *j);
     if (!j) {
         oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -336,13 +360,18 @@ static void run_job(srv_worker *w, srv_job *j) {
     /* images -> soft tokens */
     const int H = g4c_model_n_embd(m);
     int n_soft = 0;
-    for (int i = 0; i < j->n_imgs; i++) n_soft += j->imgs[i].n_soft_tokens;
+    for (int i = 0; i < j->n_imgs; i++) n_soft += j->imgs[i].n_soft;
     float *soft = n_soft ? malloc(sizeof(float) * (size_t)n_soft * (size_t)H) : NULL;
     g4c_status rc = n_soft && !soft ? G4C_FAIL(&err, G4C_E_NOMEM, "out of memory") : G4C_OK;
     for (int i = 0, at = 0; i < j->n_imgs && rc == G4C_OK && !j->cancel; i++) {
-        const g4c_image_patches *ip = &j->imgs[i];
-        rc = g4c_model_encode_image(m, ip->patches, ip->positions, ip->n_patches, soft + (size_t)at * H, &err);
-        at += ip->n_soft_tokens;
+        g4c_image_patches ip = {0};
+        rc = image_patches(s, &j->imgs[i], &ip, &err);
+        if (rc == G4C_OK && ip.n_soft_tokens != j->imgs[i].n_soft) /* a local file changed since the check */
+            rc = G4C_FAIL(&err, G4C_E_ARG, "%s: the image changed while the request waited", j->imgs[i].field);
+        if (rc == G4C_OK)
+            rc = g4c_model_encode_image(m, ip.patches, ip.positions, ip.n_patches, soft + (size_t)at * H, &err);
+        g4c_image_patches_free(&ip);
+        at += j->imgs[i].n_soft;
     }
     /* the KV cache's common prefix with the last prompt, up to the first image, minus at least one token */
     int from = 0;
@@ -413,6 +442,9 @@ int srv_init(srv *s, const srv_config *cfg) {
     s->cfg = *cfg;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->img_mu, NULL);
+    pthread_cond_init(&s->img_cv, NULL);
+    s->img_max = g4c_n_cpus() > 4 ? g4c_n_cpus() : 4;
     s->started = (long long)time(NULL);
     const srv_config *c = &s->cfg;
     g4c_err err = {0};
@@ -461,6 +493,8 @@ int srv_init(srv *s, const srv_config *cfg) {
     g4c_session_params sp = g4c_session_default_params();
     sp.n_ctx = c->n_ctx ? c->n_ctx : 8192;
     if (sp.n_ctx > g4c_model_n_ctx_train(s->models[0])) sp.n_ctx = g4c_model_n_ctx_train(s->models[0]);
+    /* a "vision"-masked model evaluates an image block in one chunk: <|image> + budget x <|image|> + <image|> */
+    if (s->budget + 2 > 512) sp.n_ubatch = s->budget + 2;
     for (int i = 0; i < c->parallel; i++) {
         srv_worker *w = &s->workers[i];
         w->s = s;
@@ -524,5 +558,7 @@ void srv_free(srv *s) {
     srv_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->img_mu);
+    pthread_cond_destroy(&s->img_cv);
     memset(s, 0, sizeof *s);
 }

@@ -6,7 +6,8 @@
  * fallback — and runs it through the tokenizer.json loader, so both paths share one set of rules and checks.
  * Writing reads the loaded tokenizer's tables back out (tokenizer internals), with llama.cpp's conventions: special
  * added tokens are control, other added tokens user-defined, except that the seven tool/thinking markers that must
- * show in output (<|channel> ... <|"|>) are user-defined as llama.cpp's converter writes them. */
+ * show in output (<|channel> ... <|"|>) are user-defined as llama.cpp's converter writes them (and read back as
+ * special). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -53,10 +54,27 @@ static void put_json(sbuf *b, const char *s, size_t n) {
     puts_(b, "\"");
 }
 
+/* The tool/thinking markers llama.cpp stores as user-defined (so they render) though they are special. */
+static int visible_marker(const char *s, size_t n) {
+    static const char *const V[] = {"<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>", "<|tool_response>",
+                                    "<tool_response|>", "<|\"|>"};
+    for (size_t i = 0; i < sizeof V / sizeof *V; i++)
+        if (strlen(V[i]) == n && !memcmp(s, V[i], n)) return 1;
+    return 0;
+}
+
 g4c_status g4c_tok_load_gguf(g4c_tokenizer **out, const char *path, g4c_err *err) {
     *out = NULL;
     g4c_gguf *g = NULL;
     G4C_TRY(g4c_gguf_open(&g, path, err));
+    g4c_status st = g4c_tok_from_gguf(out, g, err);
+    g4c_gguf_free(g);
+    return st;
+}
+
+g4c_status g4c_tok_from_gguf(g4c_tokenizer **out, const g4c_gguf *g, g4c_err *err) {
+    *out = NULL;
+    const char *path = g->what;
     const char *model;
     size_t mlen;
     const g4c_gguf_kv *toks, *types = NULL, *merges;
@@ -104,7 +122,8 @@ g4c_status g4c_tok_load_gguf(g4c_tokenizer **out, const char *path, g4c_err *err
                 snprintf(num, sizeof num, "%s{\"id\":%llu,\"content\":", added.n > 1 ? "," : "", (unsigned long long)id);
                 puts_(&added, num);
                 put_json(&added, s, len);
-                puts_(&added, tt == TT_CONTROL ? ",\"special\":true}" : ",\"special\":false}");
+                const int special = tt == TT_CONTROL || visible_marker(s, len);
+                puts_(&added, special ? ",\"special\":true}" : ",\"special\":false}");
             }
             if ((int64_t)id == unk || (unk < 0 && tt == TT_UNKNOWN && !unk_piece)) unk_piece = s, unk_len = len;
         }
@@ -142,7 +161,6 @@ g4c_status g4c_tok_load_gguf(g4c_tokenizer **out, const char *path, g4c_err *err
     }
     free(b.p);
     free(added.p);
-    g4c_gguf_free(g);
     return st;
 }
 
@@ -153,13 +171,6 @@ static int cmp_rank(const void *a, const void *b) {
     return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
-static int visible_marker(const char *s) {
-    static const char *const V[] = {"<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>", "<|tool_response>",
-                                    "<tool_response|>", "<|\"|>"};
-    for (size_t i = 0; i < sizeof V / sizeof *V; i++)
-        if (!strcmp(s, V[i])) return 1;
-    return 0;
-}
 
 g4c_status g4c_tok_write_gguf(const g4c_tokenizer *t, g4c_gguf_writer *w, int n_vocab, g4c_err *err) {
     if (n_vocab <= 0) n_vocab = t->n_vocab;
@@ -188,7 +199,7 @@ g4c_status g4c_tok_write_gguf(const g4c_tokenizer *t, g4c_gguf_writer *w, int n_
                  : p->flags & TOK_BYTE    ? TT_BYTE
                  : id == t->unk_id        ? TT_UNKNOWN
                                           : TT_NORMAL;
-        if (type[id] == TT_CONTROL && visible_marker(p->s)) type[id] = TT_USER;
+        if (type[id] == TT_CONTROL && visible_marker(p->s, p->len)) type[id] = TT_USER;
     }
     /* merges in rank order, as "left right" */
     size_t n_m = 0, bytes = 0;

@@ -74,6 +74,9 @@ int g4c_tok_stream_flush(g4c_tok_stream *s, char *buf, size_t size);
  * of n_vocab ids (the model's embedding rows; ids past the tokenizer's become "[PAD<id>]", unused; 0 = t's size). */
 g4c_status g4c_tok_load_gguf(g4c_tokenizer **out, const char *gguf_path, g4c_err *err);
 struct g4c_gguf_writer;
+struct g4c_gguf;
+/* The same from a parsed GGUF (formats/formats.h; fuzzing, or a file already open). */
+g4c_status g4c_tok_from_gguf(g4c_tokenizer **out, const struct g4c_gguf *g, g4c_err *err);
 g4c_status g4c_tok_write_gguf(const g4c_tokenizer *t, struct g4c_gguf_writer *w, int n_vocab, g4c_err *err);
 
 #endif

@@ -248,7 +248,7 @@ static void test_edges(void) {
     static const g4c_dtype types[] = {G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_0, G4C_DTYPE_Q4_1, G4C_DTYPE_Q5_0,
                                       G4C_DTYPE_Q5_1, G4C_DTYPE_Q4_K, G4C_DTYPE_Q5_K, G4C_DTYPE_Q6_K};
     float x[256], y[256];
-    uint8_t q[256];
+    uint8_t q[512]; /* 256 elements of the widest block type: 8 x 34 bytes of Q8_0 */
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         const g4c_dtype t = types[k];
         const char *nm = g4c_dtype_infos[t].name;

@@ -6,6 +6,7 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu_int.h"
 
@@ -24,10 +25,16 @@ TGT static inline __m256 load8(const void *w, int dt, int64_t k) {
     }
 }
 
+/* one element, any alignment (weights in a mapped file need not be aligned) */
 TGT static inline float load1(const void *w, int dt, int64_t k) {
-    if (dt == CPU_W_BF16) return g4c_bf16_to_f32(((const uint16_t *)w)[k]);
-    if (dt == CPU_W_F16) return _cvtsh_ss(((const uint16_t *)w)[k]);
-    return ((const float *)w)[k];
+    if (dt == CPU_W_F32) {
+        float f;
+        memcpy(&f, (const char *)w + 4 * k, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)w + 2 * k, 2);
+    return dt == CPU_W_BF16 ? g4c_bf16_to_f32(h) : _cvtsh_ss(h);
 }
 
 /* fixed-order horizontal sum: (0+4, 1+5, 2+6, 3+7) then pairs */
