@@ -1,7 +1,7 @@
 /* CUDA backend benchmark (issue 9, docs/CUDA.md): prefill (pp) and decode (tg) tokens/s of the text decoder on
  * the GPU, next to the card's two ceilings (device-to-device copy bandwidth, bf16 GEMM rate) and a GEMV kernel vs
  * cuBLAS comparison at the real matrix shapes.
- *   bench_cuda --ceilings
+ *   bench_cuda --ceilings [--attention]                   copy bandwidth, GEMM rate, GEMV vs cuBLAS [attention kernels]
  *   bench_cuda --model DIR [--pp 512] [--tg 128]          a checkpoint (e.g. from gemma4c synth), public API, device=cuda
  *   bench_cuda --random e4b|26b-a4b|31b [--pp N] [--tg N] the real shapes with random bf16 weights made on the GPU
  *                                                          (no checkpoint, no disk: 31B needs 62 GB of GPU memory)
@@ -201,17 +201,39 @@ static void ceilings(double *bw) {
         }
 }
 
+/* Prefill attention kernels at the real shapes (512 queries from position 0; decode: 1 query at position 4095). */
+static void attention_table(void) {
+    static const struct {
+        const char *what;
+        int nh, nkv, hd, window;
+    } sh[] = {{"E4B sliding", 8, 2, 256, 512},  {"E4B full", 8, 2, 512, 0},   {"26B sliding", 16, 8, 256, 1024},
+              {"26B full", 16, 2, 512, 0},     {"31B sliding", 32, 16, 256, 1024}, {"31B full", 32, 4, 512, 0}};
+    static const char *names[] = {"auto", "query", "t16", "t8", "t4"};
+    printf("attention, median us of 20 (prefill: 512 queries at 0..511; decode: 1 query at 4095, cache 4096):\n");
+    printf("  %-12s %9s %9s %9s %9s %9s %9s\n", "shape", names[0], names[1], names[2], names[3], names[4], "decode");
+    for (size_t i = 0; i < sizeof sh / sizeof *sh; i++) {
+        printf("  %-12s", sh[i].what);
+        for (int v = 0; v <= 4; v++) {
+            g4c_cuda_set_attention_variant(v);
+            printf(" %9.1f", g4c_cuda_attention_time(512, 0, sh[i].nh, sh[i].nkv, sh[i].hd, 1024, sh[i].window, 20));
+        }
+        g4c_cuda_set_attention_variant(0);
+        printf(" %9.1f\n", g4c_cuda_attention_time(1, 4095, sh[i].nh, sh[i].nkv, sh[i].hd, 4096, sh[i].window, 20));
+    }
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *rnd = NULL;
-    int pp = 512, tg = 128, do_ceil = 0;
+    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--random") && i + 1 < argc) rnd = argv[++i];
         else if (!strcmp(argv[i], "--pp") && i + 1 < argc) pp = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ceilings")) do_ceil = 1;
+        else if (!strcmp(argv[i], "--attention")) do_attn = 1;
         else {
-            fprintf(stderr, "usage: bench_cuda [--ceilings] [--model DIR | --random e4b|26b-a4b|31b] [--pp N] [--tg N]\n");
+            fprintf(stderr, "usage: bench_cuda [--ceilings] [--attention] [--model DIR | --random e4b|26b-a4b|31b] [--pp N] [--tg N]\n");
             return 2;
         }
     }
@@ -225,6 +247,7 @@ int main(int argc, char **argv) {
     double bw = 0;
     if (do_ceil) ceilings(&bw);
     else bw = g4c_cuda_copy_bandwidth((size_t)1 << 30, 10);
+    if (do_attn) attention_table();
     if (!model && !rnd) return 0;
     g4c_err err = {0};
     runner r = {0};

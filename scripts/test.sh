@@ -13,6 +13,12 @@ echo "== release build + tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$J" >/dev/null
 (cd build && ctest --output-on-failure -j"$J")
+NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
+if [ -n "$NVCC" ]; then
+  echo "== CUDA backend: build only (no GPU here; docs/CUDA.md runs test_cuda on one)"
+  cmake -S . -B build-cuda -DGEMMA4C_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-cuda -j"$J" >/dev/null
+fi
 echo "== ASan + UBSan build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DG4C_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$J" >/dev/null

@@ -36,6 +36,9 @@ int cmd_report(int argc, char **argv) {
     char **dirs = NULL, **labels = NULL;
     int n = 0, rc = 0;
     g4c_err err = {0};
+    const char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    if (!pos) return 1;
     for (int i = 2; i < argc && !rc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(report_help, stdout); rc = -1; break; }
@@ -47,26 +50,29 @@ int cmd_report(int argc, char **argv) {
         else if (!strcmp(a, "--overlays")) rc = count_arg(a, v, &o.max_overlays) ? 2 : 0, i++;
         else if (!strcmp(a, "--examples")) rc = count_arg(a, v, &o.max_examples) ? 2 : 0, i++;
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "gemma4c report: unknown option '%s'\n", a); rc = 2; }
-        else {
-            /* NAME=RUN, unless the whole argument is a folder */
-            struct stat sb;
-            const char *eq = strchr(a, '=');
-            char name[256] = "";
-            const char *path = a;
-            if (eq && !(stat(a, &sb) == 0 && S_ISDIR(sb.st_mode)) && eq - a < (long)sizeof name) {
-                snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
-                path = eq + 1;
-            }
-            const int first = n;
-            if (rp_find_runs(path, &dirs, &labels, &n, &err) != G4C_OK) { cli_die_err("report", &err); rc = 1; break; }
-            for (int k = first; name[0] && k < n; k++) {
-                free(labels[k]);
-                labels[k] = strdup(name);
-            }
-        }
+        else pos[npos++] = a;
     }
     if (!rc && !o.out_dir) { fprintf(stderr, "gemma4c report: --out REPORT is required\n%s", report_help); rc = 2; }
-    if (!rc && !n) { fprintf(stderr, "gemma4c report: give at least one RUN folder\n%s", report_help); rc = 2; }
+    if (!rc && !npos) { fprintf(stderr, "gemma4c report: give at least one RUN folder\n%s", report_help); rc = 2; }
+    for (int p = 0; p < npos && !rc; p++) {
+        /* NAME=RUN, unless the whole argument is a folder */
+        const char *a = pos[p];
+        struct stat sb;
+        const char *eq = strchr(a, '=');
+        char name[256] = "";
+        const char *path = a;
+        if (eq && !(stat(a, &sb) == 0 && S_ISDIR(sb.st_mode)) && eq - a < (long)sizeof name) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+            path = eq + 1;
+        }
+        const int first = n;
+        if (rp_find_runs(path, &dirs, &labels, &n, &err) != G4C_OK) { cli_die_err("report", &err); rc = 1; break; }
+        for (int k = first; name[0] && k < n; k++) {
+            free(labels[k]);
+            labels[k] = strdup(name);
+        }
+    }
+    free(pos);
     rp_run *runs = calloc((size_t)(n ? n : 1), sizeof *runs);
     int loaded = 0;
     if (!runs) rc = 1;
@@ -83,5 +89,6 @@ int cmd_report(int argc, char **argv) {
     for (int i = 0; i < loaded; i++) rp_run_free(&runs[i]);
     for (int i = 0; i < n; i++) free(dirs[i]), free(labels[i]);
     free(runs), free(dirs), free(labels);
+    rp_shutdown();
     return rc < 0 ? 0 : rc;
 }

@@ -234,5 +234,6 @@ int cmd_segment(int argc, char **argv) {
     free(prompt);
     free(ans.text);
     g4c_image_free(&img);
+    rp_shutdown();
     return rc;
 }

@@ -211,6 +211,10 @@ static g4c_status http_once(const char *method, const url_parts *u, const char *
     int chunked = 0;
     while (st == G4C_OK) {
         if (body_at && want >= 0 && rn >= body_at + (size_t)want) break;
+        /* a chunked body is complete at its zero-size chunk, whether or not the server closes the connection */
+        if (body_at && chunked && rn - body_at >= 5 &&
+            (!memcmp(resp + rn - 5, "0\r\n\r\n", 5) && (rn - body_at == 5 || resp[rn - 6] == '\n')))
+            break;
         if (wait_fd(fd, POLLIN, deadline) != 0) {
             st = G4C_FAIL(err, G4C_E_IO, "no complete answer from %s:%s within %d s (--timeout)", u->host, u->port,
                           timeout_s);

@@ -2,6 +2,7 @@
  * overlap), nice ticks, legends, value labels; grouped bars (vertical or horizontal), scatter, histogram.
  * Text is DejaVu Sans through cairo's toy font API; strings are cleaned to valid UTF-8 before drawing (cairo
  * stops drawing on a context after invalid UTF-8). */
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,11 @@ g4c_status rp_canvas_init(rp_canvas *c, int w, int h, g4c_err *err) {
     cairo_set_source_rgb(c->cr, 1, 1, 1);
     cairo_paint(c->cr);
     return G4C_OK;
+}
+
+void rp_shutdown(void) {
+    cairo_debug_reset_static_data();
+    FcFini();
 }
 
 void rp_canvas_free(rp_canvas *c) {

@@ -123,7 +123,7 @@ static const char *const css =
     "figure{margin:0;background:#fff;border:1px solid #e0e0dc;border-radius:6px;padding:8px}"
     "figure img{display:block;max-width:100%;height:auto;margin:0 auto}"
     "figcaption{font-size:12px;color:#555;margin-top:6px;line-height:1.4}"
-    ".ok{color:#2ea043;font-weight:bold}.bad{color:#d62728;font-weight:bold}"
+    ".ok{color:#2ea043;font-weight:bold;white-space:nowrap}.bad{color:#d62728;font-weight:bold;white-space:nowrap}"
     "img.thumb{display:block;border-radius:3px}"
     "footer{margin-top:30px;color:#777;font-size:12px}";
 

@@ -112,7 +112,10 @@ static g4c_status group(page *pg, rp_run *runs, int n) {
                 return G4C_FAIL(pg->err, G4C_E_ARG, "at most %d systems side by side", RP_MAX_SERIES);
             k = pg->n_sys++;
             int dup = 1;
-            for (int s = 0; s < k; s++) dup += !strncmp(pg->sys[s].label, r->label, strlen(r->label));
+            const size_t ll = strlen(r->label);
+            for (int s = 0; s < k; s++)
+                dup += !strncmp(pg->sys[s].label, r->label, ll) &&
+                       (!pg->sys[s].label[ll] || !strncmp(pg->sys[s].label + ll, " (", 2));
             if (dup > 1) snprintf(pg->sys[k].label, sizeof pg->sys[k].label, "%.100s (%d)", r->label, dup);
             else snprintf(pg->sys[k].label, sizeof pg->sys[k].label, "%.120s", r->label);
         }
@@ -159,11 +162,24 @@ static void cell(const pg_sys *s, int row, char *b, size_t n) {
     char x[64], y[64];
     snprintf(b, n, "—");
     switch (row) {
-    case ROW_MODEL: {
+    case ROW_MODEL: { /* the model folder's name (the full paths are under Runs) */
         const char *m = pj ? rp_jstr(pj, "model") : NULL;
         const rp_run *r = s->vqa ? s->vqa : s->coco;
-        if (!m && r && r->run_json) m = rp_jstr(r->run_json, "backend");
-        if (m) snprintf(b, n, "%s", m);
+        const char *be = !m && r && r->run_json ? rp_jstr(r->run_json, "backend") : NULL;
+        char path[1024] = "";
+        if (m) snprintf(path, sizeof path, "%s", m);
+        else if (be && !strncmp(be, "model ", 6)) { /* "model PATH budget N" */
+            snprintf(path, sizeof path, "%s", be + 6);
+            char *sp = strstr(path, " budget ");
+            if (sp) *sp = 0;
+        }
+        size_t len = strlen(path);
+        while (len > 1 && path[len - 1] == '/') path[--len] = 0;
+        const char *slash = strrchr(path, '/');
+        const char *shown = slash && slash[1] ? slash + 1 : path;
+        if (path[0] && strlen(shown) < n) memcpy(b, shown, strlen(shown) + 1);
+        else if (be && !strncmp(be, "endpoint ", 9)) snprintf(b, n, "%s", be + 9);
+        else if (r) snprintf(b, n, "saved answers");
         break;
     }
     case ROW_FRAMEWORK: {
@@ -174,6 +190,7 @@ static void cell(const pg_sys *s, int row, char *b, size_t n) {
         if (f) snprintf(b, n, "%s%s%s%s%s", f, v ? " " : "", v ? v : "", d ? " · " : "", d ? d : "");
         else if (be && !strncmp(be, "endpoint ", 9)) snprintf(b, n, "OpenAI-compatible endpoint");
         else if (be) snprintf(b, n, "gemma4c");
+        else if (r) snprintf(b, n, "scored by gemma4c score");
         break;
     }
     case ROW_HARDWARE: {
@@ -274,6 +291,13 @@ static void perf_table(page *pg, const pg_sys *s) {
     rp_puts(h, "<h3>");
     rp_esc(h, s->label);
     rp_printf(h, ": %d tests%s</h3>\n", r->n_perf, cJSON_IsTrue(ie) ? " (--ignore-eos: full lengths)" : "");
+    const char *model = rp_jstr(r->json, "model"), *image = rp_jstr(r->json, "image");
+    if (model || image) {
+        rp_puts(h, "<p class=\"note\">");
+        if (model) rp_puts(h, "model "), rp_esc(h, model);
+        if (image) rp_puts(h, model ? " · image " : "image "), rp_esc(h, image);
+        rp_puts(h, "</p>\n");
+    }
     rp_puts(h, "<table>\n<tr><th>test</th><th class=\"n\">max tokens</th><th class=\"n\">prompt tokens</th>"
                "<th class=\"n\">generated tokens</th><th class=\"n\">prompt tok/s</th><th class=\"n\">generation tok/s</th>"
                "<th class=\"n\">first token</th><th class=\"n\">time</th><th class=\"n\">peak memory</th><th>stop</th></tr>\n");
@@ -412,15 +436,19 @@ static void thumb(page *pg, const rp_run *r, const char *path) {
 
 static void vqa_examples(page *pg, const pg_sys *s) {
     const rp_run *r = s->vqa;
+    rp_puts(&pg->html, "<div class=\"grid\">\n");
     for (int ok = 1; ok >= 0; ok--) {
         int shown = 0;
         for (int i = 0; i < r->n_vqa && shown < pg->o->max_examples; i++) shown += (r->vqa[i].strict > 0.5) == ok;
-        rp_puts(&pg->html, "<h3>");
+        rp_puts(&pg->html, "<div>\n<h3>");
         rp_esc(&pg->html, s->label);
+        if (!shown) {
+            rp_printf(&pg->html, ": no %s answers</h3>\n</div>\n", ok ? "correct" : "incorrect");
+            continue;
+        }
         rp_printf(&pg->html, ": %s answers (%d shown)</h3>\n", ok ? "correct" : "incorrect", shown);
-        if (!shown) continue;
         rp_puts(&pg->html, "<table>\n<tr><th>image</th><th>question</th><th>prediction</th><th>answer</th>"
-                           "<th>strict</th><th class=\"n\">VQA accuracy</th></tr>\n");
+                           "<th>strict</th><th class=\"n\">VQA acc.</th></tr>\n");
         shown = 0;
         for (int i = 0; i < r->n_vqa && shown < pg->o->max_examples; i++) {
             const rp_vqa_sample *q = &r->vqa[i];
@@ -431,7 +459,8 @@ static void vqa_examples(page *pg, const pg_sys *s) {
             rp_puts(&pg->html, "</td><td>");
             rp_esc(&pg->html, q->question);
             rp_puts(&pg->html, "</td><td>");
-            rp_esc(&pg->html, q->prediction);
+            if (q->prediction && *q->prediction) rp_esc(&pg->html, q->prediction);
+            else rp_puts(&pg->html, "<span class=\"sub\">(empty)</span>");
             rp_puts(&pg->html, "</td><td>");
             rp_esc(&pg->html, q->answer);
             char a[32];
@@ -439,8 +468,9 @@ static void vqa_examples(page *pg, const pg_sys *s) {
             rp_printf(&pg->html, "</td><td class=\"%s\">%s</td><td class=\"n\">%s</td></tr>\n", ok ? "ok" : "bad",
                       ok ? "\xe2\x9c\x93 match" : "\xe2\x9c\x97 no match", a);
         }
-        rp_puts(&pg->html, "</table>\n");
+        rp_puts(&pg->html, "</table>\n</div>\n");
     }
+    rp_puts(&pg->html, "</div>\n");
 }
 
 static void vqa_section(page *pg) {

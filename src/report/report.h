@@ -52,6 +52,8 @@ typedef struct {
 /* A white w x h RGB canvas. */
 g4c_status rp_canvas_init(rp_canvas *c, int w, int h, g4c_err *err);
 void rp_canvas_free(rp_canvas *c);
+/* Release cairo's and fontconfig's caches (at exit, so leak checkers see a clean process). */
+void rp_shutdown(void);
 /* PNG bytes of the canvas (malloc'd). */
 g4c_status rp_canvas_png(rp_canvas *c, unsigned char **out, size_t *n, g4c_err *err);
 g4c_status rp_canvas_write_png(rp_canvas *c, const char *path, g4c_err *err);

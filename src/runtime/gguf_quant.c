@@ -392,6 +392,7 @@ static g4c_status tok_meta(g4c_gguf_writer *w, const g4c_config *c, const char *
     }
     g4c_status st = g4c_tok_write_gguf(t, w, c->n_vocab, err);
     g4c_tok_free(t);
+    /* the chat template: chat_template.jinja, else tokenizer_config.json's "chat_template" string */
     char *tmpl;
     size_t n;
     if (st == G4C_OK && g4c_path_join(path, sizeof path, dir, "chat_template.jinja", err) == G4C_OK &&
@@ -400,6 +401,16 @@ static g4c_status tok_meta(g4c_gguf_writer *w, const g4c_config *c, const char *
         st = g4c_read_file(path, (size_t)4 << 20, &tmpl, &n, err);
         if (st == G4C_OK) st = g4c_ggw_kv_str(w, "tokenizer.chat_template", tmpl, n, err);
         if (st == G4C_OK) free(tmpl);
+    } else if (st == G4C_OK && g4c_path_join(path, sizeof path, dir, "tokenizer_config.json", err) == G4C_OK &&
+               (f = fopen(path, "rb")) != NULL) {
+        fclose(f);
+        cJSON *tc;
+        const char *ct = NULL;
+        if (g4c_json_read_file(&tc, path, err) == G4C_OK) {
+            if (g4c_json_get_str(tc, "chat_template", &ct, path, err) == G4C_OK && ct)
+                st = g4c_ggw_kv_str(w, "tokenizer.chat_template", ct, strlen(ct), err);
+            cJSON_Delete(tc);
+        }
     }
     return st;
 }

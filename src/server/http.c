@@ -337,11 +337,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                         "Incorrect API key provided (send it as 'Authorization: Bearer KEY')");
         if (cc->route == R_CHAT) {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-            if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
-                char m[160];
-                snprintf(m, sizeof m, "the request body is larger than the %zu-byte limit (--max-body)",
-                         s->cfg.max_body);
-                return fail(s, cc, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+            const unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+            if (n > s->cfg.max_body) {
+                /* Answering now makes libmicrohttpd close the connection with the body unread, and a client still
+                 * sending it may see a reset before the answer. So: right away for a client waiting on
+                 * "Expect: 100-continue" (it sends nothing) or a body past 4x the limit; else the body is read
+                 * and dropped (nothing is kept) and 413 comes at its end. */
+                const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+                if ((ex && !strcmp(ex, "100-continue")) || n > 4 * (unsigned long long)s->cfg.max_body) {
+                    char m[160];
+                    snprintf(m, sizeof m, "the request body is larger than the %zu-byte limit (--max-body)",
+                             s->cfg.max_body);
+                    return fail(s, cc, c, 413, "invalid_request_error", "request_too_large", NULL, m);
+                }
+                cc->too_big = 1;
             }
             return MHD_YES; /* wait for the body */
         }

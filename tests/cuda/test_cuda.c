@@ -165,14 +165,20 @@ static void test_attention(void) {
     check_attention(12, 30, 4, 2, 64, 19, 8, 1, 3);
     check_attention(3, 5, 6, 3, 128, 64, 0, 0, 2);
     check_attention(2, 0, 2, 2, 96, 8, 0, 0, 0);
-    /* prefill tiles (>= 8 tokens, one split): partial tiles, rings, windows, look-ahead, GQA, every tiled head size */
-    check_attention(37, 11, 8, 2, 256, 48, 0, 0, 0);
-    check_attention(64, 100, 8, 1, 512, 300, 0, 0, 0);
-    check_attention(29, 50, 4, 2, 256, 40, 12, 0, 0);    /* window 12, ring of 40 */
-    check_attention(23, 3, 4, 2, 128, 64, 0, 1, 0);
-    check_attention(20, 60, 4, 2, 64, 27, 8, 1, 0);      /* look-ahead in a ring */
-    check_attention(8, 0, 2, 1, 32, 8, 0, 0, 0);
-    check_attention(9, 4, 6, 3, 96, 13, 0, 0, 0);        /* hd 96: the per-query kernel */
+    /* prefill (one split) with every kernel variant: partial tiles, rings, windows, look-ahead, GQA, head sizes */
+    for (int v = G4C_CUDA_ATTN_AUTO; v <= G4C_CUDA_ATTN_T4; v++) {
+        g4c_cuda_set_attention_variant(v);
+        printf("     prefill attention variant %d\n", v);
+        check_attention(37, 11, 8, 2, 256, 48, 0, 0, 0);
+        check_attention(64, 100, 8, 1, 512, 300, 0, 0, 0);
+        check_attention(29, 50, 4, 2, 256, 40, 12, 0, 0); /* window 12, ring of 40 */
+        check_attention(23, 3, 4, 2, 128, 64, 0, 1, 0);
+        check_attention(20, 60, 4, 2, 64, 27, 8, 1, 0);   /* look-ahead in a ring */
+        check_attention(8, 0, 2, 1, 32, 8, 0, 0, 0);
+        check_attention(5, 0, 2, 1, 32, 8, 0, 0, 0);
+        check_attention(9, 4, 6, 3, 96, 13, 0, 0, 0);     /* hd 96: always the per-query kernel */
+    }
+    g4c_cuda_set_attention_variant(G4C_CUDA_ATTN_AUTO);
 }
 
 /* model/text.c moe()'s routing, in f64 */

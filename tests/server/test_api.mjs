@@ -425,7 +425,8 @@ await test("queue full -> 503 with Retry-After (server started with --queue 2)",
   const busy = rs.filter((r) => r.status === 503);
   const ok = rs.filter((r) => r.status === 200);
   eq(busy.length + ok.length, 8, "every answer is 200 or 503");
-  assert(busy.length >= 1 && ok.length >= 3, `some were refused (${busy.length}) and some served (${ok.length})`);
+  // 2 may wait; the worker may or may not have taken the first one before the queue filled
+  assert(busy.length >= 1 && ok.length >= 2, `some were refused (${busy.length}) and some served (${ok.length})`);
   for (const b of busy) {
     checkError(b, 503, undefined, "queue full");
     eq(b.json.error.code, "queue_full", "code");
@@ -463,7 +464,6 @@ await test("--timeout 2: no request outlives its deadline (cut short, or 503 if 
     );
     const ms = Date.now() - t0;
     assert(ms < 12000, `all answered soon after the timeout (${ms} ms)`);
-    eq(rs[0].choices?.[0]?.finish_reason, "length", "the first is cut by the timeout");
     for (const r of rs) {
       if (r.choices) {
         eq(r.choices[0].finish_reason, "length", "cut: finish_reason length");
@@ -473,6 +473,7 @@ await test("--timeout 2: no request outlives its deadline (cut short, or 503 if 
         eq(r.code, "timeout", "code");
       }
     }
+    assert(rs.some((r) => r.choices), "the one that ran was cut short and answered");
     assert(rs.some((r) => !r.choices), "at least one timed out waiting in the queue");
   } finally {
     eq(await stopServer(srv), 0, "clean exit on SIGTERM");

@@ -186,8 +186,8 @@ static void weights(float *x, int n, uint64_t *s) {
 }
 
 /* Relative RMS error of quantize -> dequantize on these weights (Gaussian-like with 1% outliers at 6x, which widen
- * their blocks' scales); measured (seed 7, 64 K values): Q8_0 0.0076, Q6_K 0.0228, Q5_K 0.0426, Q5_1 0.0440,
- * Q5_0 0.0609, Q4_K 0.0853, Q4_1 0.0908, Q4_0 0.1223, F16 0.0002, BF16 0.0017; bounds add about 25%. */
+ * their blocks' scales); measured (seed 7, 64 K values): Q8_0 0.0076, Q6_K 0.0228, Q5_K 0.0427, Q5_1 0.0440,
+ * Q5_0 0.0609, Q4_K 0.0855, Q4_1 0.0908, Q4_0 0.1223, F16 0.0002, BF16 0.0017; bounds add about 25%. */
 static void test_round_trip(void) {
     static const struct { g4c_dtype t; double bound; } T[] = {
         {G4C_DTYPE_Q8_0, 0.0095}, {G4C_DTYPE_Q6_K, 0.028}, {G4C_DTYPE_Q5_K, 0.053}, {G4C_DTYPE_Q5_1, 0.055},

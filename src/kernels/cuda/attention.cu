@@ -7,12 +7,15 @@
  * Not yet: tensor cores (mma) for QKᵀ and PV, sharing K/V across the heads of a GQA group, bf16 KV. */
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/cuda_int.cuh"
 
 namespace {
 
 constexpr int NW = 4;          /* warps per block */
+int g_variant = -1;            /* G4C_CUDA_ATTN: 0 auto, 1 per-query kernel, 2/3/4 query tiles of 16/8/4 */
 constexpr int MAX_SPLIT = 64;
 constexpr int MAX_PART_BLOCKS = 2048; /* n_tok · n_head · n_split when splitting */
 
@@ -91,14 +94,12 @@ __global__ void __launch_bounds__(NW * 32) k_attn(float *__restrict__ out, const
 /* Prefill: one block per (query head, tile of TQ consecutive tokens). K/V tiles of KT keys go through shared memory
  * once for the TQ queries (instead of once per query); each warp owns TQ/NW queries and, per key tile, computes the
  * KT scores of a query (warp reductions), rescales once per tile and accumulates p·V. */
-constexpr int TQ = 16, QW = TQ / NW;
-
-template <int P>
+template <int P, int TQ>
 __global__ void __launch_bounds__(NW * 32) k_attn_tiled(float *__restrict__ out, const float *__restrict__ q,
                                                         const float *__restrict__ kc, const float *__restrict__ vc,
                                                         int cap, int nkv, int n_head, int n, int pos0, int window,
                                                         const int *__restrict__ hi_arr) {
-    constexpr int hd = 32 * P, KT = P <= 8 ? 16 : 8; /* 32 KB of K + V tiles */
+    constexpr int hd = 32 * P, KT = P <= 8 ? 16 : 8, QW = TQ / NW; /* 32 KB of K + V tiles */
     __shared__ __align__(16) float sk[KT * hd], sv[KT * hd];
     const int h = blockIdx.x, t0 = blockIdx.y * TQ, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int kvh = h / (n_head / nkv);
@@ -200,6 +201,15 @@ __global__ void k_attn_combine(float *__restrict__ out, const float *__restrict_
 
 } // namespace
 
+void cu_attention_set_variant(int v) { g_variant = v; }
+int cu_attention_variant(void) {
+    if (g_variant < 0) {
+        const char *e = getenv("G4C_CUDA_ATTN");
+        g_variant = !e ? 0 : !strcmp(e, "query") ? 1 : !strcmp(e, "t16") ? 2 : !strcmp(e, "t8") ? 3 : !strcmp(e, "t4") ? 4 : 0;
+    }
+    return g_variant;
+}
+
 int cu_attention_splits(int n_tok, int n_head, int max_len) {
     const int blocks = n_tok * n_head;
     if (blocks >= 264) return 1; /* two blocks per SM already */
@@ -220,12 +230,24 @@ cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_k
     if (hd % 32 || hd > 512 || n_head % kv->n_kv_head) return cudaErrorInvalidValue;
     if (n_split < 1) n_split = 1;
     if (n_split > 1 && (n * n_head * n_split > MAX_PART_BLOCKS || !part)) return cudaErrorInvalidValue;
-    if (n_split == 1 && n >= TQ / 2) { /* prefill: query tiles share the K/V loads */
-        const dim3 tgrid(n_head, (n + TQ - 1) / TQ);
+    if (g_variant < 0) cu_attention_variant();
+    if (n_split == 1 && n >= 4 && g_variant != 1) { /* prefill: query tiles share the K/V loads */
+        int tq = g_variant == 2 ? 16 : g_variant == 3 ? 8 : g_variant == 4 ? 4 : 0;
+        if (!tq) /* auto: 8 queries a tile (fastest at 26B/31B shapes), 4 when that leaves SMs short of blocks
+                    (E4B's 8 heads); 16 never won (bench_cuda --attention, docs/CUDA.md) */
+            tq = n_head * ((n + 7) / 8) >= 4 * 132 ? 8 : 4;
+        const dim3 tgrid(n_head, (n + tq - 1) / tq);
 #define G4C_ATTN_T(P)                                                                                                \
     case P:                                                                                                          \
-        k_attn_tiled<P><<<tgrid, NW * 32, 0, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, n, pos0,    \
-                                                   kv->window, kv->hi);                                              \
+        if (tq == 16)                                                                                                \
+            k_attn_tiled<P, 16><<<tgrid, NW * 32, 0, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, n,  \
+                                                           pos0, kv->window, kv->hi);                                \
+        else if (tq == 8)                                                                                            \
+            k_attn_tiled<P, 8><<<tgrid, NW * 32, 0, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, n,   \
+                                                          pos0, kv->window, kv->hi);                                 \
+        else                                                                                                         \
+            k_attn_tiled<P, 4><<<tgrid, NW * 32, 0, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, n,   \
+                                                          pos0, kv->window, kv->hi);                                 \
         return cudaGetLastError();
         switch (hd / 32) {
             G4C_ATTN_T(1)

@@ -59,6 +59,11 @@ enum { G4C_CUDA_PREFILL_SPLIT = 0, G4C_CUDA_PREFILL_BF16 = 1 };
 void g4c_cuda_set_prefill_mode(int mode);
 int g4c_cuda_prefill_mode(void);
 
+/* Prefill attention kernel (process-wide; also env G4C_CUDA_ATTN=auto|query|t16|t8|t4): AUTO picks the query tile by
+ * the grid size; QUERY is the one-query-per-block kernel; T16/T8/T4 force a tile of 16/8/4 queries. */
+enum { G4C_CUDA_ATTN_AUTO = 0, G4C_CUDA_ATTN_QUERY = 1, G4C_CUDA_ATTN_T16 = 2, G4C_CUDA_ATTN_T8 = 3, G4C_CUDA_ATTN_T4 = 4 };
+void g4c_cuda_set_attention_variant(int variant);
+
 /* ---- single ops on host arrays, for tests/cuda/test_cuda.c (each call uploads, runs, downloads) ---- */
 enum { G4C_CUDA_MM_AUTO = 0, G4C_CUDA_MM_GEMV = 1, G4C_CUDA_MM_GEMM = 2 };
 /* y[n][rows] = x[n][cols] · wᵀ; w as g4c_cuda_model_upload stores it (f32 stays f32, other dtypes -> bf16). */
@@ -82,6 +87,9 @@ g4c_status g4c_cuda_op_router_topk(int *sel, float *wt, const float *logits, int
 /* ---- measurements for bench/bench_cuda.c ---- */
 /* Device-to-device copy of `bytes`: GB/s counting bytes read plus written (median of reps). */
 double g4c_cuda_copy_bandwidth(size_t bytes, int reps);
+/* Median microseconds of one attention launch over random device data: n queries at positions pos0.., n_head
+ * query heads over n_kv_head, head_dim, a cache of cap slots, window (0 = full). */
+double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_head, int head_dim, int cap, int window, int reps);
 /* bf16 GEMM m=n=k=size through cuBLAS (f32 accumulate): TFLOP/s (median of reps). */
 double g4c_cuda_gemm_rate(int size, int reps);
 /* A bf16 matrix [rows][cols] times n f32 vectors: median microseconds of the custom GEMV kernel (*us_gemv) and of

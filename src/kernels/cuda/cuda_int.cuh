@@ -79,9 +79,9 @@ cudaError_t cu_fill_random(cudaStream_t st, cu_mat *m, int total_rows, uint64_t 
 /* y = x·(mean(x²)+eps)^-½·w per row (w NULL = 1); y may be x. */
 cudaError_t cu_rms_norm(cudaStream_t st, float *y, long ys, const float *x, long xs, const float *w, int n_rows,
                         int dim, float eps);
-/* res = (res + rmsnorm(a)·w) · scale per row. */
+/* res = (res + rmsnorm(a)·w) · scale per row; then, when y2 != NULL, y2 = rmsnorm(res)·w2 (the next norm, fused). */
 cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
-                            float eps, float scale);
+                            float eps, float scale, float *y2, const float *w2);
 /* y = rmsnorm(a)·wa + rmsnorm(b)·wb per row (the MoE layer's two branches). */
 cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, const float *b,
                              const float *wb, int n_rows, int dim, float eps);
@@ -119,6 +119,9 @@ typedef struct {
     const int *hi; /* device [n] or NULL */
 } cu_kv;
 int cu_attention_splits(int n_tok, int n_head, int max_len);
+/* Prefill kernel choice (benchmarks; env G4C_CUDA_ATTN=auto|query|t16|t8|t4): 0 auto, 1 per-query, 2/3/4 tiles. */
+void cu_attention_set_variant(int v);
+int cu_attention_variant(void);
 size_t cu_attention_part_floats(int max_head_dim);
 cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head,
                          int n_split, float *part);

@@ -42,11 +42,16 @@ __global__ void k_rms_norm(float *y, long ys, const float *x, long xs, const flo
 }
 
 __global__ void k_rms_norm_add(float *res, const float *__restrict__ a, const float *__restrict__ w, int dim, float eps,
-                               float scale) {
+                               float scale, float *y2, const float *__restrict__ w2) {
     const float *ar = a + (long)blockIdx.x * dim;
     float *rr = res + (long)blockIdx.x * dim;
     const float inv = row_inv_rms(ar, dim, eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) rr[i] = (rr[i] + ar[i] * inv * w[i]) * scale;
+    if (!y2) return;
+    /* the next sub-block's input norm of the updated row (each thread re-reads only what it wrote) */
+    const float inv2 = row_inv_rms(rr, dim, eps);
+    float *yr = y2 + (long)blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = rr[i] * inv2 * w2[i];
 }
 
 __global__ void k_rms_norm2_sum(float *y, const float *a, const float *__restrict__ wa, const float *b,
@@ -139,9 +144,9 @@ cudaError_t cu_rms_norm(cudaStream_t st, float *y, long ys, const float *x, long
 }
 
 cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
-                            float eps, float scale) {
+                            float eps, float scale, float *y2, const float *w2) {
     if (n_rows <= 0) return cudaSuccess;
-    k_rms_norm_add<<<n_rows, norm_threads(dim), 0, st>>>(res, a, w, dim, eps, scale);
+    k_rms_norm_add<<<n_rows, norm_threads(dim), 0, st>>>(res, a, w, dim, eps, scale, y2, w2);
     return cudaGetLastError();
 }
 

@@ -283,7 +283,7 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
         const cu_layer *D = &M->layers[il];
         const int nq = c->n_head, hd = lc->head_dim, nkv = lc->n_kv_head, dq = nq * hd, ldq = D->qkv.rows;
         /* §3.4 attention: x += post_attn_norm(o(attn(rope(norm(q, k)), v))) */
-        G4C_CU(cu_rms_norm(st, s->a, H, s->x, H, D->attn_norm, n, H, c->eps));
+        if (il == 0) G4C_CU(cu_rms_norm(st, s->a, H, s->x, H, D->attn_norm, n, H, c->eps)); /* else fused below */
         G4C_TRY(cu_matmul(&s->mm, s->qkv, ldq, s->a, H, &D->qkv, n, err));
         const int own = lc->kv_slot;
         G4C_CU(cu_qkv_prep(st, s->qkv, ldq, n, nq, nkv, hd, lc->k_eq_v, D->q_norm, D->k_norm, c->eps,
@@ -297,11 +297,11 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
         if (sliding && c->sliding_window < max_len) max_len = c->sliding_window + n;
         G4C_CU(cu_attention(st, s->attn, s->q, &view, n, n_past, nq, cu_attention_splits(n, nq, max_len), s->part));
         G4C_TRY(cu_matmul(&s->mm, s->a, H, s->attn, dq, &D->o, n, err));
-        G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_attn_norm, n, H, c->eps, 1.f));
+        /* x += post_attn_norm(a); h2 = pre_ffn_norm(x) in the same launch */
+        G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_attn_norm, n, H, c->eps, 1.f, s->h2, D->pre_ffn_norm));
 
         /* §3.7 feed-forward: GeGLU over the fused gate|up product [+ §3.8 MoE branch] */
         const int F = lc->ffn_dim;
-        G4C_CU(cu_rms_norm(st, s->h2, H, s->x, H, D->pre_ffn_norm, n, H, c->eps));
         G4C_TRY(cu_matmul(&s->mm, s->gu, 2 * F, s->h2, H, &D->gate_up, n, err));
         G4C_CU(cu_gelu_mul(st, s->ffc, F, s->gu, 2 * F, s->gu + F, 2 * F, n, F));
         G4C_TRY(cu_matmul(&s->mm, s->a, H, s->ffc, F, &D->down, n, err));
@@ -311,14 +311,15 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
         }
         if (c->ple_dim) { /* §3.3: x += norm(proj(gelu(gate(x)) ⊙ ple[l])), then the layer scalar */
             const int P = c->ple_dim, LP = c->n_layer * P;
-            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, 1.f));
+            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, 1.f, NULL, NULL));
             G4C_TRY(cu_matmul(&s->mm, s->pg, P, s->x, H, &D->ple_gate, n, err));
             G4C_CU(cu_gelu_mul(st, s->pg, P, s->pg, P, s->ple + (size_t)il * P, LP, n, P));
             G4C_TRY(cu_matmul(&s->mm, s->a, H, s->pg, P, &D->ple_proj, n, err));
-            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->ple_post_norm, n, H, c->eps, D->layer_scalar));
-        } else {
-            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, D->layer_scalar));
         }
+        /* x = (x + norm(a)) · layer_scalar, and the next layer's input norm (attn_norm) into a in the same launch */
+        const int last = il + 1 == c->n_layer;
+        G4C_CU(cu_rms_norm_add(st, s->x, s->a, c->ple_dim ? D->ple_post_norm : D->post_ffn_norm, n, H, c->eps,
+                               D->layer_scalar, last ? NULL : s->a, last ? NULL : M->layers[il + 1].attn_norm));
     }
     /* §3.9 final norm, tied head, softcap; logits come down LR rows at a time */
     if (logits) {

@@ -194,6 +194,41 @@ extern "C" double g4c_cuda_copy_bandwidth(size_t bytes, int reps) {
     return 2.0 * bytes / (ms * 1e-3) / 1e9;
 }
 
+extern "C" void g4c_cuda_set_attention_variant(int variant) { cu_attention_set_variant(variant); }
+
+extern "C" double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_head, int head_dim, int cap, int window,
+                                          int reps) {
+    scope sc;
+    float *q, *k, *v, *out, *part;
+    const size_t nkv = (size_t)cap * n_kv_head * head_dim, nq = (size_t)n * n_head * head_dim;
+    if (sc.up<float>(&q, NULL, nq) || sc.up<float>(&k, NULL, nkv) || sc.up<float>(&v, NULL, nkv) ||
+        sc.up<float>(&out, NULL, nq) || sc.up<float>(&part, NULL, cu_attention_part_floats(head_dim)))
+        return -1;
+    cu_mat mq = {CU_F32, q, n * n_head, head_dim, head_dim}, mk = {CU_F32, k, cap * n_kv_head, head_dim, head_dim};
+    cu_mat mv = mk;
+    mv.p = v;
+    cu_fill_random(0, &mq, mq.rows, 1, 0.5f), cu_fill_random(0, &mk, mk.rows, 2, 0.5f), cu_fill_random(0, &mv, mv.rows, 3, 1.f);
+    const cu_kv view = {k, v, cap, n_kv_head, head_dim, window, NULL};
+    int max_len = pos0 + n;
+    if (window && window < max_len) max_len = window + n;
+    const int split = cu_attention_splits(n, n_head, max_len);
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    double t[64];
+    reps = reps > 64 ? 64 : reps;
+    for (int i = -2; i < reps; i++) {
+        cudaEventRecord(e0);
+        if (cu_attention(0, out, q, &view, n, pos0, n_head, split, part) != cudaSuccess) return -1;
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (i >= 0) t[i] = ms * 1e3;
+    }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return cudaDeviceSynchronize() == cudaSuccess ? median(t, reps) : -1;
+}
+
 extern "C" double g4c_cuda_gemm_rate(int size, int reps) {
     const size_t n = (size_t)size * size;
     cu_mat m = {CU_BF16, NULL, size, size, size};

@@ -173,12 +173,15 @@ static void put_f16(uint8_t *p, float f) {
     memcpy(p, &h, 2);
 }
 
-/* round(v) clamped to [lo, hi] without ever converting an out-of-range float (NaN -> lo) */
-static int near(float v, int lo, int hi) {
-    if (!(v >= (float)lo)) return lo;
-    if (v >= (float)hi) return hi;
-    return (int)floorf(v + 0.5f);
+
+/* round(v) for v clamped to [lo, hi] (lo integral): NaN goes to lo, so no out-of-range conversion can happen; plain
+ * comparisons and one truncation of a non-negative value (no libm calls: this is the K-quant search's inner loop) */
+static inline int rnd(float v, float lo, float hi) {
+    v = !(v >= lo) ? lo : v;
+    v = v > hi ? hi : v;
+    return (int)(v - lo + 0.5f) + (int)lo;
 }
+static inline int near(float v, int lo, int hi) { return rnd(v, (float)lo, (float)hi); }
 
 static void q_q8_0(uint8_t *b, const float *x) {
     float amax = 0;
@@ -224,67 +227,64 @@ static void q_asym(uint8_t *b, const float *x, int bits) {
     if (bits == 5) memcpy(b + 4, &qh, 4);
 }
 
-/* One sub-block of n values as x ≈ scale·L − mmin with L in [0, nmax], mmin >= 0 (the min is clamped to <= 0, as
- * K-quants store it unsigned). Weighted least squares over a small grid of candidate scales. Returns scale. */
+
+/* One sub-block of n (<= 32) values as x ≈ scale·L − mmin with L in [0, nmax], mmin >= 0 (the min is clamped to <= 0,
+ * as K-quants store it unsigned). Candidate grids iscale = (nmax - 1 + 0.25·step) / range, each refit by weighted least
+ * squares (scale and min, or scale alone when the fitted min would be positive); the weighted error comes from the
+ * sums, so each candidate costs one pass. Returns scale. */
 static float fit_affine(const float *x, const float *w, int n, int nmax, float *mmin) {
-    float mn = x[0], mx = x[0];
-    for (int i = 1; i < n; i++) mn = fminf(mn, x[i]), mx = fmaxf(mx, x[i]);
+    float mn = x[0], mx = x[0], sw = 0, sx = 0, sx2 = 0;
+    for (int i = 0; i < n; i++) {
+        mn = fminf(mn, x[i]), mx = fmaxf(mx, x[i]);
+        sw += w[i], sx += w[i] * x[i], sx2 += w[i] * x[i] * x[i];
+    }
     if (mn > 0) mn = 0;
     if (!(mx > mn)) {
         *mmin = -mn;
         return 0;
     }
     float best_s = (mx - mn) / (float)nmax, best_m = mn, best_e = INFINITY;
-    for (int step = -1; step <= 20; step++) {
-        /* step -1: the plain min/max grid; then iscale = (nmax - 1 + 0.1·step) / range, refit */
-        const float iscale = step < 0 ? (float)nmax / (mx - mn) : ((float)nmax - 1.0f + 0.1f * (float)step) / (mx - mn);
-        double sw = 0, sl = 0, sl2 = 0, sx = 0, sxl = 0;
-        int L[32];
+    for (int step = -1; step <= 8; step++) {
+        /* step -1: the plain min/max grid, not refit */
+        const float iscale = step < 0 ? (float)nmax / (mx - mn) : ((float)nmax - 1.0f + 0.25f * (float)step) / (mx - mn);
+        float sl = 0, sl2 = 0, sxl = 0;
         for (int i = 0; i < n; i++) {
-            L[i] = near(iscale * (x[i] - mn), 0, nmax);
-            sw += w[i], sl += w[i] * L[i], sl2 += w[i] * L[i] * L[i], sx += w[i] * x[i], sxl += w[i] * x[i] * L[i];
+            const float l = (float)rnd(iscale * (x[i] - mn), 0, (float)nmax);
+            sl += w[i] * l, sl2 += w[i] * l * l, sxl += w[i] * x[i] * l;
         }
         float s = 1.0f / iscale, m = mn;
-        const double D = sw * sl2 - sl * sl;
+        const float D = sw * sl2 - sl * sl;
         if (step >= 0 && D > 0) {
-            s = (float)((sw * sxl - sx * sl) / D);
-            m = (float)((sl2 * sx - sl * sxl) / D);
-            if (m > 0) m = 0, s = sl2 > 0 ? (float)(sxl / sl2) : 0;
+            s = (sw * sxl - sx * sl) / D;
+            m = (sl2 * sx - sl * sxl) / D;
+            if (m > 0) m = 0, s = sl2 > 0 ? sxl / sl2 : 0;
         }
-        double e = 0;
-        for (int i = 0; i < n; i++) {
-            const double r = (double)s * L[i] + m - x[i];
-            e += w[i] * r * r;
-        }
+        /* sum w (s·L + m − x)^2 expanded */
+        const float e = s * s * sl2 + 2 * s * m * sl + m * m * sw - 2 * s * sxl - 2 * m * sx + sx2;
         if (e < best_e && s >= 0) best_e = e, best_s = s, best_m = m;
     }
     *mmin = -best_m;
     return best_s;
 }
 
-/* One sub-block of 16 as x ≈ scale·L, L in [-nmax, nmax - 1] (Q6_K). Returns scale (any sign). */
+/* One sub-block of n (<= 16) values as x ≈ scale·L, L in [-nmax, nmax - 1] (Q6_K). Returns scale (any sign). */
 static float fit_sym(const float *x, const float *w, int n, int nmax) {
-    float amax = 0, max = 0;
-    for (int i = 0; i < n; i++)
+    float amax = 0, max = 0, sx2 = 0;
+    for (int i = 0; i < n; i++) {
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), max = x[i];
+        sx2 += w[i] * x[i] * x[i];
+    }
     if (amax == 0) return 0;
-    float best_s = max / (float)-nmax;
-    double best_e = INFINITY;
-    for (int step = -9; step <= 9; step++) {
-        const float iscale = -((float)nmax + 0.1f * (float)step) / max;
-        double sxl = 0, sl2 = 0;
-        int L[16];
+    float best_s = max / (float)-nmax, best_e = INFINITY;
+    for (int step = -4; step <= 4; step++) {
+        const float iscale = -((float)nmax + 0.25f * (float)step) / max;
+        float sxl = 0, sl2 = 0;
         for (int i = 0; i < n; i++) {
-            L[i] = near(iscale * x[i], -nmax, nmax - 1);
-            sxl += w[i] * x[i] * L[i], sl2 += w[i] * L[i] * L[i];
+            const float l = (float)rnd(iscale * x[i], (float)-nmax, (float)(nmax - 1));
+            sxl += w[i] * x[i] * l, sl2 += w[i] * l * l;
         }
         if (sl2 <= 0) continue;
-        const float s = (float)(sxl / sl2);
-        double e = 0;
-        for (int i = 0; i < n; i++) {
-            const double r = (double)s * L[i] - x[i];
-            e += w[i] * r * r;
-        }
+        const float s = sxl / sl2, e = sx2 - s * sxl; /* least-squares residual */
         if (e < best_e) best_e = e, best_s = s;
     }
     return best_s;
