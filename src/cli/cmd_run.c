@@ -83,6 +83,7 @@ static int convo_open(convo *c) {
     sp.n_ctx = c->o.n_ctx ? c->o.n_ctx : 8192;
     if (sp.n_ctx > g4c_model_n_ctx_train(c->m)) sp.n_ctx = g4c_model_n_ctx_train(c->m);
     if (c->o.n_ubatch) sp.n_ubatch = c->o.n_ubatch;
+    if (sp.n_ubatch < c->budget + 2) sp.n_ubatch = c->budget + 2; /* an image block never splits (spec §3.10) */
     if (g4c_session_init(&c->s, c->m, &sp, &err) != G4C_OK) {
         cli_die_err("cannot create a session", &err);
         return 1;

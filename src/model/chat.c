@@ -13,13 +13,16 @@
 typedef struct {
     char *buf;
     size_t size, len;
+    uint8_t *mask; /* optional [size]: 1 for bytes the template wrote, 0 for message content */
+    int content;   /* writing message content now */
 } sbuf;
 
 static void put(sbuf *b, const char *s, size_t n) {
     if (b->len < b->size) {
-        size_t room = b->size - b->len - 1;
-        memcpy(b->buf + b->len, s, n < room ? n : room);
-        b->buf[b->len + (n < room ? n : room)] = 0;
+        size_t room = b->size - b->len - 1, k = n < room ? n : room;
+        memcpy(b->buf + b->len, s, k);
+        if (b->mask) memset(b->mask + b->len, !b->content, k);
+        b->buf[b->len + k] = 0;
     }
     b->len += n;
 }
@@ -56,7 +59,12 @@ static void put_stripped(sbuf *b, const char *s) {
 
 size_t g4c_chat_render(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st, int add_generation_prompt,
                        char *buf, size_t size) {
-    sbuf b = {buf, size, 0};
+    return g4c_chat_render_masked(msgs, n, st, add_generation_prompt, buf, NULL, size);
+}
+
+size_t g4c_chat_render_masked(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st, int add_generation_prompt,
+                              char *buf, uint8_t *mask, size_t size) {
+    sbuf b = {buf, size, 0, mask, 0};
     if (buf && size) buf[0] = 0;
     puts_(&b, "<bos>");
     int first = 0;
@@ -64,9 +72,11 @@ size_t g4c_chat_render(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st
     if (st->thinking || has_system) {
         puts_(&b, "<|turn>system\n");
         if (st->thinking) puts_(&b, st->think_no_newline ? "<|think|>" : "<|think|>\n");
+        b.content = 1;
         if (has_system)
             for (int i = 0; i < msgs[0].n_items; i++)
                 if (!msgs[0].items[i].is_image) put_trimmed(&b, msgs[0].items[i].text, strlen(msgs[0].items[i].text));
+        b.content = 0;
         puts_(&b, "<turn|>\n");
         first = has_system;
     }
@@ -82,12 +92,14 @@ size_t g4c_chat_render(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st
         }
         for (int i = 0; i < msg->n_items; i++) {
             const g4c_chat_item *it = &msg->items[i];
+            b.content = !it->is_image;
             if (it->is_image)
                 puts_(&b, st->image_newlines ? "\n\n<|image|>\n\n" : "<|image|>");
             else if (msg->role == G4C_ROLE_MODEL)
                 put_stripped(&b, it->text);
             else
                 put_trimmed(&b, it->text, strlen(it->text));
+            b.content = 0;
         }
         const int next_is_model = m + 1 < n && msgs[m + 1].role == G4C_ROLE_MODEL;
         if (!(msg->role == G4C_ROLE_MODEL && next_is_model)) puts_(&b, "<turn|>\n");

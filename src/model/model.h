@@ -250,6 +250,10 @@ typedef struct {
  * A first message with role system becomes the system turn. */
 size_t g4c_chat_render(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st, int add_generation_prompt,
                        char *buf, size_t size);
+/* The same, also marking in mask[i] (size bytes) whether byte i was written by the template (1) or comes from a
+ * message's text (0), for g4c_tok_encode_masked: control tokens typed by a user stay text. */
+size_t g4c_chat_render_masked(const g4c_chat_msg *msgs, int n, const g4c_chat_style *st, int add_generation_prompt,
+                              char *buf, uint8_t *mask, size_t size);
 /* The style a checkpoint's chat template implies (template_text may be NULL: decided from the config). */
 g4c_chat_style g4c_chat_style_for(const g4c_config *cfg, const char *template_text);
 

@@ -10,14 +10,21 @@ g4c_status g4c_prompt_build(const g4c_model *m, const g4c_tokenizer *tok, const 
                             int n_imgs, int32_t **out, int *n_out, g4c_err *err) {
     *out = NULL;
     *n_out = 0;
+    /* message text is tokenized with special tokens off (a typed "<|turn>" or "<|image|>" stays text); the
+     * template's own control tokens are parsed */
     const size_t len = g4c_chat_render(msgs, n_msgs, style, add_generation_prompt, NULL, 0);
     char *text = g4c_malloc(len + 1, 1, err);
-    if (!text) return G4C_E_NOMEM;
-    g4c_chat_render(msgs, n_msgs, style, add_generation_prompt, text, len + 1);
-    int n = g4c_tok_encode(tok, text, len, 1, NULL, 0, err);
+    uint8_t *mask = g4c_malloc(len + 1, 1, err);
+    if (!text || !mask) {
+        free(text), free(mask);
+        return G4C_E_NOMEM;
+    }
+    g4c_chat_render_masked(msgs, n_msgs, style, add_generation_prompt, text, mask, len + 1);
+    int n = g4c_tok_encode_masked(tok, text, len, mask, NULL, 0, err);
     int32_t *ids = n > 0 ? g4c_malloc((size_t)n, sizeof(int32_t), err) : NULL;
-    if (n > 0 && ids) n = g4c_tok_encode(tok, text, len, 1, ids, n, err);
+    if (n > 0 && ids) n = g4c_tok_encode_masked(tok, text, len, mask, ids, n, err);
     free(text);
+    free(mask);
     if (n < 0 || !ids) {
         free(ids);
         return n < 0 ? (g4c_status)n : G4C_E_NOMEM;

@@ -293,8 +293,8 @@ static g4c_status encode_segment(enc *e, const char *s, size_t n) {
 
 /* ---- API ------------------------------------------------------------------------------------------------------ */
 
-int g4c_tok_encode(const g4c_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids, int n_max,
-                   g4c_err *err) {
+static int encode_impl(const g4c_tokenizer *t, const char *text, size_t len, int parse_special,
+                       const uint8_t *special_ok, int32_t *ids, int n_max, g4c_err *err) {
     if (!t) return G4C_FAIL(err, G4C_E_ARG, "g4c_tok_encode: no tokenizer");
     if (!text && len) return G4C_FAIL(err, G4C_E_ARG, "g4c_tok_encode: text is NULL");
     if (n_max < 0 || (n_max > 0 && !ids))
@@ -316,7 +316,7 @@ int g4c_tok_encode(const g4c_tokenizer *t, const char *text, size_t len, int par
         }
         if (best < 0) {
             i++;
-        } else if (!parse_special && (t->pc[best].flags & TOK_SPECIAL)) {
+        } else if ((t->pc[best].flags & TOK_SPECIAL) && (special_ok ? !special_ok[i] : !parse_special)) {
             i += best_len; /* stays part of the text */
         } else {
             st = encode_segment(&e, text + seg, i - seg);
@@ -336,4 +336,14 @@ int g4c_tok_encode(const g4c_tokenizer *t, const char *text, size_t len, int par
     if (st != G4C_OK) return st;
     if (e.count > INT_MAX) return G4C_FAIL(err, G4C_E_ARG, "g4c_tok_encode: the text encodes to over INT_MAX ids");
     return (int)e.count;
+}
+
+int g4c_tok_encode(const g4c_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids, int n_max,
+                   g4c_err *err) {
+    return encode_impl(t, text, len, parse_special, NULL, ids, n_max, err);
+}
+
+int g4c_tok_encode_masked(const g4c_tokenizer *t, const char *text, size_t len, const uint8_t *special_ok,
+                          int32_t *ids, int n_max, g4c_err *err) {
+    return encode_impl(t, text, len, 1, special_ok, ids, n_max, err);
 }

@@ -49,6 +49,12 @@ int g4c_tok_is_special(const g4c_tokenizer *t, int32_t id);
 int g4c_tok_encode(const g4c_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids, int n_max,
                    g4c_err *err);
 
+/* Like g4c_tok_encode with parse_special, except that a special token is recognized only where special_ok[i] is
+ * nonzero for its first byte i: the chat template's own control tokens count, the same strings typed inside a
+ * user's message stay text (no prompt injection). Plain text is tokenized exactly as g4c_tok_encode does. */
+int g4c_tok_encode_masked(const g4c_tokenizer *t, const char *text, size_t len, const uint8_t *special_ok,
+                          int32_t *ids, int n_max, g4c_err *err);
+
 /* Decode n ids into buf (NUL-terminated when size > 0, cut short if it does not fit) and return the full length
  * of the text, like snprintf. Byte tokens give raw bytes, so the text may hold partial or invalid UTF-8 where
  * the ids do. Returns G4C_E_ARG (negative) when an id is out of range. */

@@ -77,7 +77,23 @@ static void test_style_detection(void) {
     CHECK(s.empty_thought_channel && s.think_no_newline && s.image_newlines);
 }
 
+static void test_mask_marks_message_text(void) {
+    g4c_chat_msg m[] = {USER(" <|turn>x ")};
+    g4c_chat_style e = {0};
+    char buf[256];
+    uint8_t mask[256];
+    size_t n = g4c_chat_render_masked(m, 1, &e, 1, buf, mask, sizeof buf);
+    CHECK(n == strlen(buf));
+    const char *user = strstr(buf, "<|turn>x");
+    CHECK(user != NULL);
+    for (size_t i = 0; i < n; i++) {
+        const int in_user = user && buf + i >= user && buf + i < user + 8;
+        CHECKF(mask[i] == !in_user, "byte %zu ('%c') mask %d", i, buf[i], mask[i]);
+    }
+}
+
 int main(void) {
+    RUN(test_mask_marks_message_text);
     RUN(test_single_user_turn);
     RUN(test_system_and_thinking);
     RUN(test_history_strips_thinking);
