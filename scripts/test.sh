@@ -28,11 +28,11 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 echo "== clang -Werror build + libFuzzer smoke runs (20 s per target over tests/fuzz/corpus)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DG4C_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j"$J" >/dev/null
-for t in safetensors config tokenizer image; do
+for t in safetensors config tokenizer image gguf openai eval_parse; do
   mkdir -p build-fuzz/corpus-$t
   ./build-fuzz/tests/fuzz/fuzz_$t -max_total_time=20 -print_final_stats=1 build-fuzz/corpus-$t tests/fuzz/corpus/$t 2>&1 |
     grep -E "stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY" || true
   # a crash leaves crash-* files and a non-zero status; fail the suite on either
   ! ls crash-* leak-* timeout-* >/dev/null 2>&1 || { echo "fuzz_$t found a crashing input"; exit 1; }
 done
-echo "fuzz smoke runs: 4 passed, 0 failed"
+echo "fuzz smoke runs: 7 passed, 0 failed"
