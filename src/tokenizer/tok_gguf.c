@@ -209,7 +209,11 @@ g4c_status g4c_tok_write_gguf(const g4c_tokenizer *t, g4c_gguf_writer *w, int n_
     n_m = 0;
     for (uint32_t i = 0; st == G4C_OK && i <= t->merges.mask && t->merges.e; i++)
         if (t->merges.e[i].key != TOK_PAIR_EMPTY) {
-            m[n_m++] = t->merges.e[i];
+            const tok_pair *e = &t->merges.e[i]; /* merges of pieces past a smaller n_vocab are dropped */
+            if ((uint32_t)(e->key >> 32) >= (uint32_t)n_vocab || (uint32_t)e->key >= (uint32_t)n_vocab ||
+                e->new_id >= n_vocab)
+                continue;
+            m[n_m++] = *e;
             bytes += t->pc[(uint32_t)(t->merges.e[i].key >> 32)].len + t->pc[(uint32_t)t->merges.e[i].key].len + 2;
         }
     if (st == G4C_OK) qsort(m, n_m, sizeof *m, cmp_rank);

@@ -518,7 +518,13 @@ await test("SIGTERM with requests in flight: each gets an answer, the server exi
   const c = new OpenAI({ baseURL: srv.url + "/v1", apiKey: "none", maxRetries: 0 });
   const long = (i) => ({ model: "x", messages: user("forever " + i), max_tokens: 8000 });
   const running = c.chat.completions.create(long(0)).catch((e) => e);
-  await new Promise((r) => setTimeout(r, 300));
+  // wait until the first request is really running (a fixed sleep is flaky on a loaded machine)
+  for (const t0 = Date.now(); ; ) {
+    const m = await metrics(srv.url);
+    if (m["gemma4c_requests_processing"] === 1) break;
+    if (Date.now() - t0 > 20000) throw new Error("the first request never started");
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const queued = c.chat.completions.create(long(1)).catch((e) => e);
   const stream = (async () => {
     try {
@@ -529,7 +535,12 @@ await test("SIGTERM with requests in flight: each gets an answer, the server exi
       return e;
     }
   })();
-  await new Promise((r) => setTimeout(r, 500));
+  for (const t0 = Date.now(); ; ) { /* both later requests queued */
+    const m = await metrics(srv.url);
+    if (m["gemma4c_queue_depth"] === 2) break;
+    if (Date.now() - t0 > 20000) throw new Error("the later requests never queued");
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const t0 = Date.now();
   eq(await stopServer(srv), 0, "exit status");
   assert(Date.now() - t0 < 10000, "stopped promptly");
