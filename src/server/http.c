@@ -1,6 +1,8 @@
 /* HTTP side of `gemma4c serve` (libmicrohttpd, one thread per connection): routing, API key, body limits checked
  * before anything is buffered, waiting for a job while watching the client's socket (a hang-up cancels the
  * generation), and server-sent events for stream: true. Every error is an OpenAI error object. */
+#include <stdatomic.h>
+#include <time.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -18,6 +20,9 @@ struct http_state {
     struct MHD_Daemon *d;
     int port;
 };
+
+/* requests between their first callback and MHD's "completed": http_stop lets them finish sending */
+static atomic_int g_inflight;
 
 enum { R_NONE, R_CHAT, R_MODELS, R_MODEL, R_HEALTH, R_METRICS };
 
@@ -322,6 +327,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!(cc = calloc(1, sizeof *cc))) return MHD_NO;
         cc->t0 = g4c_time_ms();
         *con_cls = cc;
+        atomic_fetch_add(&g_inflight, 1);
         snprintf(cc->method, sizeof cc->method, "%s", method);
         snprintf(cc->url, sizeof cc->url, "%s", url);
         const char *allow;
@@ -406,6 +412,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     (void)cls, (void)c, (void)toe;
     conn_ctx *cc = *con_cls;
     if (!cc) return;
+    atomic_fetch_sub(&g_inflight, 1);
     srv_buf_free(&cc->body);
     free(cc);
     *con_cls = NULL;
@@ -461,6 +468,12 @@ int http_port(const srv *s) { return s->http ? s->http->port : 0; }
 
 void http_stop(srv *s) {
     if (!s->http) return;
+    /* the workers have answered (or cancelled) every job: give the connection threads up to 3 s to send those
+     * answers before the daemon closes the sockets (a cut-short answer must still reach its client) */
+    for (int i = 0; i < 300 && atomic_load(&g_inflight) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(s->http->d);
     free(s->http);
     s->http = NULL;

@@ -545,7 +545,7 @@ await test("SIGTERM with requests in flight: each gets an answer, the server exi
   eq(await stopServer(srv), 0, "exit status");
   assert(Date.now() - t0 < 10000, "stopped promptly");
   const r0 = await running;
-  eq(r0.choices?.[0]?.finish_reason, "length", "the running one is cut short and answered");
+  eq(r0.choices?.[0]?.finish_reason, "length", "the running one is cut short and answered (got " + (r0.status ?? "") + " " + (r0.message ?? "") + ")");
   const r1 = await queued;
   eq(r1.status, 503, "the queued one gets 503");
   const r2 = await stream;
