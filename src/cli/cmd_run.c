@@ -65,7 +65,9 @@ static int convo_open(convo *c) {
     }
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer.json", c->o.model);
-    if (g4c_tok_load(&c->tok, p, &err) != G4C_OK) {
+    const size_t ml = strlen(c->o.model);
+    const int is_gguf = ml > 5 && !strcmp(c->o.model + ml - 5, ".gguf"); /* the vocabulary is in its metadata */
+    if ((is_gguf ? g4c_tok_load_gguf(&c->tok, c->o.model, &err) : g4c_tok_load(&c->tok, p, &err)) != G4C_OK) {
         cli_die_err("cannot load the tokenizer", &err);
         return 1;
     }
@@ -278,6 +280,7 @@ static const char *const run_help =
     "usage: gemma4c run -m DIR -p TEXT [--image F]... [options]\n"
     "Answers one prompt about text and images, streaming the answer to stdout; a statistics line follows on stderr.\n"
     "  -m, --model DIR          Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors, ...)\n"
+    "                           or a GGUF file (tokenizer from its metadata; mmproj found beside it)\n"
     "  -p, --prompt TEXT        the user message\n"
     "      --image F            an image (JPEG or PNG) shown before the prompt; repeatable\n"
     "      --image-budget N     soft tokens per image: 70, 140, 280, 560 or 1120 (default: processor_config.json, else 280)\n"
