@@ -1,9 +1,50 @@
 /* From chat messages to the token ids the model reads: render the chat template (spec §6), tokenize with
  * special tokens parsed, and expand every <|image|> slot into <|image> + N x <|image|> + <image|> (spec §4.7,
  * HF Gemma4Processor.replace_image_token), N being that image's soft-token count. Shared by run, chat, serve. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include "image/image.h"
 #include "runtime/runtime.h"
+
+/* A small text file of a checkpoint directory, or NULL when absent or unreadable. */
+static char *read_small(const char *dir, const char *name) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p) return NULL;
+    char *buf = NULL;
+    size_t n;
+    if (access(p, F_OK) != 0 || g4c_read_file(p, (size_t)16 << 20, &buf, &n, NULL) != G4C_OK) return NULL;
+    return buf;
+}
+
+char *g4c_checkpoint_chat_template(const char *dir) {
+    char *t = read_small(dir, "chat_template.jinja");
+    if (t) return t;
+    char *js = read_small(dir, "tokenizer_config.json");
+    if (!js) return NULL;
+    cJSON *j = cJSON_Parse(js);
+    free(js);
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
+    t = cJSON_IsString(ct) ? strdup(ct->valuestring) : NULL;
+    cJSON_Delete(j);
+    return t;
+}
+
+int g4c_checkpoint_image_budget(const char *dir) {
+    char *js = read_small(dir, "processor_config.json");
+    int b = G4C_IMAGE_DEFAULT_BUDGET;
+    if (!js) return b;
+    cJSON *j = cJSON_Parse(js);
+    free(js);
+    const cJSON *ip = cJSON_GetObjectItemCaseSensitive(j, "image_processor");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(ip) ? ip : j, "max_soft_tokens");
+    if (cJSON_IsNumber(v) && (v->valueint == 70 || v->valueint == 140 || v->valueint == 280 || v->valueint == 560 ||
+                              v->valueint == 1120))
+        b = v->valueint;
+    cJSON_Delete(j);
+    return b;
+}
 
 g4c_status g4c_prompt_build(const g4c_model *m, const g4c_tokenizer *tok, const g4c_chat_style *style,
                             const g4c_chat_msg *msgs, int n_msgs, int add_generation_prompt, const int *img_tokens,

@@ -48,6 +48,11 @@ typedef struct {
     int stop;                /* G4C_STOP_* */
 } g4c_gen_stats;
 
+/* A checkpoint directory's chat template text (chat_template.jinja, else tokenizer_config.json "chat_template"),
+ * malloc'd, or NULL; and its image soft-token budget (processor_config.json max_soft_tokens, else 280). */
+char *g4c_checkpoint_chat_template(const char *dir);
+int g4c_checkpoint_image_budget(const char *dir);
+
 /* Render messages with the chat template, tokenize (special tokens parsed) and expand the n_imgs image slots, in
  * order, with img_tokens[i] soft-token placeholders each (prompt.c). *out is malloc'd. */
 g4c_status g4c_prompt_build(const g4c_model *m, const g4c_tokenizer *tok, const g4c_chat_style *style,

@@ -24,43 +24,6 @@ typedef struct srv_worker {
 
 /* ---- checkpoint side files (small local copies of cmd_run.c's helpers) ---- */
 
-static char *read_small(const char *dir, const char *name) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    char *buf = NULL;
-    size_t n;
-    if (access(p, F_OK) != 0 || g4c_read_file(p, (size_t)16 << 20, &buf, &n, NULL) != G4C_OK) return NULL;
-    return buf;
-}
-
-static char *template_text(const char *dir) {
-    char *t = read_small(dir, "chat_template.jinja");
-    if (t) return t;
-    char *js = read_small(dir, "tokenizer_config.json");
-    if (!js) return NULL;
-    cJSON *j = cJSON_Parse(js);
-    free(js);
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
-    t = cJSON_IsString(ct) ? strdup(ct->valuestring) : NULL;
-    cJSON_Delete(j);
-    return t;
-}
-
-static int default_budget(const char *dir) {
-    char *js = read_small(dir, "processor_config.json");
-    int b = G4C_IMAGE_DEFAULT_BUDGET;
-    if (!js) return b;
-    cJSON *j = cJSON_Parse(js);
-    free(js);
-    const cJSON *ip = cJSON_GetObjectItemCaseSensitive(j, "image_processor");
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(ip) ? ip : j, "max_soft_tokens");
-    if (cJSON_IsNumber(v) && (v->valueint == 70 || v->valueint == 140 || v->valueint == 280 || v->valueint == 560 ||
-                              v->valueint == 1120))
-        b = v->valueint;
-    cJSON_Delete(j);
-    return b;
-}
-
 /* ---- jobs ---- */
 
 void srv_job_release(srv_job *j) {
@@ -473,12 +436,12 @@ int srv_init(srv *s, const srv_config *cfg) {
     g4c_err serr = {0};
     if (g4c_tok_apply_gemma4_specials(s->tok, &serr) != G4C_OK)
         fprintf(stderr, "gemma4c serve: warning: tokenizer is not Gemma's 262144-piece vocabulary: %s\n", serr.msg);
-    char *tt = template_text(c->model_dir);
+    char *tt = g4c_checkpoint_chat_template(c->model_dir);
     s->style = g4c_chat_style_for(&s->models[0]->cfg, tt);
     free(tt);
     if (c->chat_style && !strcmp(c->chat_style, "small")) s->style.empty_thought_channel = 0;
     if (c->chat_style && !strcmp(c->chat_style, "large")) s->style.empty_thought_channel = 1;
-    s->budget = c->image_budget ? c->image_budget : default_budget(c->model_dir);
+    s->budget = c->image_budget ? c->image_budget : g4c_checkpoint_image_budget(c->model_dir);
     s->has_vision = g4c_model_has_vision(s->models[0]);
     s->sdef = g4c_model_sampler_defaults(s->models[0]);
     if (c->alias) {
