@@ -12,11 +12,11 @@ enum { ROW_BLOCK = 16 };
 /* Chosen once: AVX2 + FMA where the CPU has them, else the portable loops below. */
 static int use_avx2 = -1;
 static int avx2(void) {
-    if (use_avx2 < 0) use_avx2 = g4c_avx2_supported();
+    if (use_avx2 < 0) use_avx2 = g4c_simd_supported();
     return use_avx2;
 }
 
-void g4c_cpu_set_isa(int level) { use_avx2 = level == 0 ? 0 : g4c_avx2_supported(); }
+void g4c_cpu_set_isa(int level) { use_avx2 = level == 0 ? 0 : g4c_simd_supported(); }
 int g4c_cpu_isa(void) { return avx2(); }
 
 static float dot_portable(const float *a, const float *b, int64_t n) {
@@ -30,7 +30,7 @@ static float dot_portable(const float *a, const float *b, int64_t n) {
 }
 
 static float dot(const float *a, const float *b, int64_t n) {
-    return avx2() ? g4c_avx2_dot(a, b, n) : dot_portable(a, b, n);
+    return avx2() ? g4c_simd_dot(a, b, n) : dot_portable(a, b, n);
 }
 
 typedef struct {
@@ -40,6 +40,7 @@ typedef struct {
     const g4c_wmat *w;
     int n;
     const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
+    g4c_rows_q8_fn rows_q8; /* the integer kernel for w's type, with xq */
 } matmul_job;
 
 static void matmul_task(void *ctx, int i_task, int i_thread) {
@@ -48,16 +49,18 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t r0 = (int64_t)i_task * ROW_BLOCK;
     const int64_t nr = w->rows - r0 < ROW_BLOCK ? w->rows - r0 : ROW_BLOCK;
     const int64_t cols = w->cols;
+#if defined(__x86_64__)
+#endif
     if (j->xq) {
         const size_t rb = g4c_wmat_row_bytes(w);
-        g4c_avx2_rows_q8(j->y + r0, w->rows, j->xq, j->n, (const char *)w->data + (size_t)r0 * rb, rb, w->dtype,
+        j->rows_q8(j->y + r0, w->rows, j->xq, j->n, (const char *)w->data + (size_t)r0 * rb, rb, w->dtype,
                          (int)nr, cols);
         return;
     }
     if (avx2() && (w->dtype == G4C_DTYPE_F32 || w->dtype == G4C_DTYPE_BF16 || w->dtype == G4C_DTYPE_F16)) {
         const int dt = w->dtype == G4C_DTYPE_BF16 ? CPU_W_BF16 : w->dtype == G4C_DTYPE_F16 ? CPU_W_F16 : CPU_W_F32;
         const size_t rb = g4c_wmat_row_bytes(w);
-        g4c_avx2_rows(j->y + r0, w->rows, j->x, cols, j->n, (const char *)w->data + (size_t)r0 * rb, rb, dt, (int)nr,
+        g4c_simd_rows(j->y + r0, w->rows, j->x, cols, j->n, (const char *)w->data + (size_t)r0 * rb, rb, dt, (int)nr,
                       cols);
         return;
     }
@@ -74,7 +77,7 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
         return;
     }
     if (avx2()) {
-        g4c_avx2_rows(j->y + r0, w->rows, j->x, cols, j->n, wb, (size_t)cols * sizeof(float), CPU_W_F32, (int)nr, cols);
+        g4c_simd_rows(j->y + r0, w->rows, j->x, cols, j->n, wb, (size_t)cols * sizeof(float), CPU_W_F32, (int)nr, cols);
         return;
     }
     for (int i = 0; i < j->n; i++) {
@@ -87,17 +90,18 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
 size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (size_t)max_cols * sizeof(float); }
 
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
-    matmul_job j = {pool, y, x, w, n, NULL};
+    matmul_job j = {pool, y, x, w, n, NULL, NULL};
     g4c_pool_lock(pool);
-    /* Q8_0 / Q4_0 / Q4_K / Q6_K on AVX2: integer dot products against 8-bit activations (quantized once per call,
-     * shared by the tasks) */
-    const int kq = w->dtype == G4C_DTYPE_Q4_K || w->dtype == G4C_DTYPE_Q6_K;
-    if (avx2() && (w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q4_0 || kq) && w->cols % (kq ? 256 : 32) == 0) {
+    /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
+     * (quantized once per call, shared by the tasks) */
+    const g4c_rows_q8_fn rows_q8 = avx2() ? g4c_simd_rows_q8_for(w->dtype) : NULL;
+    if (rows_q8 && w->cols % g4c_dtype_infos[w->dtype].block == 0) {
         const int64_t nb = w->cols / 32;
         g4c_q8_block *xq = g4c_pool_shared(pool, sizeof(g4c_q8_block) * (size_t)nb * (size_t)n);
         if (xq) {
-            for (int t = 0; t < n; t++) g4c_avx2_quantize_q8(xq + (size_t)t * nb, x + (size_t)t * w->cols, w->cols);
+            for (int t = 0; t < n; t++) g4c_simd_quantize_q8(xq + (size_t)t * nb, x + (size_t)t * w->cols, w->cols);
             j.xq = xq;
+            j.rows_q8 = rows_q8;
         }
     }
     g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK));
@@ -172,7 +176,7 @@ static void attn_task(void *ctx, int i_task, int i_thread) {
     for (int jj = lo; jj <= hi; jj++) {
         const float *vj = kv->v + (size_t)(jj % kv->cap) * stride + (size_t)kvh * hd;
         const float pj = p[jj - lo] * inv;
-        if (avx2()) g4c_avx2_axpy(oh, pj, vj, hd);
+        if (avx2()) g4c_simd_axpy(oh, pj, vj, hd);
         else
             for (int c = 0; c < hd; c++) oh[c] += pj * vj[c];
     }

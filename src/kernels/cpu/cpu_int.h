@@ -28,5 +28,54 @@ void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
 /* y[t * ldy + r] for Q8_0 / Q4_0 / Q4_K / Q6_K weights against quantized activations xq [n_tok][cols / 32]. */
 void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
                       g4c_dtype dt, int n_rows, int64_t cols);
+/* The same for Q4_1 / Q5_0 / Q5_1 / Q5_K weights (avx2_q8x.c). */
+void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
+                       g4c_dtype dt, int n_rows, int64_t cols);
+
+/* aarch64 (neon.c): the same contracts. NEON itself is part of ARMv8-A; the integer kernels use the dot-product
+ * instructions (SDOT) when getauxval(AT_HWCAP) reports them, else widening multiplies. Weight types: all eight
+ * ggml block types. */
+int g4c_neon_supported(void);
+int g4c_neon_has_dotprod(void);
+void g4c_neon_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int n_tok, const void *w, size_t wstride,
+                   int dt, int n_rows, int64_t cols);
+float g4c_neon_dot(const float *a, const float *b, int64_t n);
+void g4c_neon_axpy(float *out, float p, const float *v, int64_t n);
+void g4c_neon_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
+void g4c_neon_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
+                      g4c_dtype dt, int n_rows, int64_t cols);
+
+typedef void (*g4c_rows_q8_fn)(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w,
+                               size_t wstride, g4c_dtype dt, int n_rows, int64_t cols);
+
+/* The SIMD path cpu.c dispatches to (g4c_cpu_set_isa level 1): AVX2 (avx2*.c) on x86-64, NEON (neon.c) on aarch64. */
+#if defined(__aarch64__)
+#define g4c_simd_supported g4c_neon_supported
+#define g4c_simd_rows g4c_neon_rows
+#define g4c_simd_dot g4c_neon_dot
+#define g4c_simd_axpy g4c_neon_axpy
+#define g4c_simd_quantize_q8 g4c_neon_quantize_q8
+#else
+#define g4c_simd_supported g4c_avx2_supported
+#define g4c_simd_rows g4c_avx2_rows
+#define g4c_simd_dot g4c_avx2_dot
+#define g4c_simd_axpy g4c_avx2_axpy
+#define g4c_simd_quantize_q8 g4c_avx2_quantize_q8
+#endif
+
+/* The SIMD path's integer kernel for weights of type dt against g4c_q8_block activations, or NULL (then the weights
+ * are dequantized to f32). Weight rows hold whole blocks (cols a multiple of dt's block). */
+static inline g4c_rows_q8_fn g4c_simd_rows_q8_for(g4c_dtype dt) {
+    switch (dt) {
+#if defined(__aarch64__)
+    case G4C_DTYPE_Q8_0: case G4C_DTYPE_Q4_0: case G4C_DTYPE_Q4_1: case G4C_DTYPE_Q5_0:
+    case G4C_DTYPE_Q5_1: case G4C_DTYPE_Q4_K: case G4C_DTYPE_Q5_K: case G4C_DTYPE_Q6_K: return g4c_neon_rows_q8;
+#else
+    case G4C_DTYPE_Q8_0: case G4C_DTYPE_Q4_0: case G4C_DTYPE_Q4_K: case G4C_DTYPE_Q6_K: return g4c_avx2_rows_q8;
+    case G4C_DTYPE_Q4_1: case G4C_DTYPE_Q5_0: case G4C_DTYPE_Q5_1: case G4C_DTYPE_Q5_K: return g4c_avx2_rows_q8x;
+#endif
+    default: return NULL;
+    }
+}
 
 #endif
