@@ -11,6 +11,10 @@ for p in $PKGS; do
 done
 opt=""
 command -v npm >/dev/null 2>&1 || opt="npm"
+# the aarch64 cross compiler and qemu, for scripts/test-aarch64.sh (the NEON kernels); skipped without them
+for p in gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || opt="$opt $p"
+done
 [ -z "$missing" ] && [ -z "$opt" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

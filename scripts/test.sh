@@ -13,6 +13,8 @@ echo "== release build + tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$J" >/dev/null
 (cd build && ctest --output-on-failure -j"$J")
+echo "== aarch64: the NEON kernels cross-built and run under qemu (skipped without the cross toolchain)"
+sh scripts/test-aarch64.sh || [ $? = 77 ]
 NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
 if [ -n "$NVCC" ]; then
   echo "== CUDA backend: build only (no GPU here; docs/CUDA.md runs test_cuda on one)"
