@@ -1,39 +1,99 @@
-/* Kernel throughput: matrix-vector (decode: GB/s of weights read) and matrix-matrix (prefill: GFLOP/s) for each
- * weight type, portable vs SIMD. A benchmark, not a test: run build/bench_ops [threads]. */
+/* Kernel throughput, a benchmark (not a test): build/bench_ops [threads] [rows] [cols].
+ * Per weight type and layout: matrix-vector GB/s of weight bytes (the decode case; the matrix is larger than the
+ * caches) and matrix-matrix GMAC/s at 64 tokens (prefill), best of several repetitions (robust to a busy machine),
+ * next to the read bandwidth of the same threads over a 1 GiB buffer: the decode floor. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/ops.h"
 
-static double bench(g4c_pool *pool, g4c_wmat *w, float *x, float *y, int n, int reps) {
+static double best_ms(g4c_pool *pool, g4c_wmat *w, float *x, float *y, int n, int reps) {
     g4c_matmul(pool, y, x, w, n); /* warm */
-    double t0 = g4c_time_ms();
-    for (int i = 0; i < reps; i++) g4c_matmul(pool, y, x, w, n);
-    return (g4c_time_ms() - t0) / reps;
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        const double t0 = g4c_time_ms();
+        g4c_matmul(pool, y, x, w, n);
+        const double t = g4c_time_ms() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;
+    int n_tasks;
+    uint64_t sink[64];
+} read_job;
+
+static void read_task(void *ctx, int i_task, int i_thread) {
+    read_job *j = ctx;
+    const size_t per = j->n / (size_t)j->n_tasks, lo = per * (size_t)i_task;
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = lo; i < lo + per; i += 4) a ^= j->buf[i], b ^= j->buf[i + 1], c ^= j->buf[i + 2], d ^= j->buf[i + 3];
+    j->sink[i_thread % 64] ^= a ^ b ^ c ^ d;
 }
 
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
-    const int64_t rows = 4096, cols = 4096;
+    const int64_t rows = argc > 2 ? atoll(argv[2]) : 16384, cols = argc > 3 ? atoll(argv[3]) : 4096;
     g4c_pool *pool;
     if (g4c_pool_init(&pool, threads, NULL) || g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(cols), NULL)) return 1;
-    float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * 64 * cols), *y = malloc(sizeof(float) * 64 * rows);
-    uint16_t *wb = malloc(2 * rows * cols);
-    for (int64_t i = 0; i < rows * cols; i++) wf[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f, wb[i] = g4c_f32_to_bf16(wf[i]);
-    for (int64_t i = 0; i < 64 * cols; i++) x[i] = (float)((i * 31) % 201 - 100) * 1e-2f;
-    printf("matmul %lldx%lld, %d threads\n%-9s %-6s %12s %12s\n", (long long)rows, (long long)cols, threads, "isa", "type",
-           "n=1 GB/s", "n=64 GFLOP/s");
-    for (int isa = 0; isa < 2; isa++) {
+    const int n_pp = 64;
+    float *wf = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * n_pp * cols);
+    float *y = malloc(sizeof(float) * n_pp * rows);
+    for (int64_t i = 0; i < rows * cols; i++) wf[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f;
+    for (int64_t i = 0; i < n_pp * cols; i++) x[i] = (float)((i * 31) % 201 - 100) * 1e-2f;
+
+    /* the floor: plain reads of 1 GiB by the same pool */
+    const size_t nbuf = (1u << 30) / sizeof(uint64_t);
+    uint64_t *buf = malloc(nbuf * sizeof *buf);
+    memset(buf, 1, nbuf * sizeof *buf);
+    read_job rj = {buf, nbuf, 64, {0}};
+    double rbest = 1e30;
+    for (int r = 0; r < 5; r++) {
+        const double t0 = g4c_time_ms();
+        g4c_pool_run(pool, read_task, &rj, rj.n_tasks);
+        const double t = g4c_time_ms() - t0;
+        rbest = t < rbest ? t : rbest;
+    }
+    printf("read bandwidth (%d threads, 1 GiB, best of 5): %.1f GB/s\n", threads, (double)(1u << 30) / (rbest * 1e6));
+    free(buf);
+
+    printf("matmul %lldx%lld, %d threads, best of n\n%-9s %-6s %-5s %10s %10s %14s\n", (long long)rows,
+           (long long)cols, threads, "isa", "type", "layout", "MB", "n=1 GB/s", "n=64 GMAC/s");
+    const g4c_dtype types[] = {G4C_DTYPE_F32, G4C_DTYPE_BF16, G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_0,
+                               G4C_DTYPE_Q4_K, G4C_DTYPE_Q6_K};
+    for (int isa = 1; isa >= 0; isa--) {
         g4c_cpu_set_isa(isa);
-        if (isa && !g4c_cpu_isa()) break;
-        for (int t = 0; t < 2; t++) {
-            g4c_wmat w = {.dtype = t ? G4C_DTYPE_BF16 : G4C_DTYPE_F32, .data = t ? (void *)wb : (void *)wf, .rows = rows, .cols = cols};
-            double ms1 = bench(pool, &w, x, y, 1, 20), ms64 = bench(pool, &w, x, y, 64, 3);
-            printf("%-9s %-6s %12.1f %12.1f\n", isa ? "avx2" : "portable", t ? "bf16" : "f32",
-                   (double)g4c_wmat_row_bytes(&w) * rows / (ms1 * 1e6), 2.0 * rows * cols * 64 / (ms64 * 1e6));
+        if (isa && !g4c_cpu_isa()) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            const g4c_dtype t = types[ti];
+            if (!isa && t != G4C_DTYPE_BF16 && t != G4C_DTYPE_Q4_0) continue; /* portable: two samples suffice */
+            void *q = malloc(g4c_dtype_bytes(t, rows * cols));
+            g4c_quantize(q, wf, t, rows * cols);
+            g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
+            void *p = NULL;
+            for (int layout = 0; layout < 2; layout++) {
+                if (layout) {
+                    const size_t nb = g4c_cpu_repack_bytes(&w);
+                    if (!nb || !isa) break;
+                    p = aligned_alloc(64, (nb + 63) / 64 * 64);
+                    g4c_cpu_repack(p, &w);
+                    w.x8 = p;
+                }
+                const double bytes = (double)g4c_wmat_row_bytes(&w) * (double)rows;
+                const double ms1 = best_ms(pool, &w, x, y, 1, 20), ms64 = best_ms(pool, &w, x, y, n_pp, 3);
+                printf("%-9s %-6s %-5s %10.1f %10.1f %14.1f\n", isa ? "simd" : "portable", g4c_dtype_infos[t].name,
+                       layout ? "x8" : "rows", bytes / 1e6, bytes / (ms1 * 1e6),
+                       (double)rows * (double)cols * n_pp / (ms64 * 1e6));
+            }
+            free(p);
+            free(q);
         }
     }
     g4c_pool_free(pool);
-    free(wf), free(x), free(y), free(wb);
+    free(wf), free(x), free(y);
     return 0;
 }

@@ -22,6 +22,9 @@ typedef struct {
     const void *scales, *biases; /* MLX affine only */
     g4c_dtype scale_dtype;
     int group, bits;
+    /* Optional copy of the same matrix for the CPU integer kernels, 8 rows interleaved block by block
+     * (kernels/cpu/repack.c; Q4_0 and Q8_0 with rows % 8 == 0), or NULL. `data` stays the ggml layout. */
+    const void *x8;
 } g4c_wmat;
 
 /* Bytes of one stored row. */
@@ -38,6 +41,8 @@ static inline g4c_wmat g4c_wmat_rows(g4c_wmat w, int64_t r0, int64_t n) {
         s.scales = (const char *)w.scales + (size_t)r0 * per_row;
         s.biases = (const char *)w.biases + (size_t)r0 * per_row;
     }
+    /* the interleaved copy has the same bytes per row, in groups of 8 rows */
+    s.x8 = w.x8 && r0 % 8 == 0 && n % 8 == 0 ? (const char *)w.x8 + (size_t)r0 * g4c_wmat_row_bytes(&w) : NULL;
     s.rows = n;
     return s;
 }
@@ -77,6 +82,10 @@ int g4c_cpu_isa(void);
  * reserve g4c_matmul_scratch_bytes(widest cols) with g4c_pool_reserve first (the model does at load; a missing
  * reservation is a bug and asserts). */
 size_t g4c_matmul_scratch_bytes(int64_t max_cols);
+/* Bytes of w's 8-row interleaved copy (w->x8), or 0 when its type or shape has none. g4c_cpu_repack writes it to
+ * dst (64-byte aligned, g4c_cpu_repack_bytes(w) long); the caller owns dst and sets w->x8 = dst. */
+size_t g4c_cpu_repack_bytes(const g4c_wmat *w);
+void g4c_cpu_repack(void *dst, const g4c_wmat *w);
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n);
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps);
 void g4c_gelu_mul(float *y, const float *gate, const float *up, int n);

@@ -367,6 +367,7 @@ void g4c_vision_free(g4c_vision_w *w) {
 }
 
 void g4c_weights_free(g4c_weights *w) {
+    g4c_weights_repack_free(w);
     for (size_t i = 0; i < w->n_owned; i++) free(w->owned[i]);
     free(w->owned);
     free(w->layers);

@@ -66,6 +66,9 @@ g4c_status g4c_model_load(g4c_model **out, const char *path, const g4c_model_par
     /* a GGUF file (or a directory holding one) instead of a Hugging Face directory (spec §8.2, gguf_model.c) */
     const int is_gguf = g4c_gguf_resolve(path, p.mmproj_path, gguf, sizeof gguf, mmproj, sizeof mmproj, err);
     g4c_status st = is_gguf < 0 ? (g4c_status)is_gguf : G4C_OK;
+    if (st == G4C_OK && !is_gguf && p.mmproj_path && *p.mmproj_path)
+        st = G4C_FAIL(err, G4C_E_ARG, "mmproj %s given, but %s is not a GGUF model (a Hugging Face checkpoint holds its "
+                      "vision tower)", p.mmproj_path, path);
     if (st == G4C_OK && is_gguf) {
         st = g4c_gguf_load_model(&m->cfg, &m->ts, gguf, mmproj[0] ? mmproj : NULL, err);
         if (!mmproj[0])
@@ -228,9 +231,16 @@ g4c_status g4c_session_init(g4c_session **out, g4c_model *m, const g4c_session_p
     g4c_session *s = g4c_calloc(1, sizeof *s, err);
     if (!s) return G4C_E_NOMEM;
     s->model = m;
-    g4c_status st = p.device == G4C_DEVICE_CUDA
-                        ? cuda_session_init(s, m, &p, err)
-                        : g4c_text_state_init(&s->st, &m->cfg, p.n_ctx, p.n_ubatch, g4c_pool_n_threads(m->pool), err);
+    g4c_status st = G4C_OK;
+    if (p.device == G4C_DEVICE_CPU) { /* the first CPU session lays the weights out for the CPU kernels */
+        g4c_pool_lock(m->pool);
+        st = g4c_weights_repack_cpu(&m->w, &m->cfg, m->pool, err);
+        g4c_pool_unlock(m->pool);
+    }
+    if (st == G4C_OK)
+        st = p.device == G4C_DEVICE_CUDA
+                 ? cuda_session_init(s, m, &p, err)
+                 : g4c_text_state_init(&s->st, &m->cfg, p.n_ctx, p.n_ubatch, g4c_pool_n_threads(m->pool), err);
     if (st != G4C_OK) {
         free(s);
         return st;

@@ -31,6 +31,9 @@ void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, 
 /* The same for Q4_1 / Q5_0 / Q5_1 / Q5_K weights (avx2_q8x.c). */
 void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
                        g4c_dtype dt, int n_rows, int64_t cols);
+/* Q4_0 / Q8_0 weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c); n_rows % 8 == 0. */
+void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
+                      int n_rows, int64_t cols);
 
 /* aarch64 (neon.c): the same contracts. NEON itself is part of ARMv8-A; the integer kernels use the dot-product
  * instructions (SDOT) when getauxval(AT_HWCAP) reports them, else widening multiplies. Weight types: all eight

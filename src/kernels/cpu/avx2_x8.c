@@ -1,0 +1,110 @@
+/* AVX2 integer kernels over the 8-row interleaved layout (kernels/cpu/repack.c) against 8-bit activations
+ * (g4c_q8_block). Per block and token: the integer products of the 8 rows accumulate in the 8 int32 lanes of one
+ * register (activations broadcast 4 bytes at a time), then one f32 step per lane:
+ *   Q4_0: acc_k += d_k · (dx · Σ q·qx − 8 · dx · Σ qx)    (q the unsigned nibble; dx·Σqx is the block's s)
+ *   Q8_0: acc_k += d_k · (dx · Σ q·qx)
+ * Every output's arithmetic is the same whatever the number of tokens, so decode == prefill bit for bit. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_int.h"
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL __attribute__((always_inline)) inline
+
+enum { MAX_T = 4 }; /* tokens per pass over a group's weights */
+
+TGT static INL __m256i bcast4(const int8_t *x) {
+    int32_t v;
+    memcpy(&v, x, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Q4_0: 8 vectors of unsigned nibbles; vector j holds elements 4j..4j+3 of each row */
+TGT static INL void unpack_q4(const uint8_t *q, __m256i w[8]) {
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    for (int v = 0; v < 4; v++) {
+        const __m256i r = _mm256_loadu_si256((const __m256i *)(q + 32 * v));
+        w[v] = _mm256_and_si256(r, m);
+        w[4 + v] = _mm256_and_si256(_mm256_srli_epi16(r, 4), m);
+    }
+}
+
+/* Σ over the block per row lane. Each maddubs lane is at most 2·15·127 = 3810, eight of them 30480 < 2^15: the
+ * sums stay exact in int16 until the one widening madd. */
+TGT static INL __m256i dot_q4(const __m256i w[8], const int8_t *x) {
+    __m256i s = _mm256_maddubs_epi16(w[0], bcast4(x));
+    for (int j = 1; j < 8; j++) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[j], bcast4(x + 4 * j)));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
+/* Q8_0: signed × signed through maddubs(|w|, sign(x, w)); a lane may reach 2·127·127, so widen every vector */
+TGT static INL __m256i dot_q8(const uint8_t *q, const int8_t *x) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(bcast4(x + 4 * j), w));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+    }
+    return s;
+}
+
+/* 8 rows (one group) x NT tokens; NT a compile-time constant after inlining, so the accumulators stay in registers */
+TGT static INL void group_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g, int NT) {
+    __m256 acc[MAX_T];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, g += 144) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
+        __m256i w[8];
+        unpack_q4(g + 16, w);
+        for (int t = 0; t < NT; t++) {
+            const g4c_q8_block *x = xq + (size_t)t * nb + b;
+            const __m256 f = _mm256_cvtepi32_ps(dot_q4(w, x->q));
+            const __m256 v = _mm256_fmsub_ps(f, _mm256_set1_ps(x->d), _mm256_set1_ps(8.0f * x->s));
+            acc[t] = _mm256_fmadd_ps(v, d, acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g, int NT) {
+    __m256 acc[MAX_T];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, g += 272) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
+        for (int t = 0; t < NT; t++) {
+            const g4c_q8_block *x = xq + (size_t)t * nb + b;
+            const __m256 f = _mm256_cvtepi32_ps(dot_q8(g + 16, x->q));
+            acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(f, _mm256_set1_ps(x->d)), d, acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
+#define DISPATCH(fn, nt, ...)                                                                                       \
+    switch (nt) {                                                                                                   \
+    case 1: fn(__VA_ARGS__, 1); break;                                                                              \
+    case 2: fn(__VA_ARGS__, 2); break;                                                                              \
+    case 3: fn(__VA_ARGS__, 3); break;                                                                              \
+    default: fn(__VA_ARGS__, 4); break;                                                                             \
+    }
+
+TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
+                          int n_rows, int64_t cols) {
+    const int64_t nb = cols / 32;
+    const size_t gbytes = (size_t)nb * (dt == G4C_DTYPE_Q4_0 ? 144 : 272);
+    for (int r0 = 0; r0 < n_rows; r0 += 8) {
+        const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * gbytes;
+        for (int t0 = 0; t0 < n_tok; t0 += MAX_T) {
+            const int nt = n_tok - t0 < MAX_T ? n_tok - t0 : MAX_T;
+            float *yt = y + (size_t)t0 * ldy + r0;
+            const g4c_q8_block *xt = xq + (size_t)t0 * nb;
+            if (dt == G4C_DTYPE_Q4_0) {
+                DISPATCH(group_q4, nt, yt, ldy, xt, nb, g)
+            } else {
+                DISPATCH(group_q8, nt, yt, ldy, xt, nb, g)
+            }
+        }
+    }
+}

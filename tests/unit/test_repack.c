@@ -1,0 +1,115 @@
+/* The 8-row interleaved CPU layout (kernels/cpu/repack.c, avx2_x8.c): the repacked bytes against the layout's
+ * definition, and g4c_matmul through the repacked copy against the f64 reference on the dequantized weights and
+ * against the row-major integer kernel, on random data of several shapes; a token's outputs must not depend on how
+ * many tokens share the call (decode == prefill). */
+#include <stdlib.h>
+
+#include "kernels/ops.h"
+#include "test.h"
+
+static g4c_pool *pool;
+
+static void *random_matrix(g4c_dtype t, int rows, int cols, uint64_t *seed) {
+    float *f = malloc(sizeof(float) * (size_t)rows * cols);
+    test_fill(f, (size_t)rows * cols, seed);
+    void *q = malloc(g4c_dtype_bytes(t, (int64_t)rows * cols));
+    g4c_quantize(q, f, t, (int64_t)rows * cols);
+    free(f);
+    return q;
+}
+
+/* layout definition, element by element: vector j byte 4k+i is row k's quant byte 4j+i */
+static void test_layout(void) {
+    const g4c_dtype types[2] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0};
+    uint64_t seed = 7;
+    for (int ti = 0; ti < 2; ti++) {
+        const g4c_dtype t = types[ti];
+        const int rows = 16, cols = 96, bsz = (int)g4c_dtype_infos[t].size, nb = cols / 32;
+        uint8_t *q = random_matrix(t, rows, cols, &seed);
+        g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
+        const size_t n = g4c_cpu_repack_bytes(&w);
+        CHECK(n == (size_t)rows * nb * bsz);
+        uint8_t *p = malloc(n);
+        g4c_cpu_repack(p, &w);
+        int bad = 0;
+        for (int g = 0; g < rows / 8; g++)
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *blk = p + ((size_t)g * nb + b) * 8 * bsz;
+                for (int k = 0; k < 8; k++) {
+                    const uint8_t *src = q + ((size_t)(8 * g + k) * nb + b) * bsz;
+                    bad += blk[2 * k] != src[0] || blk[2 * k + 1] != src[1];
+                    for (int e = 0; e < bsz - 2; e++) bad += blk[16 + 32 * (e / 4) + 4 * k + e % 4] != src[2 + e];
+                }
+            }
+        CHECKF(!bad, "%s: %d bytes misplaced", g4c_dtype_infos[t].name, bad);
+        /* shapes without a layout */
+        g4c_wmat odd = w;
+        odd.rows = 12;
+        CHECK(g4c_cpu_repack_bytes(&odd) == 0);
+        odd = w;
+        odd.dtype = G4C_DTYPE_Q4_K;
+        CHECK(g4c_cpu_repack_bytes(&odd) == 0);
+        free(p);
+        free(q);
+    }
+}
+
+static void test_matmul(void) {
+    const g4c_dtype types[2] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0};
+    const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {64, 1024, 2}, {136, 256, 13}};
+    uint64_t seed = 11;
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const g4c_dtype t = types[ti];
+            const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
+            void *q = random_matrix(t, rows, cols, &seed);
+            float *x = malloc(sizeof(float) * (size_t)n * cols);
+            test_fill(x, (size_t)n * cols, &seed);
+            g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
+            float *ref = malloc(sizeof(float) * (size_t)n * rows), *rowmaj = malloc(sizeof(float) * (size_t)n * rows);
+            float *got = malloc(sizeof(float) * (size_t)n * rows), *one = malloc(sizeof(float) * (size_t)rows);
+            g4c_ref_matmul(ref, x, &w, n);
+            g4c_matmul(pool, rowmaj, x, &w, n);
+            void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
+            g4c_cpu_repack(p, &w);
+            w.x8 = p;
+            g4c_matmul(pool, got, x, &w, n);
+            /* 8-bit activations: the same bound as the row-major integer kernel (test_ops.c) */
+            const double e = test_rel_l2(got, ref, (size_t)n * rows), e_rm = test_rel_l2(rowmaj, ref, (size_t)n * rows);
+            CHECKF(e < 2e-2 && e < 1.5 * e_rm + 1e-6, "%s %dx%d n=%d: rel L2 %.3g vs reference (row-major kernel %.3g)",
+                   g4c_dtype_infos[t].name, rows, cols, n, e, e_rm);
+            int same = 1;
+            for (int i = 0; i < n; i++) {
+                g4c_matmul(pool, one, x + (size_t)i * cols, &w, 1);
+                same &= !memcmp(one, got + (size_t)i * rows, sizeof(float) * (size_t)rows);
+            }
+            CHECKF(same, "%s %dx%d n=%d: a token's outputs differ between n=1 and n=%d", g4c_dtype_infos[t].name,
+                   rows, cols, n, n);
+            /* a slice of whole groups keeps its copy (MoE experts) */
+            if (rows >= 16) {
+                g4c_wmat s = g4c_wmat_rows(w, 8, 8);
+                CHECK(s.x8 == (const char *)p + 8 * g4c_wmat_row_bytes(&w));
+                g4c_matmul(pool, one, x, &s, 1);
+                CHECK(!memcmp(one, got + 8, sizeof(float) * 8) || n == 0);
+                CHECK(g4c_wmat_rows(w, 4, 8).x8 == NULL);
+            }
+            free(p), free(q), free(x), free(ref), free(rowmaj), free(got), free(one);
+        }
+}
+
+int main(void) {
+    g4c_err err = {0};
+    if (g4c_pool_init(&pool, 2, &err) != G4C_OK || g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(1024), &err)) {
+        fprintf(stderr, "pool: %s\n", err.msg);
+        return 1;
+    }
+    if (!g4c_cpu_isa()) {
+        printf("no AVX2: the interleaved layout is not used here\n");
+        RUN(test_layout);
+    } else {
+        RUN(test_layout);
+        RUN(test_matmul);
+    }
+    g4c_pool_free(pool);
+    return TEST_REPORT();
+}
