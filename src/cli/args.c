@@ -57,6 +57,7 @@ int cli_parse(cli_opts *o, int argc, char **argv, int first, const char *cmd) {
         i++;                                                              \
     } while (0)
         if (IS("-m", "--model")) { NEED_VALUE; o->model = v; }
+        else if (IS("-mm", "--mmproj")) { NEED_VALUE; o->mmproj = v; }
         else if (IS("--tokens", "--prompt-ids")) { NEED_VALUE; o->tokens = v; }
         else if (IS("-o", "--out")) { NEED_VALUE; o->out = v; }
         else if (IS("-n", "--max-tokens") || IS("--n-predict", "--predict")) { NEED_VALUE; if (parse_int(a, v, 0, INT_MAX, &o->n_predict)) return 1; }

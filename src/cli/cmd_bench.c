@@ -33,7 +33,7 @@ static int32_t rand_token(int n_vocab) {
 }
 
 static const char *const bench_help =
-    "usage: gemma4c bench -m DIR [-p 512] [-n 128] [-r 5] [-t N] [--image-budget N] [-o md|json|csv]\n"
+    "usage: gemma4c bench -m DIR [-p 512] [-n 128] [-r 5] [-t N] [--image-budget N [--mmproj F]] [-o md|json|csv]\n"
     "llama-bench style throughput: pp<p> (prompt tokens/s from an empty cache), tg<n> (generated tokens/s, one at a\n"
     "time), and with --image-budget the vision encode time of one image; mean ± sd over -r repetitions after one\n"
     "warm-up. -p 0 or -n 0 skips that test.\n";
@@ -65,6 +65,7 @@ int cmd_bench(int argc, char **argv) {
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = o.n_threads;
+    mp.mmproj_path = o.mmproj;
     g4c_model *m = NULL;
     if (g4c_model_load(&m, o.model, &mp, &err) != G4C_OK) { cli_die_err("cannot load model", &err); return 1; }
     g4c_session_params sp = g4c_session_default_params();

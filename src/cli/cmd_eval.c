@@ -95,10 +95,11 @@ static g4c_status model_answer(void *ctx, const eval_sample *s, const char *prom
     return ans->text ? G4C_OK : G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
 }
 
-static int model_open(model_ctx *c, const char *dir, int n_threads, int n_ctx, int budget) {
+static int model_open(model_ctx *c, const char *dir, const char *mmproj, int n_threads, int n_ctx, int budget) {
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = n_threads;
+    mp.mmproj_path = mmproj;
     if (g4c_model_load(&c->m, dir, &mp, &err) != G4C_OK) { cli_die_err("cannot load the model", &err); return 1; }
     if (!g4c_model_has_vision(c->m)) {
         fprintf(stderr, "gemma4c eval: %s has no usable vision tower: %s\n", dir, c->m->vision_err);
@@ -106,7 +107,12 @@ static int model_open(model_ctx *c, const char *dir, int n_threads, int n_ctx, i
     }
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer.json", dir);
-    if (g4c_tok_load(&c->tok, p, &err) != G4C_OK) { cli_die_err("cannot load the tokenizer", &err); return 1; }
+    const size_t dl = strlen(dir);
+    const int is_gguf = dl > 5 && !strcmp(dir + dl - 5, ".gguf"); /* the vocabulary is in its metadata */
+    if ((is_gguf ? g4c_tok_load_gguf(&c->tok, dir, &err) : g4c_tok_load(&c->tok, p, &err)) != G4C_OK) {
+        cli_die_err("cannot load the tokenizer", &err);
+        return 1;
+    }
     g4c_err serr = {0};
     if (g4c_tok_apply_gemma4_specials(c->tok, &serr) != G4C_OK)
         g4c_log(G4C_LOG_WARN, "tokenizer is not Gemma's 262144-piece vocabulary: %s", serr.msg);
@@ -139,7 +145,7 @@ static void model_close(model_ctx *c) {
 
 typedef struct {
     eval_task task;
-    const char *model, *endpoint, *api_key, *model_name, *data, *questions, *annotations, *images, *predictions, *out;
+    const char *model, *mmproj, *endpoint, *api_key, *model_name, *data, *questions, *annotations, *images, *predictions, *out;
     int n, image_budget, resume, n_threads, n_ctx, timeout_s, retries, progress, max_tokens;
     unsigned long long seed;
 } eval_opts;
@@ -170,7 +176,7 @@ static int parse(eval_opts *o, int argc, char **argv, const char *cmd, const cha
     o->task = !strcmp(argv[2], "vqa") ? EVAL_VQA : EVAL_COCO;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        static const char *const valued[] = {"-m", "--model", "--endpoint", "--api-key", "--model-name", "--data",
+        static const char *const valued[] = {"-m", "--model", "--mmproj", "-mm", "--endpoint", "--api-key", "--model-name", "--data",
                                              "--questions", "--annotations", "--images", "--predictions", "--out",
                                              "-o", "--n", "-n", "--seed", "--image-budget", "-t", "--threads", "-c",
                                              "--ctx-size", "--timeout", "--retries", "--max-tokens"};
@@ -179,6 +185,7 @@ static int parse(eval_opts *o, int argc, char **argv, const char *cmd, const cha
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(help, stdout); return -1; }
         if (takes && !v) { fprintf(stderr, "gemma4c %s: %s needs a value\n", cmd, a); return 2; }
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--mmproj") || !strcmp(a, "-mm")) o->mmproj = v;
         else if (!strcmp(a, "--endpoint")) o->endpoint = v;
         else if (!strcmp(a, "--api-key")) o->api_key = v;
         else if (!strcmp(a, "--model-name")) o->model_name = v;
@@ -271,6 +278,7 @@ static const char *const eval_help =
     "RUN/results.jsonl and synced to disk; --resume continues an interrupted run. Reports: RUN/metrics.json,\n"
     "RUN/summary.md, RUN/samples.jsonl.\n"
     "  -m, --model DIR        a checkpoint run in this process (greedy)\n"
+    "  --mmproj FILE          with a GGUF model: its vision projector (default: the *mmproj*.gguf beside it)\n"
     "  --endpoint URL         an OpenAI-compatible server (http://HOST:PORT[/v1]): llama-server, Ollama, vLLM,\n"
     "                         gemma4c serve; --api-key K, --model-name N (default: the first of /v1/models),\n"
     "                         --timeout S per request (600), --retries N on connection errors and 5xx (2)\n"
@@ -310,7 +318,7 @@ int cmd_eval(int argc, char **argv) {
     eval_endpoint ep = {o.endpoint, o.api_key, o.model_name, o.timeout_s, o.retries};
     char backend[4200];
     if (o.model) {
-        if ((rc = model_open(&mc, o.model, o.n_threads, o.n_ctx, o.image_budget))) { model_close(&mc); eval_set_free(&set); return rc; }
+        if ((rc = model_open(&mc, o.model, o.mmproj, o.n_threads, o.n_ctx, o.image_budget))) { model_close(&mc); eval_set_free(&set); return rc; }
         char cwd[2048] = "";
         if (o.model[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
         snprintf(backend, sizeof backend, "model %s%s%s budget %d", cwd, cwd[0] ? "/" : "", o.model, mc.budget);

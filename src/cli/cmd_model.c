@@ -15,6 +15,7 @@ static g4c_model *load_model(const cli_opts *o, const char *cmd) {
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = o->n_threads;
+    mp.mmproj_path = o->mmproj;
     g4c_model *m = NULL;
     if (g4c_model_load(&m, o->model, &mp, &err) != G4C_OK) {
         cli_die_err("cannot load model", &err);

@@ -90,6 +90,7 @@ static int perf_open(perf *p) {
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = p->o.n_threads;
+    mp.mmproj_path = p->o.mmproj;
     if (g4c_model_load(&p->m, p->o.model, &mp, &err) != G4C_OK) { cli_die_err("cannot load the model", &err); return 1; }
     struct stat sb;
     char path[4096];
@@ -269,6 +270,7 @@ static const char *const perf_help =
     "The notebook's throughput suite: six prompts (text and image + text; short, medium, long) with 50 / 300 / 500\n"
     "new tokens, greedy. Prints a table per test and writes RUN/perf.json (for gemma4c report) and RUN/perf.md.\n"
     "  -m, --model DIR|GGUF     the checkpoint\n"
+    "      --mmproj FILE        a GGUF model's vision projector (default: the *mmproj*.gguf beside the model)\n"
     "  -o, --out RUN            the run folder (created)\n"
     "      --image F            the image of the image tests (default: the built-in sample grace_hopper.jpg)\n"
     "      --ignore-eos         keep generating past end-of-generation: full lengths, for fair speed comparisons\n"

@@ -54,6 +54,7 @@ static int convo_open(convo *c) {
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = c->o.n_threads;
+    mp.mmproj_path = c->o.mmproj;
     if (!c->o.model) {
         fprintf(stderr, "gemma4c: --model DIR is required\n");
         return 2;
@@ -281,6 +282,7 @@ static const char *const run_help =
     "Answers one prompt about text and images, streaming the answer to stdout; a statistics line follows on stderr.\n"
     "  -m, --model DIR          Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors, ...)\n"
     "                           or a GGUF file (tokenizer from its metadata; mmproj found beside it)\n"
+    "      --mmproj FILE        a GGUF model's vision projector (default: the *mmproj*.gguf beside the model)\n"
     "  -p, --prompt TEXT        the user message\n"
     "      --image F            an image (JPEG or PNG) shown before the prompt; repeatable\n"
     "      --image-budget N     soft tokens per image: 70, 140, 280, 560 or 1120 (default: processor_config.json, else 280)\n"

@@ -44,6 +44,7 @@ static int ask(const cli_opts *o, const char *prompt, const char *image, int max
     int rc = 1, n = 0;
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = o->n_threads;
+    mp.mmproj_path = o->mmproj;
     struct stat sb;
     const int is_file = stat(o->model, &sb) == 0 && S_ISREG(sb.st_mode);
     char path[4096];
@@ -111,6 +112,7 @@ static const char *const segment_help =
     "Asks for {\"polygon\": [[x, y], ...], \"label\": \"...\"} in [0, 1000] and draws it over the image: a translucent\n"
     "filled polygon, its outline and its label. An answer without a polygon is drawn as a message on the image.\n"
     "  -m, --model DIR|GGUF     the checkpoint (needs a vision tower)\n"
+    "      --mmproj FILE        a GGUF model's vision projector (default: the *mmproj*.gguf beside the model)\n"
     "      --image F            the image (JPEG or PNG)\n"
     "      --object TEXT        what to outline (default \"the main object\"), put into the built-in prompt\n"
     "  -p, --prompt TEXT        the whole prompt instead of the built-in one\n"

@@ -18,6 +18,7 @@ static const char *const serve_help =
     "OpenAI-compatible HTTP server: POST /v1/chat/completions (text, data: URL images, stream: true),\n"
     "GET /v1/models, GET /health, GET /metrics (Prometheus). Stops on SIGINT / SIGTERM. See docs/SERVER.md.\n"
     "  -m, --model DIR            checkpoint directory (config.json, tokenizer.json, *.safetensors)\n"
+    "      --mmproj FILE          a GGUF model's vision projector (default: the *mmproj*.gguf beside the model)\n"
     "      --host ADDR            address to bind (default 127.0.0.1; only this address is served)\n"
     "      --port N               TCP port (default 8080; 0 = any free port, printed at start)\n"
     "      --api-key K            require 'Authorization: Bearer K' on /v1/* (default: $GEMMA4C_API_KEY, else none)\n"
@@ -77,6 +78,7 @@ int cmd_serve(int argc, char **argv) {
     } while (0)
         if (FLAG("-h", "--help")) { fputs(serve_help, stdout); return 0; }
         else if (FLAG("-m", "--model")) { VAL; c.model_dir = v; }
+        else if (FLAG("-mm", "--mmproj")) { VAL; c.mmproj = v; }
         else if (FLAG("--host", "--host")) { VAL; c.host = v; }
         else if (FLAG("--port", "--port")) { NUM(0, 65535); c.port = (int)x; }
         else if (FLAG("--api-key", "--api-key")) { VAL; c.api_key = *v ? v : NULL; }

@@ -132,6 +132,7 @@ char *srv_metrics_render(srv_metrics *m, int queue_depth, int queue_cap, int bus
 /* ---- the server (worker.c) ---- */
 typedef struct {
     const char *model_dir;
+    const char *mmproj;      /* a GGUF model's vision projector; NULL = the *mmproj*.gguf beside it */
     const char *host;
     int port;                /* 0: any free port (printed) */
     const char *api_key;     /* NULL: no authentication */

@@ -422,6 +422,7 @@ int srv_init(srv *s, const srv_config *cfg) {
     const int total = c->n_threads > 0 ? c->n_threads : g4c_n_cpus();
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = total / c->parallel > 0 ? total / c->parallel : 1;
+    mp.mmproj_path = c->mmproj;
     for (int i = 0; i < c->parallel; i++)
         if (g4c_model_load(&s->models[i], c->model_dir, &mp, &err) != G4C_OK) {
             fprintf(stderr, "gemma4c serve: cannot load model: %s\n", err.msg);
@@ -429,7 +430,9 @@ int srv_init(srv *s, const srv_config *cfg) {
         }
     char p[4096];
     snprintf(p, sizeof p, "%s/tokenizer.json", c->model_dir);
-    if (g4c_tok_load(&s->tok, p, &err) != G4C_OK) {
+    const size_t ml = strlen(c->model_dir);
+    const int is_gguf = ml > 5 && !strcmp(c->model_dir + ml - 5, ".gguf"); /* the vocabulary is in its metadata */
+    if ((is_gguf ? g4c_tok_load_gguf(&s->tok, c->model_dir, &err) : g4c_tok_load(&s->tok, p, &err)) != G4C_OK) {
         fprintf(stderr, "gemma4c serve: cannot load the tokenizer: %s\n", err.msg);
         return 1;
     }

@@ -110,5 +110,36 @@ MM=$(sed -n 's/.*"tokens": \[\([^]]*\)\].*/\1/p' "$FIX/ref/mm/dense-f32-w128.jso
 expect_fail "logits image count mismatch" "124 image placeholder tokens but 60" "$G" logits --model "$FIX/dense-f32-w128" \
   --tokens "$MM" --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/lm2.npy"
 
+# --mmproj FILE (llama.cpp's flag): a GGUF model and its vision projector in different folders. Without the flag there
+# is no vision tower; with it the soft tokens equal the safetensors checkpoint's (F32 files: bit-identical). The
+# default (the one *mmproj*.gguf beside the model) still applies, the flag wins where two would be ambiguous.
+mkdir -p "$T/ga" "$T/gb" "$T/gc"
+"$G" quantize "$FIX/dense-f32-w128" "$T/ga/m.gguf" --type f32 --mmproj "$T/gb/v.gguf" >/dev/null 2>&1 ||
+  bad "quantize with --mmproj"
+expect_fail "GGUF without its mmproj: no vision" "needs its mmproj GGUF for images (--mmproj)" "$G" image-features \
+  --model "$T/ga/m.gguf" --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/g0.npy"
+"$G" image-features --model "$T/ga/m.gguf" --mmproj "$T/gb/v.gguf" --image "$FIX/images/chelsea.png" \
+  --image-budget 70 --out "$T/g1.npy" 2>/dev/null && cmp -s "$T/g1.npy" "$T/f.npy" && ok "--mmproj: same soft tokens" ||
+  bad "--mmproj: soft tokens differ from the safetensors checkpoint's"
+cp "$T/ga/m.gguf" "$T/gc/m.gguf" && cp "$T/gb/v.gguf" "$T/gc/m-mmproj.gguf"
+"$G" image-features --model "$T/gc/m.gguf" --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/g2.npy" \
+  2>/dev/null && cmp -s "$T/g2.npy" "$T/f.npy" && ok "mmproj found beside the model" || bad "mmproj beside the model"
+cp "$T/gb/v.gguf" "$T/gc/other-mmproj.gguf"
+"$G" image-features --model "$T/gc/m.gguf" --image "$FIX/images/chelsea.png" --image-budget 70 --out "$T/g3.npy" \
+  2>"$T/g3.err"; grep -q "several mmproj files" "$T/g3.err" && ok "two mmproj files: none guessed" ||
+  bad "two mmproj files: $(cat "$T/g3.err")"
+"$G" image-features -m "$T/gc/m.gguf" -mm "$T/gc/other-mmproj.gguf" --image "$FIX/images/chelsea.png" \
+  --image-budget 70 --out "$T/g4.npy" 2>/dev/null && cmp -s "$T/g4.npy" "$T/f.npy" && ok "-mm picks one of two" ||
+  bad "-mm picks one of two"
+expect_fail "--mmproj missing file" "nope.gguf: cannot open" "$G" image-features --model "$T/ga/m.gguf" \
+  --mmproj "$T/gb/nope.gguf" --image "$FIX/images/chelsea.png" --out "$T/g5.npy"
+expect_fail "--mmproj with a safetensors checkpoint" "is not a GGUF model" "$G" image-features \
+  --model "$FIX/dense-f32-w128" --mmproj "$T/gb/v.gguf" --image "$FIX/images/chelsea.png" --out "$T/g6.npy"
+expect_fail "--mmproj needs a value" "--mmproj needs a value" "$G" run -m "$T/ga/m.gguf" -p hi --mmproj
+for c in run serve eval perf bench; do
+  "$G" $c --help 2>&1 | grep -q -- "--mmproj" && ok "$c --help names --mmproj" || bad "$c --help lacks --mmproj"
+done
+expect_fail "chat takes --mmproj (run's options)" "cannot load model" "$G" chat -m "$T/nope.gguf" --mmproj "$T/gb/v.gguf"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

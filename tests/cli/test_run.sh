@@ -45,6 +45,15 @@ expect_fail() { # name, needle, command...
   out=$("$@" 2>&1); rc=$?
   if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
 }
+# a GGUF and its mmproj in another folder (--mmproj): the same greedy answer about an image as the safetensors model
+mkdir -p "$T/g" "$T/v"
+"$G" quantize "$M" "$T/g/m.gguf" --type f32 --mmproj "$T/v/mm.gguf" >/dev/null 2>&1 || bad "quantize tiny with --mmproj"
+a=$("$G" run -m "$M" --image "$FIX/images/chelsea.png" --image-budget 70 -p "What is this?" -n 6 --temp 0 --json \
+  2>/dev/null | sed 's/"prompt_tok_per_s.*//')
+b=$("$G" run -m "$T/g/m.gguf" --mmproj "$T/v/mm.gguf" --image "$FIX/images/chelsea.png" --image-budget 70 \
+  -p "What is this?" -n 6 --temp 0 --json 2>"$T/err" | sed 's/"prompt_tok_per_s.*//')
+echo "$a" | grep -q '"prompt_tokens":79,"generated_tokens":6' && [ "$a" = "$b" ] && ok "run GGUF --mmproj with an image" ||
+  bad "run GGUF --mmproj: '$b' vs '$a' ($(cat "$T/err"))"
 expect_fail "run: prompt longer than the context" "context holds" "$G" run -m "$M" --image "$FIX/images/chelsea.png" -p x -c 64
 expect_fail "run: missing image" "nope.png" "$G" run -m "$M" --image "$T/nope.png" -p x
 expect_fail "run: no tokenizer" "tokenizer.json" "$G" run -m "$FIX/dense-f32" -p x
