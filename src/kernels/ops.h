@@ -23,7 +23,7 @@ typedef struct {
     g4c_dtype scale_dtype;
     int group, bits;
     /* Optional copy of the same matrix for the CPU integer kernels, 8 rows interleaved block by block
-     * (kernels/cpu/repack.c; Q4_0 and Q8_0 with rows % 8 == 0), or NULL. `data` stays the ggml layout. */
+     * (kernels/cpu/repack.c; Q4_0, Q8_0, Q6_K with rows % 8 == 0), or NULL. `data` stays the ggml layout. */
     const void *x8;
 } g4c_wmat;
 

@@ -1,4 +1,4 @@
-/* CPU weight layout: the text decoder's Q4_0 / Q8_0 matrices copied once into the 8-row interleaved layout the
+/* CPU weight layout: the text decoder's Q4_0 / Q8_0 / Q6_K matrices copied once into the 8-row interleaved layout the
  * integer kernels stream fastest (kernels/cpu/repack.c explains the layout and why). Done by the first CPU session
  * of a model; CUDA sessions and the reference path keep reading the ggml layout in the mapped file. The source pages
  * are dropped from memory afterwards (they stay in the page cache and re-fault if something reads them, e.g. the

@@ -211,9 +211,8 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
             const int P = c->ple_dim;
             g4c_matmul(pool, s->ffn_a, s->x, &L->ple_gate, n);
             for (int t = 0; t < n; t++) {
-                const float *pl = s->ple + ((size_t)t * c->n_layer + il) * P;
                 float *g = s->ffn_a + (size_t)t * P;
-                for (int i = 0; i < P; i++) g[i] = g4c_gelu_tanh(g[i]) * pl[i];
+                g4c_gelu_mul(g, g, s->ple + ((size_t)t * c->n_layer + il) * P, P);
             }
             g4c_matmul(pool, s->a, s->ffn_a, &L->ple_proj, n);
             g4c_rms_norm(s->a, s->a, L->ple_post_norm, n, H, c->eps);

@@ -219,6 +219,26 @@ static void test_gelu_mul_softcap(void) {
     check_close("softcap", y, yr, N, 1e-6);
 }
 
+/* tanh (softcap with cap 1) over a dense sweep against libm in f64: every branch of a vectorized tanh, tiny
+ * values, the switch points and the saturated tails */
+static void test_tanh_sweep(void) {
+    enum { N = 400001 };
+    float *x = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) x[i] = -20.0f + 40.0f * (float)i / (N - 1);
+    x[0] = 1e-30f, x[1] = -3e-8f, x[2] = 0.625f, x[3] = -0.625f, x[4] = 0.62499994f, x[5] = 100.0f, x[6] = -1e4f;
+    float *y = malloc(sizeof(float) * N);
+    memcpy(y, x, sizeof(float) * N);
+    g4c_softcap(y, N, 1.0f);
+    double worst_abs = 0, worst_rel = 0;
+    for (int i = 0; i < N; i++) {
+        const double t = tanh((double)x[i]), e = fabs((double)y[i] - t);
+        worst_abs = e > worst_abs ? e : worst_abs;
+        if (t != 0) worst_rel = e / fabs(t) > worst_rel ? e / fabs(t) : worst_rel;
+    }
+    CHECKF(worst_abs <= 2.5e-7 && worst_rel <= 5e-7, "tanh: worst abs %.3g, rel %.3g", worst_abs, worst_rel);
+    free(x), free(y);
+}
+
 static void test_rope(void) {
     static const int hds[] = {2, 32, 64, 256, 512};
     for (size_t i = 0; i < sizeof hds / sizeof *hds; i++) {
@@ -292,6 +312,7 @@ int main(void) {
         RUN(test_matmul_quant);
         RUN(test_rms_norm);
         RUN(test_gelu_mul_softcap);
+        RUN(test_tanh_sweep);
         RUN(test_rope);
         RUN(test_attention);
     }

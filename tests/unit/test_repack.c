@@ -54,14 +54,45 @@ static void test_layout(void) {
     }
 }
 
+/* Q6_K: every element read back from the interleaved bytes by the layout's definition equals the ggml dequant */
+static void test_layout_q6_k(void) {
+    uint64_t seed = 5;
+    const int rows = 16, cols = 512;
+    uint8_t *q = random_matrix(G4C_DTYPE_Q6_K, rows, cols, &seed);
+    g4c_wmat w = {.dtype = G4C_DTYPE_Q6_K, .data = q, .rows = rows, .cols = cols};
+    CHECK(g4c_cpu_repack_bytes(&w) == (size_t)rows * 2 * 210);
+    uint8_t *p = malloc(g4c_cpu_repack_bytes(&w));
+    g4c_cpu_repack(p, &w);
+    float *want = malloc(sizeof(float) * cols);
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        g4c_wmat_row_f32(&w, r, want);
+        const int g = r / 8, k = r % 8;
+        for (int e = 0; e < cols; e++) {
+            const uint8_t *blk = p + ((size_t)g * (cols / 256) + e / 256) * 1680;
+            const int c = e % 256 / 32, j = e % 32 / 4, i = e % 4;
+            const uint8_t *ch = blk + 144 + 192 * c;
+            const int lo = (ch[32 * (j % 4) + 4 * k + i] >> (j < 4 ? 0 : 4)) & 0xF;
+            const int hi = (ch[128 + 32 * (j / 4) + 4 * k + i] >> (2 * (j % 4))) & 3;
+            const float d = g4c_f16_to_f32((uint16_t)(blk[2 * k] | blk[2 * k + 1] << 8));
+            const float v = d * (float)((int8_t)blk[16 + 8 * (e % 256 / 16) + k] * ((lo | hi << 4) - 32));
+            bad += fabsf(v - want[e]) > 1e-6f * (fabsf(want[e]) + 1e-6f);
+        }
+    }
+    CHECKF(!bad, "Q6_K: %d elements differ", bad);
+    free(want), free(p), free(q);
+}
+
 static void test_matmul(void) {
-    const g4c_dtype types[2] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0};
-    const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {64, 1024, 2}, {136, 256, 13}};
+    const g4c_dtype types[3] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q6_K};
+    const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {64, 1024, 2}, {136, 256, 13},
+                             {16, 768, 6}};
     uint64_t seed = 11;
-    for (int ti = 0; ti < 2; ti++)
+    for (int ti = 0; ti < 3; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             const g4c_dtype t = types[ti];
             const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
+            if (cols % g4c_dtype_infos[t].block) continue;
             void *q = random_matrix(t, rows, cols, &seed);
             float *x = malloc(sizeof(float) * (size_t)n * cols);
             test_fill(x, (size_t)n * cols, &seed);
@@ -105,9 +136,9 @@ int main(void) {
     }
     if (!g4c_cpu_isa()) {
         printf("no AVX2: the interleaved layout is not used here\n");
-        RUN(test_layout);
     } else {
         RUN(test_layout);
+        RUN(test_layout_q6_k);
         RUN(test_matmul);
     }
     g4c_pool_free(pool);

@@ -3,6 +3,7 @@
  * register (activations broadcast 4 bytes at a time), then one f32 step per lane:
  *   Q4_0: acc_k += d_k · (dx · Σ q·qx − 8 · dx · Σ qx)    (q the unsigned nibble; dx·Σqx is the block's s)
  *   Q8_0: acc_k += d_k · (dx · Σ q·qx)
+ *   Q6_K: acc_k += d_k · Σ_chunks dx · Σ_sub sc_k,sub · Σ (q − 32)·qx   (per 256-column block)
  * Every output's arithmetic is the same whatever the number of tokens, so decode == prefill bit for bit. */
 #include <immintrin.h>
 #include <string.h>
@@ -82,6 +83,68 @@ TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
+/* Q6_K: the 8 code vectors (0..63) of chunk c, vector j = elements 4j..4j+3 of each row */
+TGT static INL void unpack_q6(const uint8_t *ch, __m256i w[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i h0 = _mm256_loadu_si256((const __m256i *)(ch + 128)), h1 = _mm256_loadu_si256((const __m256i *)(ch + 160));
+    for (int v = 0; v < 4; v++) {
+        const __m256i n = _mm256_loadu_si256((const __m256i *)(ch + 32 * v));
+        /* bits 2v..2v+1 of the high-bit vector moved to bits 4..5 of each byte (epi16 shifts, then the byte mask) */
+        __m256i a, b;
+        switch (v) {
+        case 0: a = _mm256_slli_epi16(h0, 4), b = _mm256_slli_epi16(h1, 4); break;
+        case 1: a = _mm256_slli_epi16(h0, 2), b = _mm256_slli_epi16(h1, 2); break;
+        case 2: a = h0, b = h1; break;
+        default: a = _mm256_srli_epi16(h0, 2), b = _mm256_srli_epi16(h1, 2); break;
+        }
+        w[v] = _mm256_or_si256(_mm256_and_si256(n, m4), _mm256_and_si256(a, m30));
+        w[4 + v] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(n, 4), m4), _mm256_and_si256(b, m30));
+    }
+}
+
+/* int16 lanes 2k, 2k+1 = scale of row k for sub-block s */
+TGT static INL __m256i scales_q6(const uint8_t *sc8) {
+    int64_t v;
+    memcpy(&v, sc8, 8);
+    const __m256i s32 = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(v));
+    return _mm256_blend_epi16(s32, _mm256_slli_epi32(s32, 16), 0xAA);
+}
+
+/* Σ over one sub-block of 16 columns (4 vectors) as int16: (q − 32) in [−32, 31], each maddubs lane at most
+ * 2·32·127 = 8128, four of them 32512 < 2^15 */
+TGT static INL __m256i dot_q6_sub(const __m256i *w, const int8_t *x) {
+    const __m256i off = _mm256_set1_epi8(32);
+    __m256i s = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i v = _mm256_sub_epi8(w[j], off);
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(bcast4(x + 4 * j), v)));
+    }
+    return s;
+}
+
+TGT static INL void group_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb32, const uint8_t *g, int NT) {
+    __m256 acc[MAX_T];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb32 / 8; b++, g += 1680) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
+        __m256 blk[MAX_T];
+        for (int t = 0; t < NT; t++) blk[t] = _mm256_setzero_ps();
+        for (int c = 0; c < 8; c++) {
+            __m256i w[8];
+            unpack_q6(g + 144 + 192 * c, w);
+            const __m256i s0 = scales_q6(g + 16 + 8 * (2 * c)), s1 = scales_q6(g + 16 + 8 * (2 * c + 1));
+            for (int t = 0; t < NT; t++) {
+                const g4c_q8_block *x = xq + (size_t)t * nb32 + 8 * b + c;
+                const __m256i i = _mm256_add_epi32(_mm256_madd_epi16(dot_q6_sub(w, x->q), s0),
+                                                   _mm256_madd_epi16(dot_q6_sub(w + 4, x->q + 16), s1));
+                blk[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_set1_ps(x->d), blk[t]);
+            }
+        }
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(blk[t], d, acc[t]);
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
 #define DISPATCH(fn, nt, ...)                                                                                       \
     switch (nt) {                                                                                                   \
     case 1: fn(__VA_ARGS__, 1); break;                                                                              \
@@ -93,7 +156,7 @@ TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int6
 TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
                           int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
-    const size_t gbytes = (size_t)nb * (dt == G4C_DTYPE_Q4_0 ? 144 : 272);
+    const size_t gbytes = 8 * g4c_dtype_bytes(dt, cols);
     for (int r0 = 0; r0 < n_rows; r0 += 8) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * gbytes;
         for (int t0 = 0; t0 < n_tok; t0 += MAX_T) {
@@ -102,6 +165,8 @@ TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_t
             const g4c_q8_block *xt = xq + (size_t)t0 * nb;
             if (dt == G4C_DTYPE_Q4_0) {
                 DISPATCH(group_q4, nt, yt, ldy, xt, nb, g)
+            } else if (dt == G4C_DTYPE_Q6_K) {
+                DISPATCH(group_q6_k, nt, yt, ldy, xt, nb, g)
             } else {
                 DISPATCH(group_q8, nt, yt, ldy, xt, nb, g)
             }

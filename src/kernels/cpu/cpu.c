@@ -127,6 +127,12 @@ void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim,
 }
 
 void g4c_gelu_mul(float *y, const float *gate, const float *up, int n) {
+#if defined(__x86_64__)
+    if (avx2()) {
+        g4c_avx2_gelu_mul(y, gate, up, n);
+        return;
+    }
+#endif
     for (int i = 0; i < n; i++) y[i] = g4c_gelu_tanh(gate[i]) * up[i];
 }
 
@@ -144,6 +150,14 @@ void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float
 
 void g4c_softcap(float *x, int n, float cap) {
     const float inv = 1.0f / cap;
+#if defined(__x86_64__)
+    if (avx2()) {
+        for (int i = 0; i < n; i++) x[i] *= inv;
+        g4c_avx2_tanh(x, x, n);
+        for (int i = 0; i < n; i++) x[i] *= cap;
+        return;
+    }
+#endif
     for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
 }
 
