@@ -318,7 +318,7 @@ static g4c_status text_config(g4c_config *c, const g4c_gguf *g, g4c_err *err) {
         lc->n_kv_head = (int)nkv[i];
         lc->ffn_dim = (int)ffn[i];
     }
-    c->n_head = L ? (int)nh[0] : 0;
+    c->n_head = L && st == G4C_OK ? (int)nh[0] : 0; /* nh is NULL when the allocation failed */
     free(tmp);
     free(swa);
     return st;
