@@ -52,27 +52,25 @@ INL __m256 udot(__m256i u, __m256i x) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
 }
 
-/* Σ w·x over 32 bytes, both signed: |w| through maddubs, the sign moved onto x */
-INL __m256 sdot(__m256i w, __m256i x) {
-    return udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-}
-
 INL __m256i xq32(const g4c_q8_block *x) { return _mm256_loadu_si256((const __m256i *)x->q); }
 
-/* one 32-element block of a legacy type: acc += Σ w·x's integer part, *off += the offset term */
-INL __m256 block32(g4c_dtype dt, const uint8_t *b, const g4c_q8_block *x, __m256 acc, float *off) {
-    switch (dt) {
-    case G4C_DTYPE_Q4_1:
-        *off += f16x(b + 2) * x->s;
-        return _mm256_fmadd_ps(udot(nibbles(b + 4), xq32(x)), _mm256_set1_ps(f16x(b) * x->d), acc);
-    case G4C_DTYPE_Q5_0: {
+/* one 32-element block of a legacy type against nt (<= 2) tokens' activation blocks x[t]: the codes are unpacked
+ * once, acc[t] += the integer part, off[t] += the offset term */
+INL void block32(g4c_dtype dt, const uint8_t *b, const g4c_q8_block *const *x, int nt, __m256 *acc, float *off) {
+    const float d = f16x(b);
+    if (dt == G4C_DTYPE_Q5_0) {
         const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(b + 6), fifth_bits(b + 2)), _mm256_set1_epi8(16));
-        return _mm256_fmadd_ps(sdot(q, xq32(x)), _mm256_set1_ps(f16x(b) * x->d), acc);
+        /* |q| and the sign moved onto the activations, as in sdot, with |q| shared by the tokens */
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(udot(aq, _mm256_sign_epi8(xq32(x[t]), q)), _mm256_set1_ps(d * x[t]->d), acc[t]);
+        return;
     }
-    default: /* Q5_1 */
-        *off += f16x(b + 2) * x->s;
-        return _mm256_fmadd_ps(udot(_mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4)), xq32(x)),
-                               _mm256_set1_ps(f16x(b) * x->d), acc);
+    const __m256i q = dt == G4C_DTYPE_Q4_1 ? nibbles(b + 4) : _mm256_or_si256(nibbles(b + 8), fifth_bits(b + 4));
+    const float m = f16x(b + 2);
+    for (int t = 0; t < nt; t++) {
+        off[t] += m * x[t]->s;
+        acc[t] = _mm256_fmadd_ps(udot(q, xq32(x[t])), _mm256_set1_ps(d * x[t]->d), acc[t]);
     }
 }
 
@@ -87,10 +85,10 @@ static inline void scale_min_k4x(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 
-/* one Q5_K block (176 bytes: f16 d, dmin; scales[12]; qh[32]; qs[128]) against 8 activation blocks.
+/* one Q5_K block (176 bytes: f16 d, dmin; scales[12]; qh[32]; qs[128]) against nt tokens' 8 activation blocks each.
  * 64 elements per 32 bytes of qs: low nibbles sub-block 2j, high nibbles 2j + 1; their 5th bits are bits 2j and
  * 2j + 1 of qh[l] for element l of the sub-block. */
-INL __m256 block_q5_k(const uint8_t *b, const g4c_q8_block *x, __m256 acc, float *off) {
+INL void block_q5_k(const uint8_t *b, const g4c_q8_block *const *x, int nt, __m256 *acc, float *off) {
     const float d = f16x(b), dmin = f16x(b + 2);
     const uint8_t *sc = b + 4;
     const __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 16)), m4 = _mm256_set1_epi8(0xF),
@@ -105,15 +103,16 @@ INL __m256 block_q5_k(const uint8_t *b, const g4c_q8_block *x, __m256 acc, float
         int s1, n1, s2, n2;
         scale_min_k4x(2 * j, sc, &s1, &n1);
         scale_min_k4x(2 * j + 1, sc, &s2, &n2);
-        const g4c_q8_block *x1 = &x[2 * j], *x2 = &x[2 * j + 1];
-        acc = _mm256_fmadd_ps(udot(lo, xq32(x1)), _mm256_set1_ps(d * (float)s1 * x1->d), acc);
-        acc = _mm256_fmadd_ps(udot(hi, xq32(x2)), _mm256_set1_ps(d * (float)s2 * x2->d), acc);
-        *off -= dmin * ((float)n1 * x1->s + (float)n2 * x2->s);
+        for (int t = 0; t < nt; t++) {
+            const g4c_q8_block *x1 = &x[t][2 * j], *x2 = &x[t][2 * j + 1];
+            acc[t] = _mm256_fmadd_ps(udot(lo, xq32(x1)), _mm256_set1_ps(d * (float)s1 * x1->d), acc[t]);
+            acc[t] = _mm256_fmadd_ps(udot(hi, xq32(x2)), _mm256_set1_ps(d * (float)s2 * x2->d), acc[t]);
+            off[t] -= dmin * ((float)n1 * x1->s + (float)n2 * x2->s);
+        }
     }
-    return acc;
 }
 
-/* y[t * ldy + r] for r < nr (<= 4), t < nt (<= 2): weight blocks loaded once for both tokens */
+/* y[t * ldy + r] for r < nr (<= 4), t < nt (<= 2): each weight block unpacked once for both tokens */
 INL void tile(g4c_dtype dt, float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb32, int nt, const uint8_t *w,
               size_t wstride, int nr) {
     const size_t bsz = g4c_dtype_infos[dt].size;
@@ -123,15 +122,14 @@ INL void tile(g4c_dtype dt, float *y, int64_t ldy, const g4c_q8_block *xq, int64
     float off[4][2];
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 2; t++) acc[r][t] = _mm256_setzero_ps(), off[r][t] = 0;
-    for (int64_t b = 0; b < nbw; b++)
+    for (int64_t b = 0; b < nbw; b++) {
+        const g4c_q8_block *x[2] = {xq + (size_t)b * (size_t)per, xq + (size_t)nb32 + (size_t)b * (size_t)per};
         for (int r = 0; r < nr; r++) {
             const uint8_t *blk = w + r * wstride + (size_t)b * bsz;
-            for (int t = 0; t < nt; t++) {
-                const g4c_q8_block *x = xq + (size_t)t * (size_t)nb32 + (size_t)b * (size_t)per;
-                acc[r][t] = dt == G4C_DTYPE_Q5_K ? block_q5_k(blk, x, acc[r][t], &off[r][t])
-                                                 : block32(dt, blk, x, acc[r][t], &off[r][t]);
-            }
+            if (dt == G4C_DTYPE_Q5_K) block_q5_k(blk, x, nt, acc[r], off[r]);
+            else block32(dt, blk, x, nt, acc[r], off[r]);
         }
+    }
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) y[t * ldy + r] = hsumx(acc[r][t]) + off[r][t];
 }
