@@ -65,7 +65,10 @@ static char *key_of(long long id) {
 
 static int get_ll(const cJSON *o, const char *k, long long *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble) return 0;
+    /* range first: converting a double outside long long's range (1e300) is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9.2e18 && v->valuedouble <= 9.2e18) ||
+        v->valuedouble != (double)(long long)v->valuedouble)
+        return 0;
     *out = (long long)v->valuedouble;
     return 1;
 }

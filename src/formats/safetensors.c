@@ -44,6 +44,7 @@ int64_t g4c_st_numel(const g4c_st_tensor *t) {
 }
 
 const g4c_st_tensor *g4c_st_find(const g4c_tensor_set *ts, const char *name) {
+    if (!ts->n_tensors) return NULL; /* ts->tensors may be NULL: bsearch must not see it */
     g4c_st_tensor key = {.name = (char *)name};
     return bsearch(&key, ts->tensors, (size_t)ts->n_tensors, sizeof key, cmp_name);
 }
@@ -201,7 +202,7 @@ done:
 }
 
 static g4c_status finish(g4c_tensor_set *ts, const char *what, g4c_err *err) {
-    qsort(ts->tensors, (size_t)ts->n_tensors, sizeof *ts->tensors, cmp_name);
+    if (ts->n_tensors > 1) qsort(ts->tensors, (size_t)ts->n_tensors, sizeof *ts->tensors, cmp_name); /* may be NULL */
     for (int i = 1; i < ts->n_tensors; i++)
         if (strcmp(ts->tensors[i - 1].name, ts->tensors[i].name) == 0) {
             const char *a = ts->n_files ? ts->files[ts->tensors[i - 1].i_file].path : what;
@@ -282,6 +283,7 @@ g4c_status g4c_st_open_dir(g4c_tensor_set **out, const char *dir, g4c_err *err) 
     if (!ts) { cJSON_Delete(idx); return G4C_E_NOMEM; }
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
     if (!cJSON_IsObject(wm)) { st = G4C_FAIL(err, G4C_E_FORMAT, "%s: no \"weight_map\" object", path); goto done; }
+    if (!wm->child) { st = G4C_FAIL(err, G4C_E_FORMAT, "%s: \"weight_map\" names no tensor", path); goto done; }
     /* Open each distinct shard once, in the order first named. */
     for (const cJSON *it = wm->child; it; it = it->next) {
         if (!cJSON_IsString(it) || !safe_shard_name(it->valuestring)) {

@@ -1,8 +1,13 @@
-/* libFuzzer target: any model output -> zero or more COCO detections, never an error (src/eval/metrics.c
- * eval_coco_parse), every box inside the image, with a COCO class and more than 1 px on each side; the same text
- * through the VQA normalizations, and the detections through the scorer. metrics.c is compiled in (the fuzz
- * targets link g4c_model, g4c_image and g4c_tokenizer only). */
+/* libFuzzer target for the parsers of model output (any text is legal input):
+ *  - COCO detections (src/eval/metrics.c eval_coco_parse: box_2d arrays and their variants): zero or more, never an
+ *    error, every box inside the image, with a COCO class and more than 1 px on each side; the detections through
+ *    the scorer;
+ *  - the same text through the VQA normalizations;
+ *  - segmentation polygons (src/report/segment.c rp_parse_polygons): zero polygons with a reason, or polygons of
+ *    at least 3 points inside the image.
+ * metrics.c is compiled in (this target links g4c_report, not g4c_eval). */
 #include "eval/metrics.c"
+#include "report/report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 200000) return 0;
@@ -27,12 +32,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     free(st);
     free(b);
+    /* VQA: answers are short; the normalizations cost O(words x 150 strcmp), so they see the first 512 bytes */
+    if (size > 512) text[512] = 0;
     char *p = eval_vqa_prediction(text), *s = eval_vqa_normalize(text);
     const char *answers[3] = {text, p ? p : "", s ? s : ""};
     const double acc = eval_vqa_accuracy(text, answers, 3);
     if (acc < 0 || acc > 1) __builtin_trap();
     char lab[64];
     (void)eval_coco_label(text, lab, sizeof lab);
+    if (size > 512) text[512] = (char)data[512]; /* the polygons see it all again */
+    rp_polygon *pg = NULL;
+    char why[160];
+    const int npg = rp_parse_polygons(text, w, h, &pg, why, sizeof why);
+    if (npg < 0 || (npg == 0 && (pg || !why[0]))) __builtin_trap(); /* < 0 only when memory runs out */
+    for (int k = 0; k < npg; k++) {
+        if (pg[k].n < 3 || !pg[k].xy) __builtin_trap();
+        for (int i = 0; i < pg[k].n; i++)
+            if (!(pg[k].xy[2 * i] >= 0 && pg[k].xy[2 * i] <= w && pg[k].xy[2 * i + 1] >= 0 &&
+                  pg[k].xy[2 * i + 1] <= h))
+                __builtin_trap();
+    }
+    rp_polygons_free(pg, npg);
     free(p);
     free(s);
     free(text);
