@@ -27,26 +27,35 @@ static int text_mats(g4c_weights *w, const g4c_config *c, g4c_wmat **out, int ca
     return n;
 }
 
+/* slices of at most SLICE rows (whole groups of 8), so one large matrix (the tied head) spreads over the threads */
+enum { SLICE = 2048 };
+
 typedef struct {
     g4c_wmat **mats;
     char **dst;
+    int *slice_mat;      /* [n_slices] matrix index */
+    int64_t *slice_row;  /* [n_slices] first row */
 } repack_job;
 
 static void repack_task(void *ctx, int i_task, int i_thread) {
     (void)i_thread;
-    repack_job *j = ctx;
-    g4c_wmat *w = j->mats[i_task];
-    if (!j->dst[i_task]) return;
-    g4c_cpu_repack(j->dst[i_task], w);
-    /* drop the source pages from this process (whole pages inside the tensor only) */
+    const repack_job *j = ctx;
+    const g4c_wmat *w = j->mats[j->slice_mat[i_task]];
+    const int64_t r0 = j->slice_row[i_task], n = w->rows - r0 < SLICE ? w->rows - r0 : SLICE;
+    const g4c_wmat s = g4c_wmat_rows(*w, r0, n);
+    g4c_cpu_repack(j->dst[j->slice_mat[i_task]] + (size_t)r0 * g4c_wmat_row_bytes(w), &s);
+}
+
+/* drop a repacked matrix's source pages from this process (whole pages inside the tensor only) */
+static void drop_source(const g4c_wmat *w) {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)w->data,
                     e = a + (uintptr_t)w->rows * g4c_wmat_row_bytes(w);
     const uintptr_t lo = (a + page - 1) / page * page, hi = e / page * page;
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-    w->x8 = j->dst[i_task];
 }
 
 g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *c, g4c_pool *pool, g4c_err *err) {
+    (void)err; /* out of memory only costs speed: a warning, and the mapped layout */
     if (w->repack_done) return G4C_OK;
     w->repack_done = 1;
     const char *off = getenv("G4C_NO_REPACK");
@@ -56,32 +65,60 @@ g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *c, g4c_pool 
     char **dst = mats ? g4c_calloc((size_t)cap, sizeof *dst, err) : NULL;
     if (!dst) {
         free(mats);
-        return G4C_E_NOMEM;
+        g4c_log(G4C_LOG_WARN, "no memory to repack the CPU weights: using the mapped layout");
+        return G4C_OK;
     }
     const int n = text_mats(w, c, mats, cap);
     size_t total = 0;
     for (int i = 0; i < n; i++) total += (g4c_cpu_repack_bytes(mats[i]) + 63) / 64 * 64;
-    if (total) {
-        void *buf = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (buf == MAP_FAILED) {
-            free(mats);
-            free(dst);
-            return G4C_FAIL(err, G4C_E_NOMEM, "cannot map %.1f MiB for the repacked CPU weights", total / 1048576.0);
-        }
+    int n_slices = 0;
+    for (int i = 0; i < n; i++)
+        if (g4c_cpu_repack_bytes(mats[i])) n_slices += (int)((mats[i]->rows + SLICE - 1) / SLICE);
+    int *slice_mat = total ? g4c_malloc((size_t)n_slices, sizeof *slice_mat, err) : NULL;
+    int64_t *slice_row = slice_mat ? g4c_malloc((size_t)n_slices, sizeof *slice_row, err) : NULL;
+    void *buf = MAP_FAILED;
+    if (total && slice_row) buf = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (total && buf == MAP_FAILED) /* not fatal: the kernels read the mapped layout, a little slower */
+        g4c_log(G4C_LOG_WARN, "no memory for the repacked CPU weights (%.1f MiB): using the mapped layout",
+                total / 1048576.0);
+    if (total && buf != MAP_FAILED) {
         size_t at = 0;
+        n_slices = 0;
         for (int i = 0; i < n; i++) {
             const size_t b = g4c_cpu_repack_bytes(mats[i]);
-            if (b) dst[i] = (char *)buf + at;
+            if (!b) continue;
+            dst[i] = (char *)buf + at;
             at += (b + 63) / 64 * 64;
+            for (int64_t r = 0; r < mats[i]->rows; r += SLICE) slice_mat[n_slices] = i, slice_row[n_slices++] = r;
         }
-        repack_job j = {mats, dst};
-        g4c_pool_run(pool, repack_task, &j, n);
+        repack_job j = {mats, dst, slice_mat, slice_row};
+        g4c_pool_run(pool, repack_task, &j, n_slices);
+        for (int i = 0; i < n; i++)
+            if (dst[i]) {
+                drop_source(mats[i]);
+                mats[i]->x8 = dst[i];
+            }
         w->repacked = buf;
         w->repacked_bytes = total;
     }
+    free(slice_mat);
+    free(slice_row);
     free(mats);
     free(dst);
     return G4C_OK;
+}
+
+size_t g4c_weights_repack_estimate(g4c_weights *w, const g4c_config *c, int *n_mats) {
+    g4c_wmat *mats[2 + MAX_MATS * 256];
+    const int n = c->n_layer <= 256 ? text_mats(w, c, mats, 2 + MAX_MATS * 256) : 0;
+    size_t total = 0;
+    *n_mats = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t b = g4c_cpu_repack_bytes(mats[i]);
+        total += b;
+        *n_mats += b > 0;
+    }
+    return total;
 }
 
 void g4c_weights_repack_free(g4c_weights *w) {

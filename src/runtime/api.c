@@ -168,8 +168,28 @@ size_t g4c_model_describe(const g4c_model *m, char *buf, size_t size) {
     P("sliding window  %d\nsoftcap         %g\nk_eq_v          %d\nmoe             %d", c->sliding_window,
       c->final_softcap, c->k_eq_v, c->moe);
     if (c->moe) P(" (%d experts, top %d, ffn %d)", c->n_expert, c->n_expert_used, c->moe_ffn_dim);
-    P("\nple dim         %d\nkv shared       %d\nkv caches       %d\nlayers:\n", c->ple_dim, c->n_kv_shared,
-      c->n_kv_slots);
+    P("\nple dim         %d\nkv shared       %d\nkv caches       %d\n", c->ple_dim, c->n_kv_shared, c->n_kv_slots);
+    /* memory: the KV cache of a default session (f32; sliding layers keep window - 1 + n_ubatch positions) */
+    const int n_ctx = c->max_pos < 4096 ? c->max_pos : 4096, n_ubatch = 512;
+    size_t kv = 0;
+    for (int i = 0; i < c->n_layer; i++) {
+        const g4c_layer_cfg *l = &c->layers[i];
+        if (l->kv_slot < 0) continue;
+        int cap = n_ctx;
+        if (l->type == G4C_LAYER_SLIDING && c->sliding_window - 1 + n_ubatch < cap) cap = c->sliding_window - 1 + n_ubatch;
+        kv += 2 * sizeof(float) * (size_t)cap * (size_t)l->n_kv_head * (size_t)l->head_dim;
+    }
+    int n_rep = 0;
+    const size_t rep = g4c_weights_repack_estimate((g4c_weights *)&m->w, c, &n_rep);
+    P("kv cache        %.1f MiB at n_ctx %d (f32, sliding layers hold window - 1 + n_ubatch %d positions)\n",
+      kv / 1048576.0, n_ctx, n_ubatch);
+    if (rep)
+        P("cpu layout      %d matrices (%.1f MiB) copied 8 rows interleaved for the AVX2 integer kernels at the first "
+          "CPU session; their mapped pages are released (G4C_NO_REPACK=1 keeps the mapping)\n", n_rep,
+          rep / 1048576.0);
+    else
+        P("cpu layout      weights read in place from the mapping\n");
+    P("layers:\n");
     for (int i = 0; i < c->n_layer; i++) {
         const g4c_layer_cfg *l = &c->layers[i];
         P("  %3d %-7s head_dim %-4d kv_heads %-3d ffn %-6d %s\n", i, l->type == G4C_LAYER_FULL ? "full" : "sliding",

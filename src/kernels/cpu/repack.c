@@ -25,6 +25,7 @@ size_t g4c_cpu_repack_bytes(const g4c_wmat *w) {
 #if !defined(__x86_64__)
     return 0; /* the kernels for this layout are AVX2 only (avx2_x8.c) */
 #endif
+    if (!g4c_cpu_isa()) return 0; /* no AVX2 here: the portable path reads the ggml layout */
     const int ok = w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q6_K;
     if (!ok || w->rows <= 0 || w->rows % 8) return 0;
     return (size_t)w->rows * g4c_wmat_row_bytes(w);
