@@ -7,6 +7,7 @@
  * Weights are a pure function of (--seed, tensor name, element index): matrices uniform with std 1/sqrt(fan_in),
  * embeddings std 1, norm weights in (0.9, 1.1), scalars that must be neutral set to 1 or 0. No NaN, Inf, zero or
  * subnormal values. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -17,9 +18,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
 #include "base/base.h"
 #include "cli/cli.h"
 #include "formats/formats.h"
+#include "runtime/quantize.h"
 
 /* ---- presets (spec §1.1, §1.3) ---- */
 
@@ -545,6 +549,7 @@ static int copy_tokenizer(const char *src, const char *dir) {
 static const char *const synth_help =
     "usage: gemma4c synth --preset tiny|e2b|e4b|26b-a4b|31b --out DIR [--dtype bf16|f32] [--seed S]\n"
     "                     [--tokenizer tokenizer.json] [--no-vision] [--dry-run] [-t N]\n"
+    "                     [--format safetensors|gguf] [--type q4_0|q8_0|q4_k_m|...]\n"
     "Writes a random-weight Hugging Face checkpoint with the real configuration of a Gemma 4 size: config.json,\n"
     "generation_config.json, processor_config.json and model.safetensors (every tensor the loader needs; streamed\n"
     "with constant memory, written as model.safetensors.tmp and renamed when complete). For demos and for\n"
@@ -557,23 +562,176 @@ static const char *const synth_help =
     "  --tokenizer FILE    copy this tokenizer.json into DIR (default: $G4C_TOKENIZER_JSON); a Gemma 3 one works\n"
     "  --no-vision         text decoder only (vision_config null)\n"
     "  --dry-run           print tensor count, bytes and parameter counts; write nothing\n"
-    "  -t, --threads N     threads generating the values (default: all cores)\n";
+    "  -t, --threads N     threads generating the values (default: all cores)\n"
+    "  --format gguf       write DIR/model.gguf (and DIR/mmproj.gguf with vision) quantized to --type instead of\n"
+    "                      model.safetensors, streamed from the generator: no float checkpoint on disk first. The\n"
+    "                      values are the ones `synth` writes (rounded to --dtype), so this equals `synth` followed\n"
+    "                      by `gemma4c quantize DIR DIR/model.gguf --type T` byte for byte\n"
+    "  --type T            the GGUF's type, as `gemma4c quantize --type` (default q4_0)\n";
 
 typedef struct {
     uint64_t total, text, vision, embed, expert;
 } counts;
 
+/* ---- --format gguf: the tensors as a set whose values come from fill() (runtime/quantize.h) ---- */
+
+typedef struct {
+    uint64_t key;
+    int kind, bf16;
+    float amp;
+} gen_param;
+
+typedef struct {
+    g4c_tensor_set ts;
+    gen_param *gp; /* [n_tensors], by the set's (name) order */
+    void *zeros;   /* read-only zero pages standing in for the data of large tensors (never read) */
+    size_t zeros_size;
+} gen_set;
+
+static void gen_source(void *user, const g4c_st_tensor *t, int64_t i0, int64_t n, float *dst) {
+    const gen_set *g = user;
+    const gen_param *gp = &g->gp[t - g->ts.tensors];
+    fill(dst, (size_t)n, gp->key, (uint64_t)i0, gp->kind, gp->amp);
+    if (gp->bf16) /* the values synth stores: rounded to bf16, to nearest even */
+        for (int64_t k = 0; k < n; k++) {
+            uint32_t u;
+            memcpy(&u, &dst[k], 4);
+            u = ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16) << 16;
+            memcpy(&dst[k], &u, 4);
+        }
+}
+
+static int cmp_st(const void *a, const void *b) {
+    return strcmp(((const g4c_st_tensor *)a)->name, ((const g4c_st_tensor *)b)->name);
+}
+
+static void gen_set_free(gen_set *g) {
+    for (int i = 0; i < g->ts.n_tensors; i++) {
+        free(g->ts.tensors[i].name);
+        if ((const char *)g->ts.tensors[i].data != (const char *)g->zeros) free((void *)g->ts.tensors[i].data);
+    }
+    free(g->ts.tensors);
+    free(g->gp);
+    if (g->zeros) munmap(g->zeros, g->zeros_size);
+    memset(g, 0, sizeof *g);
+}
+
+/* Tensors up to SMALL elements get their values in memory (binding converts vectors, quantize reorders the patch
+ * embedding); larger ones only a stand-in pointer and their generator. */
+static int gen_set_build(gen_set *g, const g4c_st_writer *w, uint64_t seed) {
+    enum { SMALL = 1 << 22 };
+    const int nt = g4c_stw_count(w);
+    memset(g, 0, sizeof *g);
+    g->ts.tensors = calloc((size_t)nt, sizeof *g->ts.tensors);
+    if (!g->ts.tensors) return -1;
+    for (int i = 0; i < nt; i++) {
+        const g4c_stw_tensor *t = g4c_stw_get(w, i);
+        g4c_st_tensor *d = &g->ts.tensors[g->ts.n_tensors];
+        if (!(d->name = strdup(t->name))) return -1;
+        g->ts.n_tensors++;
+        d->dtype = G4C_DTYPE_F32;
+        d->ndim = t->ndim;
+        memcpy(d->shape, t->shape, sizeof d->shape);
+        d->size_bytes = (size_t)t->numel * sizeof(float);
+        d->i_file = t->tag; /* carried until the generator parameters are laid out below */
+        if (t->numel > SMALL && d->size_bytes > g->zeros_size) g->zeros_size = d->size_bytes;
+    }
+    if (g->zeros_size) {
+        g->zeros = mmap(NULL, g->zeros_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (g->zeros == MAP_FAILED) {
+            g->zeros = NULL;
+            return -1;
+        }
+    }
+    qsort(g->ts.tensors, (size_t)g->ts.n_tensors, sizeof *g->ts.tensors, cmp_st);
+    if (!(g->gp = calloc((size_t)nt, sizeof *g->gp))) return -1;
+    for (int i = 0; i < nt; i++) {
+        g4c_st_tensor *d = &g->ts.tensors[i];
+        g4c_stw_tensor like = {.ndim = d->ndim, .tag = d->i_file}; /* what amplitude() reads */
+        memcpy(like.shape, d->shape, sizeof like.shape);
+        g->gp[i] = (gen_param){tensor_key(seed, d->name), d->i_file & 15, 0, amplitude(&like)};
+        d->i_file = 0;
+        const size_t n = d->size_bytes / sizeof(float);
+        if (n > SMALL) {
+            d->data = g->zeros;
+            continue;
+        }
+        float *v = malloc(n ? d->size_bytes : 1);
+        if (!v) return -1;
+        d->data = v;
+    }
+    return 0;
+}
+
+/* config.json, generation_config.json, processor_config.json, tokenizer.json (+ tokenizer_config.json) */
+static int write_side_files(const char *out, const preset *p, g4c_dtype dt, int vision, const char *tok) {
+    cJSON *j[3] = {make_config(p, dt, vision), make_generation_config(), vision ? make_processor_config() : NULL};
+    int bad = write_json(out, "config.json", j[0]) || write_json(out, "generation_config.json", j[1]) ||
+              (j[2] && write_json(out, "processor_config.json", j[2]));
+    for (int k = 0; k < 3; k++) cJSON_Delete(j[k]);
+    if (bad) return 1;
+    char tpath[4200];
+    if (tok) {
+        cJSON *tc = make_tokenizer_config(p);
+        bad = copy_tokenizer(tok, out) || write_json(out, "tokenizer_config.json", tc);
+        cJSON_Delete(tc);
+        return bad;
+    }
+    if (snprintf(tpath, sizeof tpath, "%s/tokenizer.json", out) > 0 && access(tpath, F_OK) != 0)
+        fprintf(stderr, "gemma4c synth: warning: no tokenizer given (--tokenizer FILE or $G4C_TOKENIZER_JSON): "
+                "`gemma4c run` will need a tokenizer.json in %s; `generate --tokens` works without\n", out);
+    return 0;
+}
+
+static void on_tensor(void *user, int i, int n, const char *name, g4c_dtype type) {
+    (void)user;
+    if (isatty(2)) fprintf(stderr, "\r[%4d/%4d] %-40s %-5s", i + 1, n, name, g4c_dtype_infos[type].name);
+}
+
+/* --format gguf: DIR's side files, then the GGUF(s) straight from the generator */
+static int write_gguf(const char *out, const preset *p, g4c_dtype dt, int vision, const char *tok, int ftype,
+                      int n_threads, uint64_t seed, const g4c_st_writer *w, char *path, size_t path_size) {
+    if (write_side_files(out, p, dt, vision, tok)) return 1;
+    gen_set g;
+    g4c_err err = {0};
+    if (gen_set_build(&g, w, seed) != 0) {
+        gen_set_free(&g);
+        fprintf(stderr, "gemma4c synth: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < g.ts.n_tensors; i++) {
+        g.gp[i].bf16 = dt == G4C_DTYPE_BF16;
+        const g4c_st_tensor *t = &g.ts.tensors[i];
+        if (t->data != g.zeros) gen_source(&g, t, 0, (int64_t)(t->size_bytes / sizeof(float)), (float *)t->data);
+    }
+    char mm[4200];
+    snprintf(path, path_size, "%s/model.gguf", out);
+    snprintf(mm, sizeof mm, "%s/mmproj.gguf", out);
+    g4c_quantize_params qp = {.ftype = (g4c_ftype)ftype, .mmproj_out = vision ? mm : NULL, .n_threads = n_threads,
+                              .progress = on_tensor, .source = gen_source, .source_user = &g};
+    const double t0 = g4c_time_ms();
+    const g4c_status st = g4c_quantize_generated(out, &g.ts, path, &qp, &err);
+    gen_set_free(&g);
+    if (isatty(2)) fprintf(stderr, "\r%70s\r", "");
+    if (st != G4C_OK) {
+        cli_die_err("synth", &err);
+        return 1;
+    }
+    fprintf(stderr, "wrote %s (%s) in %.1f s\n", path, g4c_ftype_name((g4c_ftype)ftype), (g4c_time_ms() - t0) / 1e3);
+    return 0;
+}
+
 int cmd_synth(int argc, char **argv) {
     const char *preset_name = NULL, *out = NULL, *tok = NULL;
     g4c_dtype dt = G4C_DTYPE_BF16;
     uint64_t seed = 1;
-    int vision = 1, dry = 0, n_threads = 0;
+    int vision = 1, dry = 0, n_threads = 0, gguf = 0, ftype = G4C_FT_Q4_0;
     g4c_pool *pool = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(a, "--preset") || !strcmp(a, "--out") || !strcmp(a, "-o") || !strcmp(a, "--dtype") ||
                     !strcmp(a, "--seed") || !strcmp(a, "--tokenizer") || !strcmp(a, "-t") ||
-                    !strcmp(a, "--threads");
+                    !strcmp(a, "--threads") || !strcmp(a, "--format") || !strcmp(a, "--type");
         if (takes && !v) { fprintf(stderr, "gemma4c synth: %s needs a value\n", a); return 2; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(synth_help, stdout); return 0; }
         else if (!strcmp(a, "--preset")) preset_name = v;
@@ -600,6 +758,16 @@ int cmd_synth(int argc, char **argv) {
                 return 2;
             }
             n_threads = (int)t;
+        } else if (!strcmp(a, "--format")) {
+            if (!strcmp(v, "gguf")) gguf = 1;
+            else if (!strcmp(v, "safetensors")) gguf = 0;
+            else { fprintf(stderr, "gemma4c synth: --format must be safetensors or gguf, got '%s'\n", v); return 2; }
+        } else if (!strcmp(a, "--type")) {
+            if ((ftype = g4c_ftype_parse(v)) < 0) {
+                fprintf(stderr, "gemma4c synth: unknown --type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k_m "
+                        "q5_k_m q6_k)\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--no-vision")) vision = 0;
         else if (!strcmp(a, "--dry-run")) dry = 1;
         else { fprintf(stderr, "gemma4c synth: unknown option '%s' (see gemma4c synth --help)\n", a); return 2; }
@@ -646,7 +814,7 @@ int cmd_synth(int argc, char **argv) {
     }
     const uint64_t file_size = g4c_stw_file_size(w), data_size = g4c_stw_data_size(w);
 
-    char path[4096], tpath[4200];
+    char path[4096];
     struct sigaction sa = {0}, old_int, old_term, old_hup;
     int handlers = 0, created_dir = 0;
     if (!dry) {
@@ -668,6 +836,10 @@ int cmd_synth(int argc, char **argv) {
             fprintf(stderr, "gemma4c synth: %s already holds a sharded checkpoint (model.safetensors.index.json), "
                     "which the loader would read instead; choose another --out\n", out);
             goto done;
+        }
+        if (gguf) {
+            if (write_gguf(out, p, dt, vision, tok, ftype, n_threads, seed, w, path, sizeof path)) goto done;
+            goto summary;
         }
         struct statvfs fs;
         if (statvfs(out, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < file_size + ((uint64_t)64 << 20)) {
@@ -732,29 +904,17 @@ int cmd_synth(int argc, char **argv) {
         if (st == G4C_OK) st = g4c_stw_finish(w, &err);
         if (st != G4C_OK) { cli_die_err("synth", &err); goto done; }
         double secs = (g4c_time_ms() - t0) / 1e3;
-        cJSON *j[3] = {make_config(p, dt, vision), make_generation_config(), vision ? make_processor_config() : NULL};
-        int bad = write_json(out, "config.json", j[0]) || write_json(out, "generation_config.json", j[1]) ||
-                  (j[2] && write_json(out, "processor_config.json", j[2]));
-        for (int k = 0; k < 3; k++) cJSON_Delete(j[k]);
-        if (bad) goto done;
-        if (tok) {
-            cJSON *tc = make_tokenizer_config(p);
-            bad = copy_tokenizer(tok, out) || write_json(out, "tokenizer_config.json", tc);
-            cJSON_Delete(tc);
-            if (bad) goto done;
-        } else if (snprintf(tpath, sizeof tpath, "%s/tokenizer.json", out) > 0 && access(tpath, F_OK) != 0) {
-            fprintf(stderr, "gemma4c synth: warning: no tokenizer given (--tokenizer FILE or $G4C_TOKENIZER_JSON): "
-                    "`gemma4c run` will need a tokenizer.json in %s; `generate --tokens` works without\n", out);
-        }
+        if (write_side_files(out, p, dt, vision, tok)) goto done;
         fprintf(stderr, "wrote %.2f GB in %.1f s (%.2f GB/s)\n", file_size / 1e9, secs, file_size / 1e9 / (secs + 1e-9));
     }
 
-    /* summary */
+summary:; /* summary */
     char a[40], b[40];
     printf("preset      %s (%s)%s\n", p->name, p->label, vision ? "" : ", no vision");
     printf("dtype       %s, seed %llu\n", dt == G4C_DTYPE_BF16 ? "bf16" : "f32", (unsigned long long)seed);
     printf("tensors     %d\n", nt);
-    printf("bytes       %s (%s)\n", commas(a, sizeof a, file_size), human(b, sizeof b, (double)file_size, "B"));
+    if (!gguf)
+        printf("bytes       %s (%s)\n", commas(a, sizeof a, file_size), human(b, sizeof b, (double)file_size, "B"));
     printf("params      %s (%s)\n", commas(a, sizeof a, c.total), human(b, sizeof b, (double)c.total, ""));
     printf("  text      %s (%s)\n", commas(a, sizeof a, c.text), human(b, sizeof b, (double)c.text, ""));
     if (vision) printf("  vision    %s (%s)\n", commas(a, sizeof a, c.vision), human(b, sizeof b, (double)c.vision, ""));

@@ -125,6 +125,7 @@ static int cmp_qt(const void *a, const void *b) {
 
 typedef struct {
     const qt *t;
+    const g4c_quantize_params *p;
     int64_t r0, nr, cols;
     size_t src_row, dst_row;
     uint8_t *out;
@@ -139,6 +140,7 @@ static void run_rows(void *ctx, int i_task, int i_thread) {
     for (int64_t r = a; r < b; r++) {
         const int64_t gr = j->r0 + r;
         if (j->t->gen) memcpy(row, j->t->gen + gr * j->cols, sizeof(float) * (size_t)j->cols);
+        else if (j->p->source) j->p->source(j->p->source_user, j->t->src, gr * j->cols, j->cols, row);
         else g4c_dequant(row, (const uint8_t *)j->t->src->data + (size_t)gr * j->src_row, j->t->src->dtype, j->cols);
         g4c_quantize(j->out + (size_t)r * j->dst_row, row, j->t->type, j->cols);
     }
@@ -159,7 +161,7 @@ static g4c_status write_all(g4c_gguf_writer *w, const qlist *L, g4c_pool *pool, 
         int64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) numel *= t->shape[d];
         const int64_t cols = t->shape[t->ndim - 1], rows = cols ? numel / cols : 0;
-        job j = {.t = t, .cols = cols, .dst_row = g4c_dtype_bytes(t->type, cols), .out = out, .scratch = scratch};
+        job j = {.t = t, .p = p, .cols = cols, .dst_row = g4c_dtype_bytes(t->type, cols), .out = out, .scratch = scratch};
         if (t->src) j.src_row = g4c_dtype_bytes(t->src->dtype, cols);
         const int64_t per = j.dst_row ? (int64_t)(chunk / j.dst_row) : rows;
         for (int64_t r0 = 0; r0 < rows && st == G4C_OK; r0 += j.nr) {
@@ -422,18 +424,20 @@ static g4c_status write_file(const char *out, g4c_gguf_writer *w, qlist *L, g4c_
     return g4c_ggw_finish(w, err);
 }
 
-static g4c_status from_hf(const char *in, const char *out, const g4c_quantize_params *p, g4c_pool *pool,
-                          g4c_err *err) {
+/* in: the directory of config.json and tokenizer.json; ts: the tensors (opened from in, or generated) */
+static g4c_status from_hf(const char *in, const g4c_tensor_set *given, const char *out, const g4c_quantize_params *p,
+                          g4c_pool *pool, g4c_err *err) {
     char path[4096];
     g4c_config c;
     G4C_TRY(g4c_path_join(path, sizeof path, in, "config.json", err));
     G4C_TRY(g4c_config_load(&c, path, err));
-    g4c_tensor_set *ts = NULL;
+    g4c_tensor_set *opened = NULL;
     g4c_weights wt = {0};
     g4c_vision_w vw = {0};
     qlist text = {0}, vis = {0};
     g4c_gguf_writer *w = NULL, *wv = NULL;
-    g4c_status st = g4c_st_open_dir(&ts, in, err);
+    g4c_status st = given ? G4C_OK : g4c_st_open_dir(&opened, in, err);
+    const g4c_tensor_set *ts = given ? given : opened;
     if (st == G4C_OK) st = g4c_weights_bind(&wt, &c, ts, err); /* every shape checked against the config */
     if (st == G4C_OK && p->mmproj_out && !c.vision.present)
         st = G4C_FAIL(err, G4C_E_ARG, "%s has no vision tower: nothing to write to %s", in, p->mmproj_out);
@@ -458,7 +462,7 @@ static g4c_status from_hf(const char *in, const char *out, const g4c_quantize_pa
     qlist_free(&vis);
     g4c_vision_free(&vw);
     g4c_weights_free(&wt);
-    g4c_st_free(ts);
+    g4c_st_free(opened);
     g4c_config_free(&c);
     return st;
 }
@@ -532,7 +536,20 @@ g4c_status g4c_quantize_model(const char *in, const char *out, const g4c_quantiz
     if (is_gguf && !strcmp(gguf, out)) return G4C_FAIL(err, G4C_E_ARG, "quantize: the output would overwrite the input");
     g4c_pool *pool;
     G4C_TRY(g4c_pool_init(&pool, p->n_threads, err));
-    g4c_status st = is_gguf ? from_gguf(gguf, out, p, pool, err) : from_hf(in, out, p, pool, err);
+    g4c_quantize_params q = *p;
+    q.source = NULL; /* only for generated tensors */
+    g4c_status st = is_gguf ? from_gguf(gguf, out, &q, pool, err) : from_hf(in, NULL, out, &q, pool, err);
+    g4c_pool_free(pool);
+    return st;
+}
+
+g4c_status g4c_quantize_generated(const char *dir, const g4c_tensor_set *ts, const char *out,
+                                  const g4c_quantize_params *p, g4c_err *err) {
+    if (!dir || !ts || !out || !p || !p->source || (unsigned)p->ftype >= G4C_FT_COUNT)
+        return G4C_FAIL(err, G4C_E_ARG, "quantize: a directory, tensors, their source, an output and a type are required");
+    g4c_pool *pool;
+    G4C_TRY(g4c_pool_init(&pool, p->n_threads, err));
+    g4c_status st = from_hf(dir, ts, out, p, pool, err);
     g4c_pool_free(pool);
     return st;
 }

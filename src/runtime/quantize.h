@@ -20,6 +20,9 @@ typedef struct {
     /* called before each tensor is written (i of n, the GGUF name and the type chosen) */
     void (*progress)(void *user, int i, int n, const char *name, g4c_dtype type);
     void *user;
+    /* g4c_quantize_generated only: the f32 values of elements [i0, i0 + n) of tensor t (the source tensor set's) */
+    void (*source)(void *source_user, const g4c_st_tensor *t, int64_t i0, int64_t n, float *dst);
+    void *source_user;
 } g4c_quantize_params;
 
 /* "q4_k_m" (any case) -> its ftype, or -1. */
@@ -42,5 +45,11 @@ g4c_dtype g4c_quant_choose(const char *name, int ndim, const int64_t *shape, g4c
 
 /* in: a Hugging Face checkpoint directory, or a GGUF (file, or directory holding one). out: the GGUF to write. */
 g4c_status g4c_quantize_model(const char *in, const char *out, const g4c_quantize_params *p, g4c_err *err);
+/* The same from a tensor set (Hugging Face names) whose matrix values come from p->source instead of its data
+ * (`synth --format gguf`: checkpoints of the real shapes without writing the float file first). dir holds the
+ * config.json (and tokenizer.json); ts's data must hold the real values of what binding converts (vectors, scalars,
+ * the vision patch embedding); larger tensors are read only through p->source. */
+g4c_status g4c_quantize_generated(const char *dir, const g4c_tensor_set *ts, const char *out,
+                                  const g4c_quantize_params *p, g4c_err *err);
 
 #endif

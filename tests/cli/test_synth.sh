@@ -85,6 +85,20 @@ check "tiny params" "$(param tiny "" params)" 17e6 18e6
 "$G" synth --preset e2b --dry-run --out "$T/dry" >/dev/null 2>&1 && [ ! -e "$T/dry" ] && ok "dry run writes nothing" ||
   bad "dry run wrote files"
 
+# --format gguf: the same bytes as synth followed by quantize (the directory names match: general.name is its name)
+mkdir -p "$T/g1" "$T/g2"
+if "$G" synth --preset tiny --out "$T/g1/tg" --format gguf --type q8_0 >/dev/null 2>&1 &&
+   "$G" synth --preset tiny --out "$T/g2/tg" >/dev/null 2>&1 &&
+   "$G" quantize "$T/g2/tg" "$T/g2/tg/model.gguf" --type q8_0 --mmproj "$T/g2/tg/mmproj.gguf" >/dev/null 2>&1 &&
+   cmp -s "$T/g1/tg/model.gguf" "$T/g2/tg/model.gguf" && cmp -s "$T/g1/tg/mmproj.gguf" "$T/g2/tg/mmproj.gguf" &&
+   [ ! -e "$T/g1/tg/model.safetensors" ]; then
+  ok "synth --format gguf == synth + quantize, byte for byte"
+else
+  bad "synth --format gguf differs from synth + quantize"
+fi
+"$G" generate -m "$T/g1/tg/model.gguf" --tokens 2,100,200 -n 3 >/dev/null 2>&1 && ok "synthesized GGUF generates" ||
+  bad "synthesized GGUF does not generate"
+
 # errors: non-zero exit and a message naming the problem, nothing left behind
 expect_fail() { # name, needle, command...
   name=$1; needle=$2; shift 2
@@ -96,6 +110,8 @@ expect_fail "missing --preset" "--preset is required" "$G" synth --out "$T/x"
 expect_fail "missing --out" "--out DIR is required" "$G" synth --preset tiny
 expect_fail "bad dtype" "--dtype must be bf16 or f32" "$G" synth --preset tiny --dtype f16 --out "$T/x"
 expect_fail "bad seed" "--seed needs" "$G" synth --preset tiny --seed -3 --out "$T/x"
+expect_fail "bad format" "--format must be safetensors or gguf" "$G" synth --preset tiny --format npz --out "$T/x"
+expect_fail "bad type" "unknown --type 'q3'" "$G" synth --preset tiny --format gguf --type q3 --out "$T/x"
 expect_fail "unknown flag" "unknown option" "$G" synth --preset tiny --out "$T/x" --bogus
 expect_fail "flag without value" "needs a value" "$G" synth --preset tiny --out
 : >"$T/file"
