@@ -86,7 +86,7 @@ static void test_layout_q6_k(void) {
 static void test_matmul(void) {
     const g4c_dtype types[3] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q6_K};
     const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {64, 1024, 2}, {136, 256, 13},
-                             {16, 768, 6}};
+                             {16, 768, 6}, {264, 256, 3}, {1032, 64, 1}};
     uint64_t seed = 11;
     for (int ti = 0; ti < 3; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {

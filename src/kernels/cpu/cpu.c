@@ -41,13 +41,14 @@ typedef struct {
     int n;
     const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
     g4c_rows_q8_fn rows_q8; /* the integer kernel for w's type, with xq */
+    int64_t task_rows;      /* rows per pool task: ROW_BLOCK, or a multiple of 8 for the interleaved layout */
 } matmul_job;
 
 static void matmul_task(void *ctx, int i_task, int i_thread) {
     const matmul_job *j = ctx;
     const g4c_wmat *w = j->w;
-    const int64_t r0 = (int64_t)i_task * ROW_BLOCK;
-    const int64_t nr = w->rows - r0 < ROW_BLOCK ? w->rows - r0 : ROW_BLOCK;
+    const int64_t r0 = (int64_t)i_task * j->task_rows;
+    const int64_t nr = w->rows - r0 < j->task_rows ? w->rows - r0 : j->task_rows;
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
     if (j->xq && w->x8) {
@@ -94,8 +95,23 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
 
 size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (size_t)max_cols * sizeof(float); }
 
+typedef struct {
+    g4c_q8_block *xq;
+    const float *x;
+    int64_t cols;
+    int n, n_tasks;
+} quant_job;
+
+static void quant_task(void *ctx, int i_task, int i_thread) {
+    (void)i_thread;
+    const quant_job *q = ctx;
+    const int a = q->n * i_task / q->n_tasks, b = q->n * (i_task + 1) / q->n_tasks;
+    const int64_t nb = q->cols / 32;
+    for (int t = a; t < b; t++) g4c_simd_quantize_q8(q->xq + (size_t)t * nb, q->x + (size_t)t * q->cols, q->cols);
+}
+
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
-    matmul_job j = {pool, y, x, w, n, NULL, NULL};
+    matmul_job j = {pool, y, x, w, n, NULL, NULL, ROW_BLOCK};
     g4c_pool_lock(pool);
     /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
      * (quantized once per call, shared by the tasks) */
@@ -104,12 +120,22 @@ void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int
         const int64_t nb = w->cols / 32;
         g4c_q8_block *xq = g4c_pool_shared(pool, sizeof(g4c_q8_block) * (size_t)nb * (size_t)n);
         if (xq) {
-            for (int t = 0; t < n; t++) g4c_simd_quantize_q8(xq + (size_t)t * nb, x + (size_t)t * w->cols, w->cols);
+            /* prefill: quantizing the activations is a few % of the time, so it is split too */
+            quant_job qj = {xq, x, w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
+            if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
+            else quant_task(&qj, 0, 0);
             j.xq = xq;
             j.rows_q8 = rows_q8;
         }
     }
-    g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + ROW_BLOCK - 1) / ROW_BLOCK));
+    /* The interleaved layout reads each task's rows as one sequential stream: a few long streams per thread keep the
+     * hardware prefetcher busy better than many 16-row ones (decode is a bandwidth race). */
+    j.task_rows = ROW_BLOCK;
+    if (j.xq && w->x8) {
+        const int64_t per = w->rows / (4 * (int64_t)g4c_pool_n_threads(pool)) / 8 * 8;
+        j.task_rows = per > ROW_BLOCK ? per : ROW_BLOCK;
+    }
+    g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + j.task_rows - 1) / j.task_rows));
     g4c_pool_unlock(pool);
 }
 
