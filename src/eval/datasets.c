@@ -55,7 +55,12 @@ void eval_set_free(eval_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+/* a copy of an optional string; *oom set when there was one to copy and memory ran out */
+static char *xstrdup(const char *s, int *oom) {
+    char *p = s ? strdup(s) : NULL;
+    if (s && !p) *oom = 1;
+    return p;
+}
 
 static char *key_of(long long id) {
     char b[32];
@@ -204,13 +209,14 @@ g4c_status eval_load_vqa(eval_set *out, const char *questions, const char *annot
         e->key = key_of(qid);
         e->image = join(images_dir, file);
         e->question = strdup(text);
-        e->mc_answer = xstrdup(get_str(an, "multiple_choice_answer"));
-        e->qtype = xstrdup(get_str(an, "question_type"));
-        e->atype = xstrdup(get_str(an, "answer_type"));
+        int oom = 0;
+        e->mc_answer = xstrdup(get_str(an, "multiple_choice_answer"), &oom);
+        e->qtype = xstrdup(get_str(an, "question_type"), &oom);
+        e->atype = xstrdup(get_str(an, "answer_type"), &oom);
         snprintf(what, sizeof what, "annotation of question_id %lld", qid);
         if ((st = read_answers(e, cJSON_GetObjectItemCaseSensitive(an, "answers"), what, err)) != G4C_OK) goto done;
-        if (!e->mc_answer) e->mc_answer = most_frequent(e->answers, e->n_answers);
-        if (!e->key || !e->image || !e->question || !e->mc_answer) {
+        if (!e->mc_answer && !oom) e->mc_answer = most_frequent(e->answers, e->n_answers);
+        if (oom || !e->key || !e->image || !e->question || !e->mc_answer) {
             st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
             goto done;
         }
@@ -340,13 +346,15 @@ g4c_status eval_load_manifest(eval_set *out, eval_task task, const char *path, g
         e->image_id = e->question_id = -1;
         long long id;
         const char *sid = get_str(o, "id");
-        if (sid) e->key = strdup(sid);
-        else if (get_ll(o, "id", &id)) e->key = key_of(id);
         if (get_ll(o, "image_id", &id)) e->image_id = id;
         if (get_ll(o, "question_id", &id)) e->question_id = id;
-        if (!e->key && task == EVAL_VQA && e->question_id >= 0) e->key = key_of(e->question_id);
-        if (!e->key && task == EVAL_COCO && e->image_id >= 0) e->key = key_of(e->image_id);
-        if (!e->key) e->key = key_of(line);
+        /* one choice of key, so that running out of memory leaves it NULL (reported below), never another key */
+        if (sid) e->key = strdup(sid);
+        else if (get_ll(o, "id", &id)) e->key = key_of(id);
+        else if (task == EVAL_VQA && e->question_id >= 0) e->key = key_of(e->question_id);
+        else if (task == EVAL_COCO && e->image_id >= 0) e->key = key_of(e->image_id);
+        else e->key = key_of(line);
+        int oom = 0;
         if (!img) { st = G4C_FAIL(err, G4C_E_FORMAT, "%s: \"image\" is missing", what); cJSON_Delete(o); break; }
         e->image = join(dir, img);
         long long w = 0, h = 0;
@@ -363,8 +371,8 @@ g4c_status eval_load_manifest(eval_set *out, eval_task task, const char *path, g
                 const char *mc = get_str(o, "answer");
                 if (!mc) mc = get_str(o, "multiple_choice_answer");
                 e->mc_answer = mc ? strdup(mc) : most_frequent(e->answers, e->n_answers);
-                e->qtype = xstrdup(get_str(o, "question_type"));
-                e->atype = xstrdup(get_str(o, "answer_type"));
+                e->qtype = xstrdup(get_str(o, "question_type"), &oom);
+                e->atype = xstrdup(get_str(o, "answer_type"), &oom);
             }
         } else {
             const cJSON *boxes = cJSON_GetObjectItemCaseSensitive(o, "boxes"), *b;
@@ -389,7 +397,7 @@ g4c_status eval_load_manifest(eval_set *out, eval_task task, const char *path, g
             }
         }
         cJSON_Delete(o);
-        if (st == G4C_OK && (!e->key || !e->image || (task == EVAL_VQA && (!e->question || !e->mc_answer))))
+        if (st == G4C_OK && (oom || !e->key || !e->image || (task == EVAL_VQA && (!e->question || !e->mc_answer))))
             st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
     }
     free(buf);

@@ -13,7 +13,9 @@
  * counted. */
 #include <dirent.h>
 #include <stdarg.h>
+#include <unistd.h>
 
+#include "eval/eval.h"
 #include "formats/formats.h"
 #include "gemma4c.h"
 #include "model/model.h"
@@ -277,11 +279,43 @@ static g4c_status load_model(const char *path, uint64_t *fp, g4c_err *err) {
     return st;
 }
 
+/* Benchmark data (src/eval/datasets.c): the path names the loader by its prefix ("coco:", "vqa:" = questions and
+ * annotations in one file, "mvqa:" / "mcoco:" = JSONL manifests), then indexes the set. */
+static uint64_t fp_set(const eval_set *s) {
+    uint64_t h = fnv(FNV0, &s->n, sizeof s->n);
+    for (int i = 0; i < s->n; i++) {
+        const eval_sample *e = &s->s[i];
+        h = fnv(h, e->key, strlen(e->key) + 1);
+        h = fnv(h, e->image, strlen(e->image) + 1);
+        if (e->question) h = fnv(h, e->question, strlen(e->question) + 1);
+        if (e->mc_answer) h = fnv(h, e->mc_answer, strlen(e->mc_answer) + 1);
+        if (e->qtype) h = fnv(h, e->qtype, strlen(e->qtype) + 1);
+        if (e->atype) h = fnv(h, e->atype, strlen(e->atype) + 1);
+        for (int k = 0; k < e->n_answers; k++) h = fnv(h, e->answers[k], strlen(e->answers[k]) + 1);
+        h = fnv(h, e->gt, sizeof *e->gt * (size_t)e->n_gt);
+    }
+    return h;
+}
+
+static g4c_status load_dataset(const char *spec, uint64_t *fp, g4c_err *err) {
+    const char *path = strchr(spec, ':') + 1;
+    eval_set s;
+    g4c_status st = !strncmp(spec, "coco:", 5)   ? eval_load_coco(&s, path, "images", err)
+                    : !strncmp(spec, "vqa:", 4)  ? eval_load_vqa(&s, path, path, "images", err)
+                    : !strncmp(spec, "mvqa:", 5) ? eval_load_manifest(&s, EVAL_VQA, path, err)
+                                                 : eval_load_manifest(&s, EVAL_COCO, path, err);
+    if (st != G4C_OK) return st;
+    if ((st = eval_set_index(&s, err)) == G4C_OK) UNARMED(*fp = fp_set(&s));
+    eval_set_free(&s);
+    return st;
+}
+
 /* ---- the loop ---------------------------------------------------------------------------------------------------- */
 
 static void sweep(const char *name, load_fn fn, const char *rel) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", rel[0] == '@' ? G4C_FUZZ_CORPUS : G4C_FIXTURES, rel + (rel[0] == '@'));
+    if (fn == load_dataset) snprintf(path, sizeof path, "%s", rel); /* a loader prefix and a full path */
+    else snprintf(path, sizeof path, "%s/%s", rel[0] == '@' ? G4C_FUZZ_CORPUS : G4C_FIXTURES, rel + (rel[0] == '@'));
     g4c_err err = {0};
     uint64_t want = 0, got = 0;
     const int fds = count_fds();
@@ -342,6 +376,35 @@ static void t_weights(void) {
     sweep("weights e-bf16", load_weights, "e-bf16");
     sweep("weights mlx-e-4bit", load_weights, "mlx-e-4bit");
 }
+static void put_tmp(char *path, size_t size, const char *name, const char *text) {
+    snprintf(path, size, "%s/g4c-allocfail-%d-%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(), name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
+}
+static void t_datasets(void) {
+    char spec[4200], p1[1024], p2[1024];
+    put_tmp(p1, sizeof p1, "coco.json",
+            "{\"images\":[{\"id\":1,\"file_name\":\"a.jpg\",\"width\":640,\"height\":480},{\"id\":2}],"
+            "\"categories\":[{\"id\":1,\"name\":\"person\"},{\"id\":3,\"name\":\"car\"},{\"id\":9,\"name\":\"x\"}],"
+            "\"annotations\":[{\"image_id\":1,\"category_id\":1,\"bbox\":[10,20,100,200]},{\"image_id\":1,"
+            "\"category_id\":3,\"bbox\":[0,0,40,40]},{\"image_id\":2,\"category_id\":9,\"bbox\":[1,1,50,50]},"
+            "{\"image_id\":2,\"category_id\":1,\"bbox\":[5,5,60,60]}]}");
+    put_tmp(p2, sizeof p2, "vqa.json",
+            "{\"data_subtype\":\"val2014\",\"questions\":[{\"question_id\":11,\"image_id\":1,\"question\":\"What?\"},"
+            "{\"question_id\":12,\"image_id\":2,\"question\":\"How many?\"}],\"annotations\":[{\"question_id\":11,"
+            "\"multiple_choice_answer\":\"red\",\"question_type\":\"what\",\"answer_type\":\"other\",\"answers\":"
+            "[{\"answer\":\"red\"},{\"answer\":\"dark red\"}]},{\"question_id\":12,\"answers\":[\"2\",\"two\",\"2\"]}]}");
+    snprintf(spec, sizeof spec, "coco:%s", p1);
+    sweep("datasets COCO instances", load_dataset, spec);
+    snprintf(spec, sizeof spec, "vqa:%s", p2);
+    sweep("datasets VQAv2", load_dataset, spec);
+    snprintf(spec, sizeof spec, "mvqa:%s/samples/vqa.jsonl", G4C_DATA);
+    sweep("datasets VQA manifest", load_dataset, spec);
+    snprintf(spec, sizeof spec, "mcoco:%s/samples/coco.jsonl", G4C_DATA);
+    sweep("datasets COCO manifest", load_dataset, spec);
+    remove(p1);
+    remove(p2);
+}
 static void t_model(void) { sweep("model dense-f32", load_model, "dense-f32"); }
 
 int main(void) {
@@ -349,12 +412,13 @@ int main(void) {
     if (!live) return 1;
     cJSON_Hooks hooks = {hook_malloc, hook_free};
     cJSON_InitHooks(&hooks);
-    RUN(t_config);
+    if (!getenv("ONLY_DS")) RUN(t_config);
     RUN(t_tokenizer);
     RUN(t_safetensors);
     RUN(t_safetensors_sharded);
     RUN(t_gguf);
     RUN(t_weights);
     RUN(t_model);
+    RUN(t_datasets);
     return TEST_REPORT();
 }
