@@ -18,6 +18,7 @@
 #include "eval/eval.h"
 #include "formats/formats.h"
 #include "gemma4c.h"
+#include "image/image.h"
 #include "model/model.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
@@ -310,6 +311,25 @@ static g4c_status load_dataset(const char *spec, uint64_t *fp, g4c_err *err) {
     return st;
 }
 
+/* An image file: decode (PNG / JPEG through libpng / libjpeg, whose own allocations are not counted) and the
+ * model's preprocessing at the smallest budget. */
+static g4c_status load_image(const char *path, uint64_t *fp, g4c_err *err) {
+    g4c_image img;
+    g4c_status st = g4c_image_load(&img, path, 0, err);
+    if (st != G4C_OK) {
+        CHECK(!img.rgb && !img.width && !img.height);
+        return st;
+    }
+    g4c_image_patches p;
+    if ((st = g4c_image_preprocess(&img, 70, &p, err)) == G4C_OK) {
+        UNARMED(*fp = fnv(fnv(FNV0, img.rgb, (size_t)img.width * (size_t)img.height * 3), p.patches,
+                          sizeof(float) * (size_t)p.n_patches * G4C_IMAGE_PATCH_DIM));
+        g4c_image_patches_free(&p);
+    }
+    g4c_image_free(&img);
+    return st;
+}
+
 /* ---- the loop ---------------------------------------------------------------------------------------------------- */
 
 static void sweep(const char *name, load_fn fn, const char *rel) {
@@ -376,6 +396,13 @@ static void t_weights(void) {
     sweep("weights e-bf16", load_weights, "e-bf16");
     sweep("weights mlx-e-4bit", load_weights, "mlx-e-4bit");
 }
+static void t_image(void) {
+    sweep("image tiny.png", load_image, "images/tiny.png");
+    sweep("image chelsea_palette.png", load_image, "images/chelsea_palette.png");
+    sweep("image camera_16bit.png", load_image, "images/camera_16bit.png");
+    sweep("image coffee.jpg", load_image, "images/coffee.jpg");
+    sweep("image coffee_cmyk.jpg", load_image, "images/coffee_cmyk.jpg");
+}
 static void put_tmp(char *path, size_t size, const char *name, const char *text) {
     snprintf(path, size, "%s/g4c-allocfail-%d-%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(), name);
     FILE *f = fopen(path, "wb");
@@ -420,5 +447,6 @@ int main(void) {
     RUN(t_weights);
     RUN(t_model);
     RUN(t_datasets);
+    RUN(t_image);
     return TEST_REPORT();
 }
