@@ -37,6 +37,15 @@ typedef struct {
     int64_t *slice_row;  /* [n_slices] first row */
 } repack_job;
 
+/* drop a repacked slice's source pages from this process (whole pages inside it only), at once: the peak stays
+ * near one copy of the weights (a 14 GB model on a 24 GB machine must not hold both) */
+static void drop_source(const g4c_wmat *w) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)w->data,
+                    e = a + (uintptr_t)w->rows * g4c_wmat_row_bytes(w);
+    const uintptr_t lo = (a + page - 1) / page * page, hi = e / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 static void repack_task(void *ctx, int i_task, int i_thread) {
     (void)i_thread;
     const repack_job *j = ctx;
@@ -44,14 +53,7 @@ static void repack_task(void *ctx, int i_task, int i_thread) {
     const int64_t r0 = j->slice_row[i_task], n = w->rows - r0 < SLICE ? w->rows - r0 : SLICE;
     const g4c_wmat s = g4c_wmat_rows(*w, r0, n);
     g4c_cpu_repack(j->dst[j->slice_mat[i_task]] + (size_t)r0 * g4c_wmat_row_bytes(w), &s);
-}
-
-/* drop a repacked matrix's source pages from this process (whole pages inside the tensor only) */
-static void drop_source(const g4c_wmat *w) {
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)w->data,
-                    e = a + (uintptr_t)w->rows * g4c_wmat_row_bytes(w);
-    const uintptr_t lo = (a + page - 1) / page * page, hi = e / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    drop_source(&s);
 }
 
 g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *c, g4c_pool *pool, g4c_err *err) {
@@ -94,10 +96,7 @@ g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *c, g4c_pool 
         repack_job j = {mats, dst, slice_mat, slice_row};
         g4c_pool_run(pool, repack_task, &j, n_slices);
         for (int i = 0; i < n; i++)
-            if (dst[i]) {
-                drop_source(mats[i]);
-                mats[i]->x8 = dst[i];
-            }
+            if (dst[i]) mats[i]->x8 = dst[i];
         w->repacked = buf;
         w->repacked_bytes = total;
     }
