@@ -23,13 +23,19 @@ typedef struct {
     g4c_dtype scale_dtype;
     int group, bits;
     /* Optional copy of the same matrix for the CPU integer kernels, 8 rows interleaved block by block
-     * (kernels/cpu/repack.c; Q4_0, Q8_0, Q6_K with rows % 8 == 0), or NULL. `data` stays the ggml layout. */
+     * (kernels/cpu/repack.c; Q4_0, Q8_0, Q4_K, Q6_K with rows % 8 == 0), or NULL. `data` stays the ggml layout. */
     const void *x8;
 } g4c_wmat;
 
 /* Bytes of one stored row. */
 static inline size_t g4c_wmat_row_bytes(const g4c_wmat *w) {
     return w->dtype == G4C_DTYPE_U32 ? (size_t)w->cols * (size_t)w->bits / 8 : g4c_dtype_bytes(w->dtype, w->cols);
+}
+
+/* Bytes per row of the 8-row interleaved copy (kernels/cpu/repack.c): the stored row's, except Q4_K whose scales
+ * and mins are kept unpacked to bytes (148 per 256 columns instead of 144). */
+static inline size_t g4c_wmat_x8_row_bytes(const g4c_wmat *w) {
+    return w->dtype == G4C_DTYPE_Q4_K ? (size_t)(w->cols / 256) * 148 : g4c_wmat_row_bytes(w);
 }
 
 /* Rows [r0, r0 + n) of w as a matrix of their own. */
@@ -42,7 +48,7 @@ static inline g4c_wmat g4c_wmat_rows(g4c_wmat w, int64_t r0, int64_t n) {
         s.biases = (const char *)w.biases + (size_t)r0 * per_row;
     }
     /* the interleaved copy has the same bytes per row, in groups of 8 rows */
-    s.x8 = w.x8 && r0 % 8 == 0 && n % 8 == 0 ? (const char *)w.x8 + (size_t)r0 * g4c_wmat_row_bytes(&w) : NULL;
+    s.x8 = w.x8 && r0 % 8 == 0 && n % 8 == 0 ? (const char *)w.x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(&w) : NULL;
     s.rows = n;
     return s;
 }

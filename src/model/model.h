@@ -144,7 +144,7 @@ typedef struct {
  * "language_model.model." with MLX affine matrices (U32 codes + scales + biases, cfg->quant; spec §8.3). */
 g4c_status g4c_weights_bind(g4c_weights *w, const g4c_config *cfg, const g4c_tensor_set *ts, g4c_err *err);
 void g4c_weights_free(g4c_weights *w);
-/* Give Q4_0 / Q8_0 / Q6_K matrices their 8-row interleaved CPU copy (g4c_wmat.x8; once per model, repack.c). */
+/* Give Q4_0 / Q8_0 / Q4_K / Q6_K matrices their 8-row interleaved CPU copy (g4c_wmat.x8; once per model, repack.c). */
 g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *cfg, g4c_pool *pool, g4c_err *err);
 void g4c_weights_repack_free(g4c_weights *w);
 /* Bytes g4c_weights_repack_cpu would copy, and how many matrices. */

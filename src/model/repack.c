@@ -1,4 +1,4 @@
-/* CPU weight layout: the text decoder's Q4_0 / Q8_0 / Q6_K matrices copied once into the 8-row interleaved layout the
+/* CPU weight layout: the text decoder's Q4_0 / Q8_0 / Q4_K / Q6_K matrices copied once into the 8-row interleaved layout the
  * integer kernels stream fastest (kernels/cpu/repack.c explains the layout and why). Done by the first CPU session
  * of a model; CUDA sessions and the reference path keep reading the ggml layout in the mapped file. The source pages
  * are dropped from memory afterwards (they stay in the page cache and re-fault if something reads them, e.g. the
@@ -52,7 +52,7 @@ static void repack_task(void *ctx, int i_task, int i_thread) {
     const g4c_wmat *w = j->mats[j->slice_mat[i_task]];
     const int64_t r0 = j->slice_row[i_task], n = w->rows - r0 < SLICE ? w->rows - r0 : SLICE;
     const g4c_wmat s = g4c_wmat_rows(*w, r0, n);
-    g4c_cpu_repack(j->dst[j->slice_mat[i_task]] + (size_t)r0 * g4c_wmat_row_bytes(w), &s);
+    g4c_cpu_repack(j->dst[j->slice_mat[i_task]] + (size_t)r0 * g4c_wmat_x8_row_bytes(w), &s);
     drop_source(&s);
 }
 

@@ -83,12 +83,41 @@ static void test_layout_q6_k(void) {
     free(want), free(p), free(q);
 }
 
+/* Q4_K: every element read back from the interleaved bytes by the layout's definition equals the ggml dequant */
+static void test_layout_q4_k(void) {
+    uint64_t seed = 9;
+    const int rows = 16, cols = 512;
+    uint8_t *q = random_matrix(G4C_DTYPE_Q4_K, rows, cols, &seed);
+    g4c_wmat w = {.dtype = G4C_DTYPE_Q4_K, .data = q, .rows = rows, .cols = cols};
+    CHECK(g4c_cpu_repack_bytes(&w) == (size_t)rows * 2 * 148);
+    uint8_t *p = malloc(g4c_cpu_repack_bytes(&w));
+    g4c_cpu_repack(p, &w);
+    float *want = malloc(sizeof(float) * cols);
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        g4c_wmat_row_f32(&w, r, want);
+        const int g = r / 8, k = r % 8;
+        for (int e = 0; e < cols; e++) {
+            const uint8_t *blk = p + ((size_t)g * (cols / 256) + e / 256) * 1184;
+            const int s = e % 256 / 32, f = e % 32;
+            const uint8_t byte = blk[160 + 128 * s + 32 * (f % 16 / 4) + 4 * k + f % 4];
+            const int qv = f < 16 ? byte & 0xF : byte >> 4;
+            const float d = g4c_f16_to_f32((uint16_t)(blk[2 * k] | blk[2 * k + 1] << 8));
+            const float dmin = g4c_f16_to_f32((uint16_t)(blk[16 + 2 * k] | blk[16 + 2 * k + 1] << 8));
+            const float v = d * (float)blk[32 + 8 * s + k] * (float)qv - dmin * (float)blk[96 + 8 * s + k];
+            bad += fabsf(v - want[e]) > 1e-5f * (fabsf(want[e]) + 1e-3f);
+        }
+    }
+    CHECKF(!bad, "Q4_K: %d elements differ", bad);
+    free(want), free(p), free(q);
+}
+
 static void test_matmul(void) {
-    const g4c_dtype types[3] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q6_K};
+    const g4c_dtype types[4] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q6_K, G4C_DTYPE_Q4_K};
     const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {64, 1024, 2}, {136, 256, 13},
                              {16, 768, 6}, {264, 256, 3}, {1032, 64, 1}};
     uint64_t seed = 11;
-    for (int ti = 0; ti < 3; ti++)
+    for (int ti = 0; ti < 4; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             const g4c_dtype t = types[ti];
             const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
@@ -119,7 +148,7 @@ static void test_matmul(void) {
             /* a slice of whole groups keeps its copy (MoE experts) */
             if (rows >= 16) {
                 g4c_wmat s = g4c_wmat_rows(w, 8, 8);
-                CHECK(s.x8 == (const char *)p + 8 * g4c_wmat_row_bytes(&w));
+                CHECK(s.x8 == (const char *)p + 8 * g4c_wmat_x8_row_bytes(&w));
                 g4c_matmul(pool, one, x, &s, 1);
                 CHECK(!memcmp(one, got + 8, sizeof(float) * 8) || n == 0);
                 CHECK(g4c_wmat_rows(w, 4, 8).x8 == NULL);
@@ -139,6 +168,7 @@ int main(void) {
     } else {
         RUN(test_layout);
         RUN(test_layout_q6_k);
+        RUN(test_layout_q4_k);
         RUN(test_matmul);
     }
     g4c_pool_free(pool);

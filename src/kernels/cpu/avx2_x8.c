@@ -4,6 +4,7 @@
  *   Q4_0: acc_k += d_k · (dx · Σ q·qx − 8 · dx · Σ qx)    (q the unsigned nibble; dx·Σqx is the block's s)
  *   Q8_0: acc_k += d_k · (dx · Σ q·qx)
  *   Q6_K: acc_k += d_k · Σ_chunks dx · Σ_sub sc_k,sub · Σ (q − 32)·qx   (per 256-column block)
+ *   Q4_K: see group_q4_k
  * Every output's arithmetic is the same whatever the number of tokens, so decode == prefill bit for bit. */
 #include <immintrin.h>
 #include <string.h>
@@ -145,6 +146,39 @@ TGT static INL void group_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, in
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
+/* Q4_K: per sub-block of 32 columns the Q4_0 unpacking (unsigned nibbles), the rows' 6-bit scales applied in the
+ * widening madd (at most 63 · 30480 per lane pair), the mins through the activations' block sums s = dx · Σ qx:
+ *   acc_k += d_k · Σ_s dx_s · sc_k,s · Σ q·qx − dmin_k · Σ_s m_k,s · s_s */
+TGT static INL void group_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb32, const uint8_t *g, int NT) {
+    __m256 acc[MAX_T];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb32 / 8; b++, g += 1184) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));
+        __m256 bs[MAX_T], bm[MAX_T];
+        for (int t = 0; t < NT; t++) bs[t] = bm[t] = _mm256_setzero_ps();
+        for (int c = 0; c < 8; c++) {
+            __m256i w[8];
+            unpack_q4(g + 160 + 128 * c, w);
+            int64_t v;
+            memcpy(&v, g + 32 + 8 * c, 8);
+            const __m256i s32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v));
+            const __m256i sc = _mm256_blend_epi16(s32, _mm256_slli_epi32(s32, 16), 0xAA);
+            memcpy(&v, g + 96 + 8 * c, 8);
+            const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v)));
+            for (int t = 0; t < NT; t++) {
+                const g4c_q8_block *x = xq + (size_t)t * nb32 + 8 * b + c;
+                __m256i s16 = _mm256_maddubs_epi16(w[0], bcast4(x->q));
+                for (int j = 1; j < 8; j++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[j], bcast4(x->q + 4 * j)));
+                bs[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, sc)), _mm256_set1_ps(x->d), bs[t]);
+                bm[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(x->s), bm[t]);
+            }
+        }
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_fnmadd_ps(dmin, bm[t], _mm256_fmadd_ps(d, bs[t], acc[t]));
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
+}
+
 #define DISPATCH(fn, nt, ...)                                                                                       \
     switch (nt) {                                                                                                   \
     case 1: fn(__VA_ARGS__, 1); break;                                                                              \
@@ -156,7 +190,7 @@ TGT static INL void group_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, in
 TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
                           int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
-    const size_t gbytes = 8 * g4c_dtype_bytes(dt, cols);
+    const size_t gbytes = dt == G4C_DTYPE_Q4_K ? (size_t)(cols / 256) * 1184 : 8 * g4c_dtype_bytes(dt, cols);
     for (int r0 = 0; r0 < n_rows; r0 += 8) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * gbytes;
         for (int t0 = 0; t0 < n_tok; t0 += MAX_T) {
@@ -165,6 +199,8 @@ TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_t
             const g4c_q8_block *xt = xq + (size_t)t0 * nb;
             if (dt == G4C_DTYPE_Q4_0) {
                 DISPATCH(group_q4, nt, yt, ldy, xt, nb, g)
+            } else if (dt == G4C_DTYPE_Q4_K) {
+                DISPATCH(group_q4_k, nt, yt, ldy, xt, nb, g)
             } else if (dt == G4C_DTYPE_Q6_K) {
                 DISPATCH(group_q6_k, nt, yt, ldy, xt, nb, g)
             } else {

@@ -52,7 +52,7 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
     if (j->xq && w->x8) {
-        g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->n, (const char *)w->x8 + (size_t)r0 * g4c_wmat_row_bytes(w),
+        g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->n, (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w),
                          w->dtype, (int)nr, cols);
         return;
     }

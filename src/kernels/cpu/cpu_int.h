@@ -34,7 +34,7 @@ void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok,
 /* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm. */
 void g4c_avx2_tanh(float *y, const float *x, int64_t n);
 void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
-/* Q4_0 / Q8_0 / Q6_K weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c); n_rows % 8 == 0. */
+/* Q4_0 / Q8_0 / Q4_K / Q6_K weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c); n_rows % 8 == 0. */
 void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
                       int n_rows, int64_t cols);
 

@@ -16,7 +16,13 @@
  *   bytes [16, 144)    int8 scales: sub-block s (16 columns), row k at 16 + 8s + k;
  *   then per chunk c of 32 columns (c = 0..7, 192 bytes at 144 + 192c), for element e = 32c + 4j + i of row k:
  *     the low 4 bits of q in vector j % 4 (32 bytes), byte 4k + i, low nibble for j < 4, high nibble for j >= 4;
- *     the high 2 bits in vector 4 + j / 4, byte 4k + i, bits [2(j % 4), 2(j % 4) + 2). */
+ *     the high 2 bits in vector 4 + j / 4, byte 4k + i, bits [2(j % 4), 2(j % 4) + 2).
+ *
+ * Q4_K (256 columns per block, 8 sub-blocks s of 32, w = d · sc_s · q − dmin · m_s with 6-bit sc and m), 1184 bytes
+ * per group block (the only layout larger than its source: 148 instead of 144 bytes per row and block):
+ *   bytes [0, 16) d, [16, 32) dmin (f16, row order); [32, 96) sc and [96, 160) m as bytes, sub-block s, row k at
+ *   32 + 8s + k and 96 + 8s + k; then sub-block s's 128 bytes at 160 + 128s, laid out as a Q4_0 block (vector j,
+ *   byte 4k + i: element 4j + i low nibble, 16 + 4j + i high nibble). */
 #include <string.h>
 
 #include "kernels/ops.h"
@@ -26,9 +32,10 @@ size_t g4c_cpu_repack_bytes(const g4c_wmat *w) {
     return 0; /* the kernels for this layout are AVX2 only (avx2_x8.c) */
 #endif
     if (!g4c_cpu_isa()) return 0; /* no AVX2 here: the portable path reads the ggml layout */
-    const int ok = w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q6_K;
+    const int ok = w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0 || w->dtype == G4C_DTYPE_Q4_K ||
+                   w->dtype == G4C_DTYPE_Q6_K;
     if (!ok || w->rows <= 0 || w->rows % 8) return 0;
-    return (size_t)w->rows * g4c_wmat_row_bytes(w);
+    return (size_t)w->rows * g4c_wmat_x8_row_bytes(w);
 }
 
 /* ggml's Q6_K block: ql[128] (low 4 bits), qh[64] (high 2 bits), int8 scales[16], f16 d. Element n·128 + l + 32·p
@@ -69,9 +76,46 @@ static void repack_q6_k(uint8_t *out, const g4c_wmat *w) {
         }
 }
 
+/* ggml's Q4_K block: f16 d, f16 dmin, scales[12] (6-bit sc and m of 8 sub-blocks), qs[128]; sub-block 2p takes the
+ * low nibbles of qs[32p .. 32p + 31], 2p + 1 the high ones */
+static void q4_k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+static void repack_q4_k(uint8_t *out, const g4c_wmat *w) {
+    const size_t rb = g4c_wmat_row_bytes(w);
+    const int64_t nb = w->cols / 256;
+    for (int64_t g = 0; g < w->rows / 8; g++)
+        for (int64_t b = 0; b < nb; b++, out += 1184)
+            for (int k = 0; k < 8; k++) {
+                const uint8_t *blk = (const uint8_t *)w->data + (size_t)(8 * g + k) * rb + (size_t)b * 144;
+                memcpy(out + 2 * k, blk, 2);
+                memcpy(out + 16 + 2 * k, blk + 2, 2);
+                for (int s = 0; s < 8; s++) {
+                    q4_k_scale_min(s, blk + 4, &out[32 + 8 * s + k], &out[96 + 8 * s + k]);
+                    const uint8_t *qs = blk + 16 + 32 * (s / 2);
+                    uint8_t *o = out + 160 + 128 * s;
+                    for (int e = 0; e < 16; e++) { /* element e and 16 + e of the sub-block share a byte */
+                        const int lo = s % 2 ? qs[e] >> 4 : qs[e] & 0xF, hi = s % 2 ? qs[16 + e] >> 4 : qs[16 + e] & 0xF;
+                        o[32 * (e / 4) + 4 * k + e % 4] = (uint8_t)(lo | hi << 4);
+                    }
+                }
+            }
+}
+
 void g4c_cpu_repack(void *dst, const g4c_wmat *w) {
     if (w->dtype == G4C_DTYPE_Q6_K) {
         repack_q6_k(dst, w);
+        return;
+    }
+    if (w->dtype == G4C_DTYPE_Q4_K) {
+        repack_q4_k(dst, w);
         return;
     }
     const size_t bsz = g4c_dtype_infos[w->dtype].size, rb = g4c_wmat_row_bytes(w);
