@@ -27,6 +27,24 @@ typedef struct {
     uint64_t sink[64];
 } read_job;
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* 32-byte loads, four independent chains: limited by memory, not by the loop */
+__attribute__((target("avx2"))) static void read_task(void *ctx, int i_task, int i_thread) {
+    read_job *j = ctx;
+    const size_t per = j->n / (size_t)j->n_tasks, lo = per * (size_t)i_task;
+    const __m256i *p = (const __m256i *)(j->buf + lo);
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (size_t i = 0; i < per / 4; i += 4) {
+        a = _mm256_xor_si256(a, _mm256_load_si256(p + i));
+        b = _mm256_xor_si256(b, _mm256_load_si256(p + i + 1));
+        c = _mm256_xor_si256(c, _mm256_load_si256(p + i + 2));
+        d = _mm256_xor_si256(d, _mm256_load_si256(p + i + 3));
+    }
+    a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
+    j->sink[i_thread % 64] ^= (uint64_t)_mm256_extract_epi64(a, 0);
+}
+#else
 static void read_task(void *ctx, int i_task, int i_thread) {
     read_job *j = ctx;
     const size_t per = j->n / (size_t)j->n_tasks, lo = per * (size_t)i_task;
@@ -34,6 +52,7 @@ static void read_task(void *ctx, int i_task, int i_thread) {
     for (size_t i = lo; i < lo + per; i += 4) a ^= j->buf[i], b ^= j->buf[i + 1], c ^= j->buf[i + 2], d ^= j->buf[i + 3];
     j->sink[i_thread % 64] ^= a ^ b ^ c ^ d;
 }
+#endif
 
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
@@ -48,7 +67,7 @@ int main(int argc, char **argv) {
 
     /* the floor: plain reads of 1 GiB by the same pool */
     const size_t nbuf = (1u << 30) / sizeof(uint64_t);
-    uint64_t *buf = malloc(nbuf * sizeof *buf);
+    uint64_t *buf = aligned_alloc(64, nbuf * sizeof *buf);
     memset(buf, 1, nbuf * sizeof *buf);
     read_job rj = {buf, nbuf, 64, {0}};
     double rbest = 1e30;
