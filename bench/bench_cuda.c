@@ -3,8 +3,11 @@
  * cuBLAS comparison at the real matrix shapes.
  *   bench_cuda --ceilings [--attention]                   copy bandwidth, GEMM rate, GEMV vs cuBLAS [attention kernels]
  *   bench_cuda --model DIR [--pp 512] [--tg 128]          a checkpoint (e.g. from gemma4c synth), public API, device=cuda
- *   bench_cuda --random e4b|26b-a4b|31b [--pp N] [--tg N] the real shapes with random bf16 weights made on the GPU
- *                                                          (no checkpoint, no disk: 31B needs 62 GB of GPU memory)
+ *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N]
+ *                                    the real shapes with random weights made on the GPU (no checkpoint, no disk: 31B
+ *                                    bf16 needs 62 GB of GPU memory); T = bf16 (default) or q4_0, q8_0, q4_k, q5_k,
+ *                                    q6_k (embedding/head Q6_K, router bf16, as `gemma4c quantize --type q4_0`)
+ *   bench_cuda --qgemv                the quantized decode GEMV at the real shapes
  * tg follows llama-bench: tg tokens decoded one at a time from an empty context (greedy on the host logits). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +60,22 @@ static cJSON *preset_config(const preset *p) {
     return cJSON_Parse(buf);
 }
 
-static g4c_wmat rnd_mat(int64_t rows, int64_t cols) {
-    return (g4c_wmat){.dtype = G4C_DTYPE_BF16, .data = NULL, .rows = rows, .cols = cols};
+/* --type: the bulk of the matrices' type (bf16 or a GPU quant type); quantized presets keep the embedding / tied
+ * head in Q6_K and the MoE router in bf16, like `gemma4c quantize --type q4_0` (token_embd Q6_K, router F32). */
+static g4c_dtype g_type = G4C_DTYPE_BF16;
+
+static g4c_wmat rnd_mat_t(int64_t rows, int64_t cols, g4c_dtype t) {
+    return (g4c_wmat){.dtype = t, .data = NULL, .rows = rows, .cols = cols};
 }
+static g4c_wmat rnd_mat(int64_t rows, int64_t cols) { return rnd_mat_t(rows, cols, g_type); }
 
 /* Weights with no data: g4c_cuda_model_upload fills them with random values on the device. */
 static int random_weights(g4c_weights *w, const g4c_config *c) {
     memset(w, 0, sizeof *w);
     const int64_t H = c->n_embd, V = c->n_vocab, P = c->ple_dim, L = c->n_layer;
-    w->embed = w->lm_head = rnd_mat(V, H);
+    w->embed = w->lm_head = rnd_mat_t(V, H, g_type == G4C_DTYPE_BF16 ? G4C_DTYPE_BF16 : G4C_DTYPE_Q6_K);
     if (P) {
-        w->ple_embed = rnd_mat(c->ple_vocab, L * P);
+        w->ple_embed = rnd_mat_t(c->ple_vocab, L * P, G4C_DTYPE_BF16); /* stays in host memory (zeros here) */
         w->ple_model_proj = rnd_mat(L * P, H);
     }
     w->layers = calloc((size_t)L, sizeof *w->layers);
@@ -86,7 +94,7 @@ static int random_weights(g4c_weights *w, const g4c_config *c) {
         l->up = rnd_mat(lc->ffn_dim, H);
         l->down = rnd_mat(H, lc->ffn_dim);
         if (c->moe) {
-            l->router = rnd_mat(c->n_expert, H);
+            l->router = rnd_mat_t(c->n_expert, H, G4C_DTYPE_BF16);
             l->exp_gate_up = rnd_mat((int64_t)c->n_expert * 2 * c->moe_ffn_dim, H);
             l->exp_down = rnd_mat((int64_t)c->n_expert * H, c->moe_ffn_dim);
         }
@@ -156,19 +164,32 @@ static int run_bench(runner *r, int pp, int tg, size_t per_token, double bw) {
         printf("pp%-4d prefill mode %-5s  %8.1f tok/s   (%.1f ms, median of 3)\n", pp, modes[mode], pp / t[1] * 1e3, t[1]);
     }
     g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
-    for (int k = 0; k < 2 && tg > 0; k++) {
+    /* runs 1-2: logits to the host, argmax there; runs 3-4 (--random): greedy on the device, only the token crosses */
+    for (int k = 0; k < (r->text ? 4 : 2) && tg > 0; k++) {
         reset(r);
         int32_t tok = 2;
         const double t0 = g4c_time_ms();
         for (int i = 0; i < tg; i++) {
+            if (k >= 2) {
+                g4c_err err = {0};
+                int32_t next = 0;
+                if (g4c_cuda_text_forward_greedy(r->text, &tok, NULL, 1, r->n_past, 0, &next, NULL, &err) != G4C_OK) {
+                    fprintf(stderr, "bench_cuda: forward failed: %s\n", err.msg);
+                    return 0;
+                }
+                r->n_past++;
+                tok = next;
+                continue;
+            }
             if (!eval(r, &tok, 1)) return 0;
             tok = argmax(r->logits, r->V);
         }
         const double ms = g4c_time_ms() - t0, tps = tg / ms * 1e3;
         const double floor_tps = bw * 1e9 / (double)per_token;
-        printf("tg%-4d run %d  %8.1f tok/s   (%.3f ms/token; floor %.3f ms = %.1f tok/s from %.2f GB/token at %.0f GB/s: "
-               "%.0f%% of it)\n",
-               tg, k + 1, tps, ms / tg, 1e3 / floor_tps, floor_tps, per_token / 1e9, bw, 100.0 * tps / floor_tps);
+        printf("tg%-4d run %d %-11s %8.1f tok/s   (%.3f ms/token; floor %.3f ms = %.1f tok/s from %.2f GB/token at %.0f "
+               "GB/s: %.0f%% of it)\n",
+               tg, k + 1, k >= 2 ? "gpu-argmax" : "host-argmax", tps, ms / tg, 1e3 / floor_tps, floor_tps,
+               per_token / 1e9, bw, 100.0 * tps / floor_tps);
     }
     free(toks);
     return 1;
@@ -201,6 +222,39 @@ static void ceilings(double *bw) {
         }
 }
 
+/* Quantized decode GEMV at the real shapes: time, and bandwidth of the matrix's bytes vs the copy bandwidth. */
+static void qgemv_table(double bw) {
+    static const struct {
+        const char *what;
+        int rows, cols;
+    } shapes[] = {{"E4B qkv", 3072, 2560},  {"E4B o", 2560, 2048},       {"E4B gate|up", 20480, 2560},
+                  {"E4B down", 2560, 10240}, {"E4B head", 262144, 2560}, {"26B expert gu", 1408, 2816},
+                  {"31B qkv", 16384, 5376},  {"31B o", 5376, 8192},       {"31B gate|up", 43008, 5376},
+                  {"31B down", 5376, 21504}};
+    static const g4c_dtype types[] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_K, G4C_DTYPE_Q5_K, G4C_DTYPE_Q6_K};
+    printf("quantized GEMV (int8 activations, quantization launch included), median us of 50, 4 rotated copies:\n");
+    printf("  %-14s %7s %6s %-5s %2s %-5s %9s %9s %8s\n", "matrix", "rows", "cols", "type", "n", "warps", "us", "GB/s",
+           "%copy");
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++)
+        for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+            for (int n = 1; n <= 4; n *= 4)
+                for (int ks = 0; ks <= 1; ks++) { /* warps per row: by shape, then 1 (Q4_0 only) */
+                    if ((n > 1 || ks) && types[k] != G4C_DTYPE_Q4_0) continue;
+                    if (n > 1 && (i > 4 || ks)) continue;
+                    g4c_cuda_set_qgemv_split(ks);
+                    double us = 0, bytes = 0;
+                    g4c_err err = {0};
+                    if (g4c_cuda_qgemv_time(types[k], shapes[i].rows, shapes[i].cols, n, 50, &us, &bytes, &err) != G4C_OK) {
+                        printf("  %s: %s\n", shapes[i].what, err.msg);
+                        continue;
+                    }
+                    const double gbs = bytes / (us * 1e-6) / 1e9;
+                    printf("  %-14s %7d %6d %-5s %2d %-5s %9.1f %9.0f %7.0f%%\n", shapes[i].what, shapes[i].rows,
+                           shapes[i].cols, g4c_dtype_infos[types[k]].name, n, ks ? "1" : "auto", us, gbs, 100 * gbs / bw);
+                }
+    g4c_cuda_set_qgemv_split(0);
+}
+
 /* Prefill attention kernels at the real shapes (512 queries from position 0; decode: 1 query at position 4095). */
 static void attention_table(void) {
     static const struct {
@@ -224,7 +278,7 @@ static void attention_table(void) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *rnd = NULL;
-    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0;
+    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--random") && i + 1 < argc) rnd = argv[++i];
@@ -232,8 +286,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ceilings")) do_ceil = 1;
         else if (!strcmp(argv[i], "--attention")) do_attn = 1;
-        else {
-            fprintf(stderr, "usage: bench_cuda [--ceilings] [--attention] [--model DIR | --random e4b|26b-a4b|31b] [--pp N] [--tg N]\n");
+        else if (!strcmp(argv[i], "--qgemv")) do_qgemv = 1;
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+            const char *t = argv[++i];
+            g_type = !strcmp(t, "q4_0") ? G4C_DTYPE_Q4_0 : !strcmp(t, "q8_0") ? G4C_DTYPE_Q8_0 : !strcmp(t, "q4_k") ? G4C_DTYPE_Q4_K
+                     : !strcmp(t, "q5_k") ? G4C_DTYPE_Q5_K : !strcmp(t, "q6_k") ? G4C_DTYPE_Q6_K : G4C_DTYPE_BF16;
+        } else {
+            fprintf(stderr, "usage: bench_cuda [--ceilings] [--attention] [--qgemv] [--model DIR | --random e4b|26b-a4b|31b "
+                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N]\n");
             return 2;
         }
     }
@@ -247,6 +307,7 @@ int main(int argc, char **argv) {
     double bw = 0;
     if (do_ceil) ceilings(&bw);
     else bw = g4c_cuda_copy_bandwidth((size_t)1 << 30, 10);
+    if (do_qgemv) qgemv_table(bw);
     if (do_attn) attention_table();
     if (!model && !rnd) return 0;
     g4c_err err = {0};
@@ -285,7 +346,7 @@ int main(int argc, char **argv) {
         cJSON_Delete(j);
         bytes = g4c_cuda_model_bytes(cm, &per_token);
         r.V = cfg.n_vocab;
-        printf("random bf16 weights at the shapes of %s (made on the GPU)\n", rnd);
+        printf("random %s weights at the shapes of %s (made on the GPU)\n", g4c_dtype_infos[g_type].name, rnd);
     }
     printf("weights on the GPU %.2f GB (loaded in %.1f s); bytes read per decoded token %.2f GB\n", bytes / 1e9,
            (g4c_time_ms() - t0) / 1e3, per_token / 1e9);

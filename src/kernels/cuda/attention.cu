@@ -22,14 +22,15 @@ constexpr int MAX_PART_BLOCKS = 2048; /* n_tok · n_head · n_split when splitti
 template <int P> /* head_dim = 32·P */
 __global__ void __launch_bounds__(NW * 32) k_attn(float *__restrict__ out, const float *__restrict__ q,
                                                   const float *__restrict__ kc, const float *__restrict__ vc, int cap,
-                                                  int nkv, int n_head, int pos0, int window,
-                                                  const int *__restrict__ hi_arr, int n_split, float *__restrict__ part) {
+                                                  int nkv, int n_head, int pos0, const int *__restrict__ pos_dev,
+                                                  int window, const int *__restrict__ hi_arr, int n_split,
+                                                  float *__restrict__ part) {
     extern __shared__ float sm[]; /* [NW][hd] accumulators, then m[NW], l[NW] */
     constexpr int hd = 32 * P;
     const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int kvh = h / (n_head / nkv);
-    const int pos = pos0 + t;
+    const int pos = pos0 + (pos_dev ? *pos_dev : 0) + t;
     const int lo = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
     const int hi = hi_arr ? hi_arr[t] : pos;
     const int len = hi - lo + 1, chunk = (len + n_split - 1) / n_split;
@@ -223,15 +224,15 @@ int cu_attention_splits(int n_tok, int n_head, int max_len) {
 
 size_t cu_attention_part_floats(int max_head_dim) { return (size_t)MAX_PART_BLOCKS * (max_head_dim + 2); }
 
-cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head,
-                         int n_split, float *part) {
+cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0,
+                         const int *pos_dev, int n_head, int n_split, float *part) {
     if (n <= 0) return cudaSuccess;
     const int hd = kv->head_dim;
     if (hd % 32 || hd > 512 || n_head % kv->n_kv_head) return cudaErrorInvalidValue;
     if (n_split < 1) n_split = 1;
     if (n_split > 1 && (n * n_head * n_split > MAX_PART_BLOCKS || !part)) return cudaErrorInvalidValue;
     if (g_variant < 0) cu_attention_variant();
-    if (n_split == 1 && n >= 4 && g_variant != 1) { /* prefill: query tiles share the K/V loads */
+    if (n_split == 1 && n >= 4 && g_variant != 1 && !pos_dev) { /* prefill: query tiles share the K/V loads */
         int tq = g_variant == 2 ? 16 : g_variant == 3 ? 8 : g_variant == 4 ? 4 : 0;
         if (!tq) /* auto: 8 queries a tile (fastest at 26B/31B shapes), 4 when that leaves SMs short of blocks
                     (E4B's 8 heads); 16 never won (bench_cuda --attention, docs/CUDA.md) */
@@ -263,8 +264,8 @@ cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_k
     const size_t smem = sizeof(float) * (NW * hd + 2 * NW);
 #define G4C_ATTN_P(P)                                                                                               \
     case P:                                                                                                         \
-        k_attn<P><<<grid, NW * 32, smem, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, pos0, kv->window, \
-                                               kv->hi, n_split, part);                                              \
+        k_attn<P><<<grid, NW * 32, smem, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, pos0, pos_dev, \
+                                               kv->window, kv->hi, n_split, part);                                  \
         break;
     switch (hd / 32) {
         G4C_ATTN_P(1)

@@ -47,6 +47,10 @@ int g4c_cuda_text_rewind_limit(const g4c_cuda_text *s);
  * memory; NULL = none). Returns when the logits are in host memory (or the work is queued, when logits is NULL). */
 g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past,
                                  int bidir_off, float *logits, int all_logits, g4c_err *err);
+/* g4c_cuda_text_forward of the chunk's last token with greedy sampling on the device: *next = argmax of its logits
+ * (the first index on ties), the only value that comes down; logits (may be NULL) also receives them. */
+g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
+                                        int n_past, int bidir_off, int32_t *next, float *logits, g4c_err *err);
 /* Wait for the session's queued work. */
 g4c_status g4c_cuda_text_sync(g4c_cuda_text *s, g4c_err *err);
 
@@ -59,6 +63,18 @@ enum { G4C_CUDA_PREFILL_SPLIT = 0, G4C_CUDA_PREFILL_BF16 = 1 };
 void g4c_cuda_set_prefill_mode(int mode);
 int g4c_cuda_prefill_mode(void);
 
+/* Quantized weights (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) stay quantized on the device (default, on) or are expanded to
+ * bf16 at upload (off). Process-wide, read at upload; also env G4C_CUDA_QUANT=0|1. */
+void g4c_cuda_set_quant(int on);
+int g4c_cuda_quant_enabled(void);
+/* Prefill (> 8 tokens) with quantized weights: TILES (default) dequantizes tiles of rows to bf16 for cuBLAS (the
+ * split/bf16 prefill mode applies to the activations); GEMV runs the decode kernel 8 tokens at a time on int8
+ * activations, the CPU's arithmetic exactly (the conformance tests' reference; slow for long prompts).
+ * Process-wide; also env G4C_CUDA_QPREFILL=tiles|gemv. */
+enum { G4C_CUDA_QPREFILL_TILES = 0, G4C_CUDA_QPREFILL_GEMV = 1 };
+void g4c_cuda_set_qprefill(int mode);
+int g4c_cuda_qprefill(void);
+
 /* Prefill attention kernel (process-wide; also env G4C_CUDA_ATTN=auto|query|t16|t8|t4): AUTO picks the query tile by
  * the grid size; QUERY is the one-query-per-block kernel; T16/T8/T4 force a tile of 16/8/4 queries. */
 enum { G4C_CUDA_ATTN_AUTO = 0, G4C_CUDA_ATTN_QUERY = 1, G4C_CUDA_ATTN_T16 = 2, G4C_CUDA_ATTN_T8 = 3, G4C_CUDA_ATTN_T4 = 4 };
@@ -66,7 +82,8 @@ void g4c_cuda_set_attention_variant(int variant);
 
 /* ---- single ops on host arrays, for tests/cuda/test_cuda.c (each call uploads, runs, downloads) ---- */
 enum { G4C_CUDA_MM_AUTO = 0, G4C_CUDA_MM_GEMV = 1, G4C_CUDA_MM_GEMM = 2 };
-/* y[n][rows] = x[n][cols] · wᵀ; w as g4c_cuda_model_upload stores it (f32 stays f32, other dtypes -> bf16). */
+/* y[n][rows] = x[n][cols] · wᵀ; w as g4c_cuda_model_upload stores it (f32 stays f32, Q4_0/Q8_0/Q4_K/Q5_K/Q6_K
+ * quantized (activations to int8 for GEMV, bf16 tiles for GEMM), other dtypes -> bf16). */
 g4c_status g4c_cuda_op_matmul(float *y, const float *x, const g4c_wmat *w, int n, int path, g4c_err *err);
 g4c_status g4c_cuda_op_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps,
                                 g4c_err *err);
@@ -80,6 +97,8 @@ g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_head
 g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head,
                                  int n_split, g4c_err *err);
 
+/* Greedy sampling on the device: *out = the index of the largest x (the first on ties). */
+g4c_status g4c_cuda_op_argmax(int *out, const float *x, int n, g4c_err *err);
 /* MoE routing of n tokens: logits [n][n_expert] -> sel, wt [n][k] (model/text.c moe()'s top-k and weights). */
 g4c_status g4c_cuda_op_router_topk(int *sel, float *wt, const float *logits, int n, int n_expert, int k,
                                    const float *per_expert_scale, g4c_err *err);
@@ -95,6 +114,12 @@ double g4c_cuda_gemm_rate(int size, int reps);
 /* A bf16 matrix [rows][cols] times n f32 vectors: median microseconds of the custom GEMV kernel (*us_gemv) and of
  * cublasGemmEx on bf16 copies of the vectors (*us_cublas). */
 g4c_status g4c_cuda_gemv_compare(int rows, int cols, int n, int reps, double *us_gemv, double *us_cublas, g4c_err *err);
+/* Quantized decode GEMV (activation quantization + kernel, as the forward pass runs them) of a random
+ * [rows][cols] matrix of dtype (a g4c_dtype: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) times n vectors: median microseconds
+ * (*us, 4 rotated copies) and the matrix's device bytes (*bytes). */
+/* Warps per output row of the quantized decode GEMV: 0 = chosen by the shape (default), 1, 2 or 4 (benchmarks). */
+void g4c_cuda_set_qgemv_split(int ks);
+g4c_status g4c_cuda_qgemv_time(int dtype, int rows, int cols, int n, int reps, double *us, double *bytes, g4c_err *err);
 
 #ifdef __cplusplus
 }

@@ -33,16 +33,60 @@ extern "C" {
 #define G4C_CHECK_LAUNCH() G4C_CU(cudaGetLastError())
 
 /* A weight matrix on the device: [rows][ld] row-major, ld a multiple of 8 elements (16-byte aligned rows, zero
- * padded), f32 or bf16. Expert-stacked matrices hold n_expert blocks of `rows` rows each. */
-enum { CU_F32 = 0, CU_BF16 = 1 };
+ * padded), f32 or bf16. Expert-stacked matrices hold n_expert blocks of `rows` rows each.
+ * Quantized (CU_Q*, quant.cu): ggml blocks repacked per block into separate arrays so that every quant load is 16
+ * bytes and aligned: p = the quant bytes [total rows][nb][QB], m = per-block metadata [..][nb][MB], h = high bits
+ * [..][nb][HB] (Q5_K, Q6_K), s = f16 super-block scale [..][nb] (Q6_K); nb = blocks per row, ld = cols:
+ *   Q4_0: QB 16 (nibbles as ggml), MB 2 (f16 d)          Q8_0: QB 32, MB 2
+ *   Q4_K: QB 128, MB 16 (d, dmin, 12 scale bytes)        Q5_K: Q4_K + HB 32 (qh)
+ *   Q6_K: QB 128 (ql), HB 64 (qh), MB 16 (int8 scales), s (f16 d) */
+enum { CU_F32 = 0, CU_BF16 = 1, CU_Q4_0 = 2, CU_Q8_0 = 3, CU_Q4_K = 4, CU_Q5_K = 5, CU_Q6_K = 6 };
 typedef struct {
     int dt;
     void *p;
     int rows, cols, ld;
+    void *m, *h, *s; /* quantized only */
+    int nb;
 } cu_mat;
 
+static inline cu_mat cu_dense(int dt, void *p, int rows, int cols, int ld) {
+    cu_mat m = {};
+    m.dt = dt, m.p = p, m.rows = rows, m.cols = cols, m.ld = ld;
+    return m;
+}
 static inline size_t cu_mat_elsize(const cu_mat *m) { return m->dt == CU_F32 ? 4 : 2; }
 static inline int cu_round8(int n) { return (n + 7) & ~7; }
+static inline int cu_is_quant(const cu_mat *m) { return m->dt >= CU_Q4_0; }
+/* Per-block bytes of a quantized type: quants, metadata, high bits, f16 scale; elements per block. */
+typedef struct {
+    int qb, mb, hb, sb, block;
+} cu_qlayout;
+static inline cu_qlayout cu_q_layout(int dt) {
+    switch (dt) {
+    case CU_Q4_0: return {16, 2, 0, 0, 32};
+    case CU_Q8_0: return {32, 2, 0, 0, 32};
+    case CU_Q4_K: return {128, 16, 0, 0, 256};
+    case CU_Q5_K: return {128, 16, 32, 0, 256};
+    case CU_Q6_K: return {128, 16, 64, 2, 256};
+    default: return {0, 0, 0, 0, 1};
+    }
+}
+/* Rows [r0, r0 + rows) of w as a matrix of their own (an expert's block), any dtype. */
+static inline cu_mat cu_mat_rows(const cu_mat *w, long r0, int rows) {
+    cu_mat v = *w;
+    v.rows = rows;
+    if (!cu_is_quant(w)) {
+        v.p = (char *)w->p + (size_t)r0 * w->ld * cu_mat_elsize(w);
+        return v;
+    }
+    const cu_qlayout L = cu_q_layout(w->dt);
+    const size_t b0 = (size_t)r0 * w->nb;
+    v.p = (char *)w->p + b0 * L.qb;
+    v.m = (char *)w->m + b0 * L.mb;
+    if (w->h) v.h = (char *)w->h + b0 * L.hb;
+    if (w->s) v.s = (char *)w->s + b0 * L.sb;
+    return v;
+}
 
 /* What the matmul dispatcher needs: stream, cuBLAS handle and the scratch of the bf16 prefill path. */
 typedef struct {
@@ -53,7 +97,15 @@ typedef struct {
     float *ysc;         /* [2 * max_n][rows] both halves' products, summed afterwards */
     size_t ysc_elems;
     int force;          /* G4C_CUDA_MM_* (tests) */
+    int8_t *xq;         /* quantized weights, decode: activations as int8 [CU_QX_ROWS][max_cols32] ... */
+    float2 *dx;         /* ... per 32: f32 scale, the two 16-element code sums as int16 ([CU_QX_ROWS][max_cols32 / 32]) */
+    int qx_cols;        /* max_cols rounded up to 32 */
+    __nv_bfloat16 *wt;  /* quantized weights, prefill: a tile of rows dequantized to bf16 (allocated on first use) */
+    size_t wt_elems;
 } cu_mm;
+
+/* Rows of quantized activations the decode scratch holds (CU_GEMV_MAX_TOK tokens x up to 8 MoE slots). */
+#define CU_QX_ROWS 64
 
 /* Token count up to which matrix products use the GEMV kernel (weights read once for all tokens). */
 #define CU_GEMV_MAX_TOK 8
@@ -66,10 +118,31 @@ cudaError_t cu_gemv(cudaStream_t st, float *y, long ys, const float *x, long xs,
 cudaError_t cu_gemv_sel(cudaStream_t st, float *y, long ys, long yks, const float *x, long xs, long xks,
                         const cu_mat *w, const int *sel, int n, int n_slot);
 
+/* ---- quant.cu ---- */
+/* x rows (t, k) at x + t·xs + k·xks (n_slot slots per token; n_slot 1 and xks 0: one row per token) -> row
+ * t·n_slot + k of xq [..][cols] (int8) and dx [..][cols/32]: per 32 elements d = max|x| / 127, q = rint(x·(1/d))
+ * (the CPU's g4c_quantize_q8, bit for bit), dx = {d, the two 16-code sums as int16 in the bits}. cols % 32 == 0. */
+cudaError_t cu_quantize_act(cudaStream_t st, int8_t *xq, float2 *dx, const float *x, long xs, long xks, int n,
+                            int n_slot, int cols);
+/* y[t][r] = Σ_c w[r][c]·x̃[t][c], w quantized, x̃ the int8 activations of cu_quantize_act (n <= CU_GEMV_MAX_TOK).
+ * With sel (MoE): blockIdx over t·n_slot + k, expert sel[t·n_slot + k]'s rows, activation row t·n_slot + k when
+ * x_per_slot else t, y at y + t·ys + k·yks. */
+cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t *xq, const float2 *dx, int x_per_slot,
+                     const cu_mat *w, int n, const int *sel, int n_slot);
+/* Rows [r0, r0 + m) of quantized w dequantized to bf16 [m][w.cols] (prefill tiles for cuBLAS). */
+cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m);
+/* x[t] = row ids[t] of quantized e · scale. */
+cudaError_t cu_embed_q(cudaStream_t st, float *x, const cu_mat *e, const int *ids, int n, float scale);
+/* Random quantized blocks for benchmarks: quant bytes uniform, scales sized so weights are ~amp. */
+cudaError_t cu_fill_random_q(cudaStream_t st, cu_mat *m, long total_rows, uint64_t seed, float amp);
+
 /* ---- matmul.cu ---- */
 /* y[n][w.rows] = x[n][w.cols] · wᵀ: GEMV kernel up to CU_GEMV_MAX_TOK tokens, cuBLAS above (f32: SGEMM-class
  * GemmEx; bf16: the prefill mode's split or rounded activations). */
 g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err);
+/* MoE decode (cu_gemv_sel's arguments): bf16/f32 through cu_gemv_sel, quantized through cu_qgemv. */
+g4c_status cu_matmul_sel(cu_mm *mm, float *y, long ys, long yks, const float *x, long xs, long xks, const cu_mat *w,
+                         const int *sel, int n, int n_slot, g4c_err *err);
 g4c_status cu_mm_init(cu_mm *mm, int max_n, int max_cols, size_t max_out, g4c_err *err);
 void cu_mm_free(cu_mm *mm);
 /* Fill [rows][ld] with uniform [-amp, amp) values (pad columns zero), for random-weight benchmarks. */
@@ -102,13 +175,14 @@ cudaError_t cu_scatter_add(cudaStream_t st, float *dst, const float *src, const 
 /* MoE (gathered path): out[t] = Σ_k wt[t][k]·y[t][k] (y [n][n_slot][dim]). */
 cudaError_t cu_moe_combine(cudaStream_t st, float *out, const float *y, const float *wt, int n, int n_slot, int dim);
 
-/* ---- rope.cu ---- */
+/* ---- rope.cu ---- (pos_dev: when not NULL, the positions start at pos0 + *pos_dev, read on the device, so that
+ * a captured decode graph serves every position; the same in cu_attention) */
 /* The attention inputs of one layer from the fused projection qkv [n][ldq] = q heads | k heads | v heads:
  * q: RMSNorm(q_norm) + RoPE -> qout [n][nq][hd]; when kc != NULL, k: RMSNorm(k_norm) + RoPE and v: RMSNorm
  * (no scale; from the k part when k_eq_v) are written to cache slot (pos0 + t) % cap of kc/vc [cap][nkv][hd]. */
 cudaError_t cu_qkv_prep(cudaStream_t st, const float *qkv, long ldq, int n, int nq, int nkv, int hd, int k_eq_v,
-                        const float *qw, const float *kw, float eps, const float *inv_freq, int pos0, float *qout,
-                        float *kc, float *vc, int cap);
+                        const float *qw, const float *kw, float eps, const float *inv_freq, int pos0,
+                        const int *pos_dev, float *qout, float *kc, float *vc, int cap);
 
 /* ---- attention.cu ---- */
 /* Attention of n query tokens (positions pos0..) over a device KV view (kernels/ops.h semantics: window, hi).
@@ -123,8 +197,10 @@ int cu_attention_splits(int n_tok, int n_head, int max_len);
 void cu_attention_set_variant(int v);
 int cu_attention_variant(void);
 size_t cu_attention_part_floats(int max_head_dim);
-cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head,
-                         int n_split, float *part);
+cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0,
+                         const int *pos_dev, int n_head, int n_split, float *part);
+/* Index of the largest of x[0..n) (the first on ties) -> *out (device), one block. */
+cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n);
 
 /* ---- moe.cu ---- */
 /* Router probabilities (softmax of logits [n][E], in place), top-k (ties to the lower id) and renormalized weights

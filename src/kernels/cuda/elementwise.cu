@@ -175,6 +175,7 @@ cudaError_t cu_softcap(cudaStream_t st, float *x, size_t n, float cap) {
 
 cudaError_t cu_embed(cudaStream_t st, float *x, const cu_mat *e, const int *ids, int n, float scale) {
     if (n <= 0) return cudaSuccess;
+    if (cu_is_quant(e)) return cu_embed_q(st, x, e, ids, n, scale);
     if (e->dt == CU_F32) k_embed<float><<<n, 256, 0, st>>>(x, (const float *)e->p, e->ld, e->cols, ids, scale);
     else k_embed<__nv_bfloat16><<<n, 256, 0, st>>>(x, (const __nv_bfloat16 *)e->p, e->ld, e->cols, ids, scale);
     return cudaGetLastError();
@@ -203,5 +204,37 @@ cudaError_t cu_scatter_add(cudaStream_t st, float *dst, const float *src, const 
 cudaError_t cu_moe_combine(cudaStream_t st, float *out, const float *y, const float *wt, int n, int n_slot, int dim) {
     if (n <= 0) return cudaSuccess;
     k_moe_combine<<<n, 256, 0, st>>>(out, y, wt, n_slot, dim);
+    return cudaGetLastError();
+}
+
+namespace {
+
+/* one block: each thread its strided maximum (first index on ties), then a shared-memory tree */
+__global__ void k_argmax(int *out, const float *__restrict__ x, int n) {
+    __shared__ float sv[1024];
+    __shared__ int si[1024];
+    float best = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = x[i];
+        if (v > best || (v == best && i < bi)) best = v, bi = i;
+    }
+    sv[threadIdx.x] = best, si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            const float v = sv[threadIdx.x + s];
+            const int j = si[threadIdx.x + s];
+            if (v > sv[threadIdx.x] || (v == sv[threadIdx.x] && j < si[threadIdx.x])) sv[threadIdx.x] = v, si[threadIdx.x] = j;
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = si[0] == 0x7fffffff ? 0 : si[0];
+}
+
+} // namespace
+
+cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n) {
+    k_argmax<<<1, 1024, 0, st>>>(out, x, n);
     return cudaGetLastError();
 }

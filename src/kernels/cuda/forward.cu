@@ -2,11 +2,16 @@
  * weights.cu and one sequence's state (KV cache + activations, sized for n_ubatch tokens). Everything stays on the
  * device except: token ids, the PLE table rows of the chunk's tokens, image soft tokens and attention upper bounds
  * go up; the logits come down; MoE prefill (> CU_GEMV_MAX_TOK tokens) reads the routing back to run each expert
- * over its tokens. One stream per session; the call returns after the stream has drained. */
+ * over its tokens. One stream per session; the call returns after the stream has drained.
+ * Decode steps (one token, logits wanted) run as a CUDA graph captured at the first step and replayed afterwards:
+ * the position is read from device memory, the attention splits fixed by the cache size, the host's inputs staged
+ * in pinned buffers (env G4C_CUDA_GRAPH=0: plain launches). With g4c_cuda_text_forward_greedy the argmax runs on the
+ * device too and only the token id comes down. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/cuda_model.cuh"
 
@@ -23,6 +28,9 @@ struct g4c_cuda_text {
     float *router, *d_wt, *d_gw, *moe_in, *moe_gu, *moe_c, *moe_y;
     int *d_sel, *d_gidx, *d_ids, *d_hi;
     int *h_ids, *h_hi, *h_sel, *h_gidx, *h_count;
+    int *d_pos, *h_pos, *d_next, *h_next; /* decode graph: position up, greedy token down */
+    cudaGraphExec_t graph;                /* the captured decode step (n = 1), NULL until the first */
+    int graph_hi, graph_mode;
     float *h_wt, *h_gw, *h_ple;
     void **allocs;
     size_t n_allocs, cap_allocs;
@@ -97,6 +105,10 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     DEVF(s->logits, (size_t)s->logit_rows * c->n_vocab);
     DEVI(s->d_ids, U);
     DEVI(s->d_hi, U);
+    DEVI(s->d_pos, 1);
+    DEVI(s->d_next, 1);
+    HOSTI(s->h_pos, 1);
+    HOSTI(s->h_next, 1);
     HOSTI(s->h_ids, U);
     HOSTI(s->h_hi, U);
     size_t max_cols = H > max_qd ? H : max_qd, max_out = max_qkv > H ? max_qkv : H;
@@ -147,9 +159,10 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, g4c_err *err) {
     G4C_CU(cu_router_topk(st, s->router, n, E, K, D->per_expert_scale, s->d_sel, s->d_wt));
     G4C_CU(cu_rms_norm(st, s->h2, H, s->x, H, D->pre_ffn_norm_2, n, H, c->eps));
     if (n <= CU_GEMV_MAX_TOK) { /* decode: every (token, slot) reads its expert's rows, no host round trip */
-        G4C_CU(cu_gemv_sel(st, s->moe_gu, (long)K * 2 * I, 2 * I, s->h2, H, 0, &D->exp_gu, s->d_sel, n, K));
+        G4C_TRY(cu_matmul_sel(&s->mm, s->moe_gu, (long)K * 2 * I, 2 * I, s->h2, H, 0, &D->exp_gu, s->d_sel, n, K, err));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I));
-        G4C_CU(cu_gemv_sel(st, s->moe_y, (long)K * H, H, s->moe_c, (long)K * I, I, &D->exp_down, s->d_sel, n, K));
+        G4C_TRY(cu_matmul_sel(&s->mm, s->moe_y, (long)K * H, H, s->moe_c, (long)K * I, I, &D->exp_down, s->d_sel, n, K,
+                              err));
         G4C_CU(cu_moe_combine(st, s->moe_out, s->moe_y, s->d_wt, n, K, H));
         return G4C_OK;
     }
@@ -174,13 +187,11 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, g4c_err *err) {
     G4C_CU(cudaMemcpyAsync(s->d_gidx, s->h_gidx, sizeof(int) * n * K, cudaMemcpyHostToDevice, st));
     G4C_CU(cudaMemcpyAsync(s->d_gw, s->h_gw, sizeof(float) * n * K, cudaMemcpyHostToDevice, st));
     G4C_CU(cudaMemsetAsync(s->moe_out, 0, sizeof(float) * n * H, st));
-    const size_t es = cu_mat_elsize(&D->exp_gu);
     for (int e = 0; e < E; e++) {
         const int off = cnt[e], m = cnt[e + 1] - cnt[e];
         if (!m) continue;
-        cu_mat gu = D->exp_gu, dn = D->exp_down;
-        gu.p = (char *)gu.p + (size_t)e * gu.rows * gu.ld * es;
-        dn.p = (char *)dn.p + (size_t)e * dn.rows * dn.ld * es;
+        const cu_mat gu = cu_mat_rows(&D->exp_gu, (long)e * D->exp_gu.rows, D->exp_gu.rows);
+        const cu_mat dn = cu_mat_rows(&D->exp_down, (long)e * D->exp_down.rows, D->exp_down.rows);
         G4C_CU(cu_gather_rows(st, s->moe_in, s->h2, s->d_gidx + off, m, H));
         G4C_TRY(cu_matmul(&s->mm, s->moe_gu, 2 * I, s->moe_in, H, &gu, m, err));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, m, I));
@@ -212,6 +223,7 @@ extern "C" g4c_status g4c_cuda_text_init(g4c_cuda_text **out, g4c_cuda_model *m,
 extern "C" void g4c_cuda_text_free(g4c_cuda_text *s) {
     if (!s) return;
     if (s->mm.stream) cudaStreamSynchronize(s->mm.stream);
+    if (s->graph) cudaGraphExecDestroy(s->graph);
     cu_mm_free(&s->mm);
     if (s->mm.blas) cublasDestroy(s->mm.blas);
     if (s->mm.stream) cudaStreamDestroy(s->mm.stream);
@@ -239,19 +251,41 @@ extern "C" g4c_status g4c_cuda_text_sync(g4c_cuda_text *s, g4c_err *err) {
     return G4C_OK;
 }
 
-extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
-                                            int n_past, int bidir_off, float *logits, int all_logits, g4c_err *err) {
+namespace {
+
+/* Host side of a forward: token ids (placeholders look up pad), the PLE table rows, the image-block bounds and the
+ * position into the pinned staging buffers (a replayed decode graph copies them up). */
+void prep_host(g4c_cuda_text *s, const int32_t *tokens, int n, int n_past, int use_hi) {
+    const g4c_config *c = s->c;
+    for (int t = 0; t < n; t++) s->h_ids[t] = is_placeholder(c, tokens[t]) ? c->pad_id : tokens[t];
+    if (c->ple_dim) {
+        const int LP = c->n_layer * c->ple_dim;
+        const g4c_wmat *pe = &s->M->w->ple_embed;
+        for (int t = 0; t < n; t++) {
+            float *row = s->h_ple + (size_t)t * LP;
+            if (pe->data) g4c_wmat_row_f32(pe, s->h_ids[t], row);
+            else memset(row, 0, sizeof(float) * LP);
+        }
+    }
+    if (use_hi) g4c_text_visible_hi(c, tokens, n, n_past, s->h_hi);
+    s->h_pos[0] = n_past;
+}
+
+/* The device work of one forward (g4c_text_forward op for op). graph: the position comes from device memory (d_pos,
+ * copied up from h_pos inside the work) and the attention splits are fixed by the cache sizes, so the captured work
+ * serves every decode step. logits_mode: 0 none, 1 the softcapped logits into s->logits (rows first.. of the chunk,
+ * LR at a time; the caller copies), 2 also the argmax of the last row into d_next. */
+g4c_status enqueue(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past, int use_hi,
+                   int graph, int logits_mode, int all_logits, float *logits, g4c_err *err) {
     const g4c_config *c = s->c;
     const g4c_cuda_model *M = s->M;
-    if (n < 1 || n > s->U || n_past < 0 || n_past + n > s->n_ctx)
-        return G4C_FAIL(err, G4C_E_ARG, "CUDA forward: %d tokens at position %d (ubatch %d, context %d)", n, n_past,
-                        s->U, s->n_ctx);
     const int H = c->n_embd, V = c->n_vocab;
     cudaStream_t st = s->mm.stream;
-    s->mm.force = G4C_CUDA_MM_AUTO;
+    const int *pos_dev = graph ? s->d_pos : NULL;
+    const int pos0 = graph ? 0 : n_past;
+    if (graph) G4C_CU(cudaMemcpyAsync(s->d_pos, s->h_pos, sizeof(int), cudaMemcpyHostToDevice, st));
 
     /* §3.1 embeddings; placeholders look up pad, then take the soft tokens unscaled */
-    for (int t = 0; t < n; t++) s->h_ids[t] = is_placeholder(c, tokens[t]) ? c->pad_id : tokens[t];
     G4C_CU(cudaMemcpyAsync(s->d_ids, s->h_ids, sizeof(int) * n, cudaMemcpyHostToDevice, st));
     G4C_CU(cu_embed(st, s->x, &M->embed, s->d_ids, n, sqrtf((float)H)));
     for (int t = 0, m = 0; t < n && mm_embd; t++)
@@ -262,21 +296,11 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
     if (c->ple_dim) {
         const int P = c->ple_dim, LP = c->n_layer * P;
         G4C_TRY(cu_matmul(&s->mm, s->ple, LP, s->x, H, &M->ple_model_proj, n, err));
-        const g4c_wmat *pe = &M->w->ple_embed;
-        for (int t = 0; t < n; t++) {
-            float *row = s->h_ple + (size_t)t * LP;
-            if (pe->data) g4c_wmat_row_f32(pe, s->h_ids[t], row);
-            else memset(row, 0, sizeof(float) * LP);
-        }
         G4C_CU(cudaMemcpyAsync(s->ple_tok, s->h_ple, sizeof(float) * n * LP, cudaMemcpyHostToDevice, st));
         G4C_CU(cu_ple_prep(st, s->ple, s->ple_tok, M->ple_proj_norm, n * c->n_layer, P, c->eps, 1.0f / sqrtf((float)H),
                            sqrtf((float)P), 1.0f / sqrtf(2.0f)));
     }
-    const int use_hi = c->bidir_vision && !bidir_off;
-    if (use_hi) {
-        g4c_text_visible_hi(c, tokens, n, n_past, s->h_hi);
-        G4C_CU(cudaMemcpyAsync(s->d_hi, s->h_hi, sizeof(int) * n, cudaMemcpyHostToDevice, st));
-    }
+    if (use_hi) G4C_CU(cudaMemcpyAsync(s->d_hi, s->h_hi, sizeof(int) * n, cudaMemcpyHostToDevice, st));
 
     for (int il = 0; il < c->n_layer; il++) {
         const g4c_layer_cfg *lc = &c->layers[il];
@@ -287,15 +311,16 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
         G4C_TRY(cu_matmul(&s->mm, s->qkv, ldq, s->a, H, &D->qkv, n, err));
         const int own = lc->kv_slot;
         G4C_CU(cu_qkv_prep(st, s->qkv, ldq, n, nq, nkv, hd, lc->k_eq_v, D->q_norm, D->k_norm, c->eps,
-                           M->inv_freq[lc->type], n_past, s->q, own >= 0 ? s->kc[own] : NULL,
+                           M->inv_freq[lc->type], pos0, pos_dev, s->q, own >= 0 ? s->kc[own] : NULL,
                            own >= 0 ? s->vc[own] : NULL, own >= 0 ? s->cap[own] : 1));
         const int src = c->layers[lc->kv_source].kv_slot;
         const int sliding = lc->type == G4C_LAYER_SLIDING;
         const cu_kv view = {s->kc[src], s->vc[src], s->cap[src], nkv, hd, sliding ? c->sliding_window : 0,
                             sliding && use_hi ? s->d_hi : NULL};
-        int max_len = n_past + n;
+        int max_len = graph ? s->n_ctx : n_past + n; /* graph: any position */
         if (sliding && c->sliding_window < max_len) max_len = c->sliding_window + n;
-        G4C_CU(cu_attention(st, s->attn, s->q, &view, n, n_past, nq, cu_attention_splits(n, nq, max_len), s->part));
+        G4C_CU(cu_attention(st, s->attn, s->q, &view, n, pos0, pos_dev, nq, cu_attention_splits(n, nq, max_len),
+                            s->part));
         G4C_TRY(cu_matmul(&s->mm, s->a, H, s->attn, dq, &D->o, n, err));
         /* x += post_attn_norm(a); h2 = pre_ffn_norm(x) in the same launch */
         G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_attn_norm, n, H, c->eps, 1.f, s->h2, D->pre_ffn_norm));
@@ -322,16 +347,88 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
                                D->layer_scalar, last ? NULL : s->a, last ? NULL : M->layers[il + 1].attn_norm));
     }
     /* §3.9 final norm, tied head, softcap; logits come down LR rows at a time */
-    if (logits) {
-        const int first = all_logits ? 0 : n - 1, m = n - first;
-        for (int r0 = 0; r0 < m; r0 += s->logit_rows) {
-            const int k = m - r0 < s->logit_rows ? m - r0 : s->logit_rows;
-            G4C_CU(cu_rms_norm(st, s->a, H, s->x + (size_t)(first + r0) * H, H, M->final_norm, k, H, c->eps));
-            G4C_TRY(cu_matmul(&s->mm, s->logits, V, s->a, H, &M->head, k, err));
-            if (c->final_softcap > 0) G4C_CU(cu_softcap(st, s->logits, (size_t)k * V, c->final_softcap));
+    if (!logits_mode) return G4C_OK;
+    const int first = all_logits ? 0 : n - 1, m = n - first;
+    for (int r0 = 0; r0 < m; r0 += s->logit_rows) {
+        const int k = m - r0 < s->logit_rows ? m - r0 : s->logit_rows;
+        G4C_CU(cu_rms_norm(st, s->a, H, s->x + (size_t)(first + r0) * H, H, M->final_norm, k, H, c->eps));
+        G4C_TRY(cu_matmul(&s->mm, s->logits, V, s->a, H, &M->head, k, err));
+        if (c->final_softcap > 0) G4C_CU(cu_softcap(st, s->logits, (size_t)k * V, c->final_softcap));
+        if (logits_mode == 2 && r0 + k == m) G4C_CU(cu_argmax(st, s->d_next, s->logits + (size_t)(k - 1) * V, V));
+        if (logits)
             G4C_CU(cudaMemcpyAsync(logits + (size_t)r0 * V, s->logits, sizeof(float) * k * V, cudaMemcpyDeviceToHost, st));
-        }
     }
-    G4C_CU(cudaStreamSynchronize(st));
     return G4C_OK;
+}
+
+int graphs_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("G4C_CUDA_GRAPH");
+        on = !(e && !strcmp(e, "0"));
+    }
+    return on;
+}
+
+/* One decode step (n = 1, logits of that token) through the captured graph: captured at the first step (and again
+ * when use_hi or the mode changes), replayed afterwards; only the pinned staging buffers change between steps. */
+g4c_status decode_graph(g4c_cuda_text *s, const int32_t *tok, int n_past, int use_hi, int logits_mode, g4c_err *err) {
+    cudaStream_t st = s->mm.stream;
+    if (s->graph && (s->graph_hi != use_hi || s->graph_mode != logits_mode)) {
+        cudaGraphExecDestroy(s->graph);
+        s->graph = NULL;
+    }
+    if (!s->graph) {
+        G4C_CU(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        g4c_status e = enqueue(s, tok, NULL, 1, n_past, use_hi, 1, logits_mode, 0, NULL, err);
+        cudaGraph_t g = NULL;
+        const cudaError_t ce = cudaStreamEndCapture(st, &g);
+        if (e != G4C_OK) {
+            if (g) cudaGraphDestroy(g);
+            return e;
+        }
+        G4C_CU(ce);
+        const cudaError_t ie = cudaGraphInstantiate(&s->graph, g, 0);
+        cudaGraphDestroy(g);
+        G4C_CU(ie);
+        s->graph_hi = use_hi, s->graph_mode = logits_mode;
+    }
+    G4C_CU(cudaGraphLaunch(s->graph, st));
+    return G4C_OK;
+}
+
+g4c_status forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past, int bidir_off,
+                   float *logits, int all_logits, int32_t *next, g4c_err *err) {
+    const g4c_config *c = s->c;
+    if (n < 1 || n > s->U || n_past < 0 || n_past + n > s->n_ctx)
+        return G4C_FAIL(err, G4C_E_ARG, "CUDA forward: %d tokens at position %d (ubatch %d, context %d)", n, n_past,
+                        s->U, s->n_ctx);
+    cudaStream_t st = s->mm.stream;
+    s->mm.force = G4C_CUDA_MM_AUTO;
+    const int use_hi = c->bidir_vision && !bidir_off;
+    const int mode = next ? 2 : logits ? 1 : 0;
+    prep_host(s, tokens, n, n_past, use_hi);
+    const int graph = n == 1 && mode && graphs_enabled() && !(mm_embd && g4c_is_mm_placeholder(c, tokens[0]));
+    if (graph) {
+        G4C_TRY(decode_graph(s, tokens, n_past, use_hi, mode, err));
+        if (logits) G4C_CU(cudaMemcpyAsync(logits, s->logits, sizeof(float) * c->n_vocab, cudaMemcpyDeviceToHost, st));
+    } else
+        G4C_TRY(enqueue(s, tokens, mm_embd, n, n_past, use_hi, 0, mode, all_logits, logits, err));
+    if (next) G4C_CU(cudaMemcpyAsync(s->h_next, s->d_next, sizeof(int), cudaMemcpyDeviceToHost, st));
+    G4C_CU(cudaStreamSynchronize(st));
+    if (next) *next = s->h_next[0];
+    return G4C_OK;
+}
+
+} // namespace
+
+extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
+                                            int n_past, int bidir_off, float *logits, int all_logits, g4c_err *err) {
+    return forward(s, tokens, mm_embd, n, n_past, bidir_off, logits, all_logits, NULL, err);
+}
+
+extern "C" g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
+                                                   int n_past, int bidir_off, int32_t *next, float *logits,
+                                                   g4c_err *err) {
+    return forward(s, tokens, mm_embd, n, n_past, bidir_off, logits, 0, next, err);
 }

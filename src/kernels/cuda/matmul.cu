@@ -73,21 +73,87 @@ cudaError_t cu_fill_random(cudaStream_t st, cu_mat *m, int total_rows, uint64_t 
 g4c_status cu_mm_init(cu_mm *mm, int max_n, int max_cols, size_t max_out, g4c_err *err) {
     mm->xb_elems = (size_t)2 * max_n * cu_round8(max_cols);
     mm->ysc_elems = (size_t)2 * max_n * max_out;
+    mm->qx_cols = (max_cols + 31) & ~31;
     G4C_CU(cudaMalloc(&mm->xb, mm->xb_elems * sizeof(__nv_bfloat16)));
     G4C_CU(cudaMalloc(&mm->ysc, mm->ysc_elems * sizeof(float)));
+    G4C_CU(cudaMalloc(&mm->xq, (size_t)CU_QX_ROWS * mm->qx_cols));
+    G4C_CU(cudaMalloc(&mm->dx, sizeof(float2) * CU_QX_ROWS * (mm->qx_cols / 32)));
     return G4C_OK;
 }
 
 void cu_mm_free(cu_mm *mm) {
     cudaFree(mm->xb);
     cudaFree(mm->ysc);
+    cudaFree(mm->xq);
+    cudaFree(mm->dx);
+    cudaFree(mm->wt);
     mm->xb = NULL;
     mm->ysc = NULL;
+    mm->xq = NULL;
+    mm->dx = NULL;
+    mm->wt = NULL;
+}
+
+namespace {
+
+/* Elements of the bf16 tile that quantized prefill dequantizes into (64 MiB). */
+constexpr size_t WT_ELEMS = (size_t)32 << 20;
+
+g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err);
+
+/* Quantized weights: int8 activations + cu_qgemv up to CU_GEMV_MAX_TOK tokens; above, tiles of rows dequantized to
+ * bf16 and the bf16 GEMM. */
+g4c_status matmul_q(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, int use_gemv,
+                    g4c_err *err) {
+    if (w->cols > mm->qx_cols && use_gemv)
+        return G4C_FAIL(err, G4C_E_IO, "CUDA matmul: activation scratch too small for %d columns", w->cols);
+    if (use_gemv) {
+        for (int t0 = 0; t0 < n; t0 += CU_GEMV_MAX_TOK) {
+            const int k = n - t0 < CU_GEMV_MAX_TOK ? n - t0 : CU_GEMV_MAX_TOK;
+            G4C_CU(cu_quantize_act(mm->stream, mm->xq, mm->dx, x + t0 * xs, xs, 0, k, 1, w->cols));
+            G4C_CU(cu_qgemv(mm->stream, y + t0 * ys, ys, 0, mm->xq, mm->dx, 0, w, k, nullptr, 1));
+        }
+        return G4C_OK;
+    }
+    if (!mm->wt) {
+        mm->wt_elems = WT_ELEMS;
+        G4C_CU(cudaMalloc(&mm->wt, mm->wt_elems * sizeof(__nv_bfloat16)));
+    }
+    int tile = (int)(mm->wt_elems / (size_t)w->cols);
+    if (tile > w->rows) tile = w->rows;
+    if (tile < 1) return G4C_FAIL(err, G4C_E_IO, "CUDA matmul: a row of %d columns exceeds the dequant tile", w->cols);
+    for (int r0 = 0; r0 < w->rows; r0 += tile) {
+        const int m = w->rows - r0 < tile ? w->rows - r0 : tile;
+        G4C_CU(cu_dequant_bf16(mm->stream, mm->wt, w, r0, m));
+        cu_mat b = {};
+        b.dt = CU_BF16, b.p = mm->wt, b.rows = m, b.cols = w->cols, b.ld = w->cols;
+        G4C_TRY(gemm_dense(mm, y + r0, ys, x, xs, &b, n, err));
+    }
+    return G4C_OK;
+}
+
+} // namespace
+
+g4c_status cu_matmul_sel(cu_mm *mm, float *y, long ys, long yks, const float *x, long xs, long xks, const cu_mat *w,
+                         const int *sel, int n, int n_slot, g4c_err *err) {
+    if (!cu_is_quant(w)) {
+        G4C_CU(cu_gemv_sel(mm->stream, y, ys, yks, x, xs, xks, w, sel, n, n_slot));
+        return G4C_OK;
+    }
+    const int rows_x = xks ? n * n_slot : n;
+    if (rows_x > CU_QX_ROWS || w->cols > mm->qx_cols)
+        return G4C_FAIL(err, G4C_E_IO, "CUDA MoE: %d activation rows of %d columns exceed the scratch", rows_x, w->cols);
+    G4C_CU(cu_quantize_act(mm->stream, mm->xq, mm->dx, x, xs, xks, n, xks ? n_slot : 1, w->cols));
+    G4C_CU(cu_qgemv(mm->stream, y, ys, yks, mm->xq, mm->dx, xks != 0, w, n, sel, n_slot));
+    return G4C_OK;
 }
 
 g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err) {
     if (n <= 0) return G4C_OK;
     const int use_gemv = mm->force == G4C_CUDA_MM_GEMV || (mm->force != G4C_CUDA_MM_GEMM && n <= CU_GEMV_MAX_TOK);
+    if (cu_is_quant(w))
+        return matmul_q(mm, y, ys, x, xs, w, n,
+                        use_gemv || (mm->force == G4C_CUDA_MM_AUTO && g4c_cuda_qprefill() == G4C_CUDA_QPREFILL_GEMV), err);
     if (use_gemv) {
         for (int t0 = 0; t0 < n; t0 += CU_GEMV_MAX_TOK) {
             const int k = n - t0 < CU_GEMV_MAX_TOK ? n - t0 : CU_GEMV_MAX_TOK;
@@ -95,6 +161,12 @@ g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, cons
         }
         return G4C_OK;
     }
+    return gemm_dense(mm, y, ys, x, xs, w, n, err);
+}
+
+namespace {
+
+g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err) {
     const float one = 1.f, zero = 0.f;
     if (w->dt == CU_F32) {
         G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, n, w->cols, &one, w->p, CUDA_R_32F, w->ld, x,
@@ -126,3 +198,5 @@ g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, cons
     }
     return G4C_OK;
 }
+
+} // namespace

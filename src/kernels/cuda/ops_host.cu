@@ -123,8 +123,12 @@ extern "C" g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok,
     G4C_CU(sc.up<float>(&dq, NULL, n));
     if (w) G4C_CU(sc.up(&dw, w, (size_t)head_dim));
     G4C_CU(sc.up(&df, inv_freq, (size_t)head_dim / 2));
-    G4C_CU(cu_qkv_prep(0, dx, (long)n_heads * head_dim, n_tok, n_heads, 1, head_dim, 0, dw, NULL, eps, df, pos0, dq, NULL,
-                       NULL, 1));
+    /* the position from device memory (the decode graph's form): half of it there, half as the argument */
+    int *dpos;
+    const int half = pos0 / 2;
+    G4C_CU(sc.up(&dpos, &half, 1));
+    G4C_CU(cu_qkv_prep(0, dx, (long)n_heads * head_dim, n_tok, n_heads, 1, head_dim, 0, dw, NULL, eps, df, pos0 - half,
+                       dpos, dq, NULL, NULL, 1));
     G4C_CU(cudaMemcpy(x, dq, sizeof(float) * n, cudaMemcpyDeviceToHost));
     return G4C_OK;
 }
@@ -145,7 +149,10 @@ extern "C" g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4
     if (kv->hi) G4C_CU(sc.up(&dhi, kv->hi, (size_t)n_tok));
     const cu_kv v = {dk, dv, kv->cap, kv->n_kv_head, hd, kv->window, dhi};
     if (n_split <= 0) n_split = cu_attention_splits(n_tok, n_head, pos0 + n_tok);
-    G4C_CU(cu_attention(0, dout, dq, &v, n_tok, pos0, n_head, n_split, part));
+    /* single queries take their position from device memory (the decode graph's form) */
+    int *dpos = NULL;
+    if (n_tok == 1) G4C_CU(sc.up(&dpos, &pos0, 1));
+    G4C_CU(cu_attention(0, dout, dq, &v, n_tok, dpos ? 0 : pos0, dpos, n_head, n_split, part));
     G4C_CU(cudaMemcpy(out, dout, sizeof(float) * nq, cudaMemcpyDeviceToHost));
     return G4C_OK;
 }
@@ -204,7 +211,7 @@ extern "C" double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_
     if (sc.up<float>(&q, NULL, nq) || sc.up<float>(&k, NULL, nkv) || sc.up<float>(&v, NULL, nkv) ||
         sc.up<float>(&out, NULL, nq) || sc.up<float>(&part, NULL, cu_attention_part_floats(head_dim)))
         return -1;
-    cu_mat mq = {CU_F32, q, n * n_head, head_dim, head_dim}, mk = {CU_F32, k, cap * n_kv_head, head_dim, head_dim};
+    cu_mat mq = cu_dense(CU_F32, q, n * n_head, head_dim, head_dim), mk = cu_dense(CU_F32, k, cap * n_kv_head, head_dim, head_dim);
     cu_mat mv = mk;
     mv.p = v;
     cu_fill_random(0, &mq, mq.rows, 1, 0.5f), cu_fill_random(0, &mk, mk.rows, 2, 0.5f), cu_fill_random(0, &mv, mv.rows, 3, 1.f);
@@ -218,7 +225,7 @@ extern "C" double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_
     reps = reps > 64 ? 64 : reps;
     for (int i = -2; i < reps; i++) {
         cudaEventRecord(e0);
-        if (cu_attention(0, out, q, &view, n, pos0, n_head, split, part) != cudaSuccess) return -1;
+        if (cu_attention(0, out, q, &view, n, pos0, nullptr, n_head, split, part) != cudaSuccess) return -1;
         cudaEventRecord(e1);
         cudaEventSynchronize(e1);
         float ms;
@@ -231,7 +238,7 @@ extern "C" double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_
 
 extern "C" double g4c_cuda_gemm_rate(int size, int reps) {
     const size_t n = (size_t)size * size;
-    cu_mat m = {CU_BF16, NULL, size, size, size};
+    cu_mat m = cu_dense(CU_BF16, NULL, size, size, size);
     void *b = NULL;
     float *c = NULL;
     cublasHandle_t h = NULL;
@@ -274,7 +281,7 @@ extern "C" g4c_status g4c_cuda_gemv_compare(int rows, int cols, int n, int reps,
     float *x, *y;
     __nv_bfloat16 *xb;
     for (int i = 0; i < copies; i++) {
-        m[i] = {CU_BF16, NULL, rows, cols, cu_round8(cols)};
+        m[i] = cu_dense(CU_BF16, NULL, rows, cols, cu_round8(cols));
         __nv_bfloat16 *p;
         G4C_CU(sc.up<__nv_bfloat16>(&p, NULL, (size_t)rows * m[i].ld));
         m[i].p = p;
@@ -283,9 +290,9 @@ extern "C" g4c_status g4c_cuda_gemv_compare(int rows, int cols, int n, int reps,
     G4C_CU(sc.up<float>(&x, NULL, (size_t)n * cols));
     G4C_CU(sc.up<float>(&y, NULL, (size_t)n * rows));
     G4C_CU(sc.up<__nv_bfloat16>(&xb, NULL, (size_t)n * m[0].ld));
-    cu_mat xm = {CU_F32, x, n, cols, cols};
+    cu_mat xm = cu_dense(CU_F32, x, n, cols, cols);
     G4C_CU(cu_fill_random(0, &xm, n, 5, 1.f));
-    cu_mat xbm = {CU_BF16, xb, n, cols, m[0].ld};
+    cu_mat xbm = cu_dense(CU_BF16, xb, n, cols, m[0].ld);
     G4C_CU(cu_fill_random(0, &xbm, n, 6, 1.f));
     cublasHandle_t h;
     G4C_BLAS(cublasCreate(&h));
@@ -318,5 +325,77 @@ extern "C" g4c_status g4c_cuda_gemv_compare(int rows, int cols, int n, int reps,
     G4C_CU(cudaDeviceSynchronize());
     *us_gemv = median(t[0], reps);
     *us_cublas = median(t[1], reps);
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_qgemv_time(int dtype, int rows, int cols, int n, int reps, double *us, double *bytes,
+                                          g4c_err *err) {
+    int dt = -1;
+    switch (dtype) {
+    case G4C_DTYPE_Q4_0: dt = CU_Q4_0; break;
+    case G4C_DTYPE_Q8_0: dt = CU_Q8_0; break;
+    case G4C_DTYPE_Q4_K: dt = CU_Q4_K; break;
+    case G4C_DTYPE_Q5_K: dt = CU_Q5_K; break;
+    case G4C_DTYPE_Q6_K: dt = CU_Q6_K; break;
+    default: return G4C_FAIL(err, G4C_E_ARG, "not a GPU quant type");
+    }
+    const cu_qlayout L = cu_q_layout(dt);
+    if (cols % L.block) return G4C_FAIL(err, G4C_E_ARG, "cols %d not a multiple of %d", cols, L.block);
+    const int copies = 4;
+    cu_mat m[copies];
+    scope sc;
+    const size_t nblk = (size_t)rows * (cols / L.block);
+    for (int i = 0; i < copies; i++) {
+        m[i] = cu_dense(dt, NULL, rows, cols, cols);
+        m[i].nb = cols / L.block;
+        uint8_t *p;
+        G4C_CU(sc.up<uint8_t>(&p, NULL, nblk * (L.qb + L.mb + L.hb + L.sb)));
+        m[i].p = p, m[i].m = p + nblk * L.qb;
+        m[i].h = L.hb ? p + nblk * (L.qb + L.mb) : NULL;
+        m[i].s = L.sb ? p + nblk * (L.qb + L.mb + L.hb) : NULL;
+        G4C_CU(cu_fill_random_q(0, &m[i], rows, 100 + i, 0.02f));
+    }
+    float *x, *y;
+    float2 *dx;
+    int8_t *xq;
+    G4C_CU(sc.up<float>(&x, NULL, (size_t)n * cols));
+    G4C_CU(sc.up<float>(&y, NULL, (size_t)n * rows));
+    G4C_CU(sc.up<int8_t>(&xq, NULL, (size_t)n * cols));
+    G4C_CU(sc.up<float2>(&dx, NULL, (size_t)n * cols / 32));
+    cu_mat xm = cu_dense(CU_F32, x, n, cols, cols);
+    G4C_CU(cu_fill_random(0, &xm, n, 5, 1.f));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    double t[256];
+    reps = reps > 256 ? 256 : reps;
+    g4c_status st = G4C_OK;
+    for (int i = -4; i < reps && st == G4C_OK; i++) {
+        const cu_mat *w = &m[(i + 4) % copies];
+        cudaEventRecord(e0);
+        if (cu_quantize_act(0, xq, dx, x, cols, 0, n, 1, cols) != cudaSuccess ||
+            cu_qgemv(0, y, rows, 0, xq, dx, 0, w, n, nullptr, 1) != cudaSuccess)
+            st = G4C_FAIL(err, G4C_E_IO, "qgemv launch failed");
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        if (i >= 0) t[i] = ms * 1e3;
+    }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    G4C_TRY(st);
+    G4C_CU(cudaDeviceSynchronize());
+    *us = median(t, reps);
+    *bytes = (double)nblk * (L.qb + L.mb + L.hb + L.sb);
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_argmax(int *out, const float *x, int n, g4c_err *err) {
+    scope sc;
+    float *dx;
+    int *dout;
+    G4C_CU(sc.up(&dx, x, (size_t)n));
+    G4C_CU(sc.up<int>(&dout, NULL, 1));
+    G4C_CU(cu_argmax(0, dout, dx, n));
+    G4C_CU(cudaMemcpy(out, dout, sizeof(int), cudaMemcpyDeviceToHost));
     return G4C_OK;
 }

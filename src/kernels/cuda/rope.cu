@@ -8,11 +8,11 @@ namespace {
 
 __global__ void k_qkv_prep(const float *__restrict__ qkv, long ldq, int nq, int nkv, int hd, int k_eq_v,
                            const float *__restrict__ qw, const float *__restrict__ kw, float eps,
-                           const float *__restrict__ inv_freq, int pos0, float *__restrict__ qout, float *kc, float *vc,
-                           int cap) {
+                           const float *__restrict__ inv_freq, int pos0, const int *__restrict__ pos_dev,
+                           float *__restrict__ qout, float *kc, float *vc, int cap) {
     __shared__ float sh[32];
     const int t = blockIdx.x, h = blockIdx.y, half = hd / 2, i = threadIdx.x;
-    const int pos = pos0 + t;
+    const int pos = pos0 + (pos_dev ? *pos_dev : 0) + t;
     const float *row = qkv + t * ldq;
     const float *src, *w;
     float *dst;
@@ -56,13 +56,13 @@ __global__ void k_qkv_prep(const float *__restrict__ qkv, long ldq, int nq, int 
 } // namespace
 
 cudaError_t cu_qkv_prep(cudaStream_t st, const float *qkv, long ldq, int n, int nq, int nkv, int hd, int k_eq_v,
-                        const float *qw, const float *kw, float eps, const float *inv_freq, int pos0, float *qout,
-                        float *kc, float *vc, int cap) {
+                        const float *qw, const float *kw, float eps, const float *inv_freq, int pos0,
+                        const int *pos_dev, float *qout, float *kc, float *vc, int cap) {
     if (n <= 0) return cudaSuccess;
     if (hd % 2 || hd > 2048) return cudaErrorInvalidValue;
     const int threads = ((hd / 2 + 31) / 32) * 32;
     const int heads = nq + (kc ? 2 * nkv : 0);
-    k_qkv_prep<<<dim3(n, heads), threads, 0, st>>>(qkv, ldq, nq, nkv, hd, k_eq_v, qw, kw, eps, inv_freq, pos0, qout, kc,
-                                                   vc, cap);
+    k_qkv_prep<<<dim3(n, heads), threads, 0, st>>>(qkv, ldq, nq, nkv, hd, k_eq_v, qw, kw, eps, inv_freq, pos0, pos_dev,
+                                                   qout, kc, vc, cap);
     return cudaGetLastError();
 }

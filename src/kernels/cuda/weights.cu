@@ -1,6 +1,7 @@
 /* Uploading the decoder's weights once (cuda_model.cuh). f32 matrices stay f32 (exact parity with the CPU), bf16
- * ones are copied as they are, every other dtype (f16, GGUF blocks, MLX affine) is expanded row by row through
- * g4c_wmat_row_f32 and rounded to bf16 (quantized GEMV kernels are future work, docs/CUDA.md). Rows are padded to
+ * ones are copied as they are, Q4_0/Q8_0/Q4_K/Q5_K/Q6_K blocks are repacked for the quantized kernels (quant.cu),
+ * every other dtype (f16, Q4_1/Q5_0/Q5_1, MLX affine, mixed-type concatenations) is expanded row by row through
+ * g4c_wmat_row_f32 and rounded to bf16. Rows are padded to
  * a multiple of 8 elements so every row starts 16-byte aligned. q/k/v and gate/up are concatenated. */
 #include <limits.h>
 #include <math.h>
@@ -46,6 +47,89 @@ g4c_status up_vec(g4c_cuda_model *M, float **d, const float *h, int n, float mul
     return st;
 }
 
+int cu_qtype(g4c_dtype t) {
+    switch (t) {
+    case G4C_DTYPE_Q4_0: return CU_Q4_0;
+    case G4C_DTYPE_Q8_0: return CU_Q8_0;
+    case G4C_DTYPE_Q4_K: return CU_Q4_K;
+    case G4C_DTYPE_Q5_K: return CU_Q5_K;
+    case G4C_DTYPE_Q6_K: return CU_Q6_K;
+    default: return -1;
+    }
+}
+
+/* Quantized parts of one type: the ggml blocks split into the cu_mat arrays (cuda_int.cuh), rows chunked through
+ * host staging. Random blocks for parts without data. */
+g4c_status up_mat_q(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, int n_parts, long rows, int dt,
+                    double per_token_share, g4c_err *err) {
+    static uint64_t seed = 0x51;
+    const cu_qlayout L = cu_q_layout(dt);
+    const int cols = (int)parts[0]->cols;
+    d->dt = dt, d->cols = cols, d->ld = cols, d->rows = (int)rows, d->nb = cols / L.block;
+    const size_t nblk = (size_t)rows * d->nb;
+    size_t bytes = nblk * (L.qb + L.mb + L.hb + L.sb);
+    G4C_TRY(dalloc(M, &d->p, nblk * L.qb, err));
+    G4C_TRY(dalloc(M, &d->m, nblk * L.mb, err));
+    if (L.hb) G4C_TRY(dalloc(M, &d->h, nblk * L.hb, err));
+    if (L.sb) G4C_TRY(dalloc(M, &d->s, nblk * L.sb, err));
+    M->bytes += bytes;
+    M->per_token += (size_t)(bytes * per_token_share);
+    const size_t gg = g4c_dtype_infos[parts[0]->dtype].size; /* ggml block bytes */
+    const long chunk = 1 + (long)((32u << 20) / ((size_t)d->nb * gg));
+    uint8_t *stage = NULL;
+    long r0 = 0;
+    g4c_status st = G4C_OK;
+    for (int i = 0; i < n_parts && st == G4C_OK; r0 += parts[i]->rows, i++) {
+        const g4c_wmat *w = parts[i];
+        if (!w->data) {
+            cu_mat v = cu_mat_rows(d, r0, (int)w->rows);
+            if (cu_fill_random_q(0, &v, w->rows, seed++ * 0x9E3779B97F4A7C15ull, 0.02f) != cudaSuccess)
+                st = G4C_FAIL(err, G4C_E_IO, "CUDA: random fill failed");
+            continue;
+        }
+        if (!stage && !(stage = (uint8_t *)malloc((size_t)chunk * d->nb * (L.qb + L.mb + L.hb + L.sb)))) {
+            st = G4C_FAIL(err, G4C_E_NOMEM, "out of memory");
+            break;
+        }
+        for (long r = 0; r < w->rows && st == G4C_OK; r += chunk) {
+            const long m = w->rows - r < chunk ? w->rows - r : chunk;
+            const size_t nbk = (size_t)m * d->nb;
+            uint8_t *sq = stage, *sm = sq + nbk * L.qb, *sh = sm + nbk * L.mb, *ss = sh + nbk * L.hb;
+            const uint8_t *src = (const uint8_t *)w->data + (size_t)r * d->nb * gg;
+            for (size_t b = 0; b < nbk; b++, src += gg) switch (dt) {
+                case CU_Q4_0:
+                case CU_Q8_0: /* f16 d, quants */
+                    memcpy(sm + b * 2, src, 2);
+                    memcpy(sq + b * L.qb, src + 2, L.qb);
+                    break;
+                case CU_Q4_K: /* d, dmin, scales[12] | qs[128] */
+                    memcpy(sm + b * 16, src, 16);
+                    memcpy(sq + b * 128, src + 16, 128);
+                    break;
+                case CU_Q5_K: /* d, dmin, scales[12] | qh[32] | qs[128] */
+                    memcpy(sm + b * 16, src, 16);
+                    memcpy(sh + b * 32, src + 16, 32);
+                    memcpy(sq + b * 128, src + 48, 128);
+                    break;
+                default: /* Q6_K: ql[128] | qh[64] | scales[16] | d */
+                    memcpy(sq + b * 128, src, 128);
+                    memcpy(sh + b * 64, src + 128, 64);
+                    memcpy(sm + b * 16, src + 192, 16);
+                    memcpy(ss + b * 2, src + 208, 2);
+                    break;
+                }
+            const cu_mat v = cu_mat_rows(d, r0 + r, (int)m);
+            cudaError_t e = cudaMemcpy(v.p, sq, nbk * L.qb, cudaMemcpyHostToDevice);
+            if (e == cudaSuccess) e = cudaMemcpy(v.m, sm, nbk * L.mb, cudaMemcpyHostToDevice);
+            if (e == cudaSuccess && L.hb) e = cudaMemcpy(v.h, sh, nbk * L.hb, cudaMemcpyHostToDevice);
+            if (e == cudaSuccess && L.sb) e = cudaMemcpy(v.s, ss, nbk * L.sb, cudaMemcpyHostToDevice);
+            if (e != cudaSuccess) st = G4C_FAIL(err, G4C_E_IO, "CUDA: weight upload: %s", cudaGetErrorString(e));
+        }
+    }
+    free(stage);
+    return st;
+}
+
 /* The parts stacked row-wise into one device matrix. block_rows: the rows of one expert block (0 = all). */
 g4c_status up_mat(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, int n_parts, int block_rows,
                   double per_token_share, g4c_err *err) {
@@ -56,9 +140,19 @@ g4c_status up_mat(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, in
     for (int i = 0; i < n_parts; i++) {
         if (parts[i]->cols != cols) return G4C_FAIL(err, G4C_E_CONFIG, "CUDA upload: parts of one matrix differ in width");
         rows += parts[i]->rows;
-        all_f32 &= parts[i]->dtype == G4C_DTYPE_F32;
+        all_f32 &= parts[i]->dtype == G4C_DTYPE_F32 || parts[i]->dtype == G4C_DTYPE_F16; /* f16: exact in f32 */
     }
     if (rows > INT_MAX) return G4C_FAIL(err, G4C_E_UNSUPPORTED, "CUDA upload: a matrix of %ld rows", rows);
+    /* every part of one GPU-kernel quant type: kept quantized; mixed types (q4_k_m's Q6_K attn_v beside Q4_K q/k)
+     * and the other types are expanded to bf16 */
+    const int qt = g4c_cuda_quant_enabled() ? cu_qtype(parts[0]->dtype) : -1;
+    int same = qt >= 0;
+    for (int i = 1; i < n_parts; i++) same &= parts[i]->dtype == parts[0]->dtype;
+    if (same) {
+        G4C_TRY(up_mat_q(M, d, parts, n_parts, rows, qt, per_token_share, err));
+        if (block_rows) d->rows = block_rows;
+        return G4C_OK;
+    }
     d->dt = all_f32 ? CU_F32 : CU_BF16;
     d->cols = cols;
     d->ld = cu_round8(cols);

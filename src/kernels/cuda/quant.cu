@@ -1,0 +1,517 @@
+/* Quantized weights on the device (cuda_int.cuh cu_mat CU_Q*): decode GEMV against int8 activations, dequantized
+ * bf16 tiles for prefill, embedding rows, random blocks for benchmarks.
+ *
+ * Every type is read in "chunks" of 16 (Q8_0: 32) quant bytes holding two runs of 16 elements, each run with one
+ * multiplier and one offset: value = s·q − m (q a signed or unsigned byte). A warp owns an output row; its lanes
+ * take consecutive chunks, so each load instruction of the warp reads 512 contiguous bytes (16 per lane). The
+ * activations are quantized once per matrix product to int8 in blocks of 32 with an f32 scale (like the CPU's
+ * integer kernels), so a run is four dp4a against one 16-byte activation load:
+ *   Σ (s·q − m)·dx·xq = dx·(s·Σ q·xq − m·Σ xq).
+ * Chunk maps (element offsets inside a row, b = block, c = chunk inside the block):
+ *   Q4_0  chunk = block b: low nibbles -> 32b + 0..15, high -> 32b + 16..31, q − 8
+ *   Q8_0  chunk = block b: bytes 0..15 -> 32b + 0..15, 16..31 -> 32b + 16..31
+ *   Q4_K  c = 0..7, pair p = c/2, l0 = 16·(c%2): quant bytes 32p + l0.., low nibbles -> 256b + 64p + l0 + 0..15
+ *         (sub-block 2p), high -> +32 (sub-block 2p + 1); s = d·sc, m = dmin·min (6-bit, ggml get_scale_min_k4)
+ *   Q5_K  Q4_K with bit 2p / 2p + 1 of qh[l0..] as the 5th bit
+ *   Q6_K  c = 0..7, half n = c/4, l0 = 16·(c%4): ql bytes 64n + l0.., qh bytes 32n + l0%32..; low nibbles + qh bits
+ *         (0 or 2) -> 256b + 128n + l0 + 0..15, high nibbles + qh bits (4 or 6) -> +64; s = d·sc[e/16], q − 32 */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_int.cuh"
+
+namespace {
+
+int g_quant = -1, g_qprefill = -1;
+int g_ksplit = 0; /* warps per row of the decode GEMV: 0 = by shape, else 1, 2 or 4 (benchmarks) */
+
+struct run2 {
+    uint32_t a[4], b[4]; /* the two runs' 16 bytes each (non-negative codes, or signed for Q8_0) */
+    float sa, sb, ma, mb;
+    int oa;     /* code offset: value = s·(q − oa) − m (Q4_0 8, Q6_K 32, else 0) */
+    int ea, eb; /* element offsets in the row */
+};
+
+/* The raw bytes of one chunk, loaded before any is decoded (several chunks in flight per lane). */
+struct raw {
+    uint4 q, x, m;
+};
+
+__device__ __forceinline__ uint4 ld16(const void *p) { return __ldg(reinterpret_cast<const uint4 *>(p)); }
+__device__ __forceinline__ uint32_t ld2(const void *p) { return __ldg(reinterpret_cast<const unsigned short *>(p)); }
+__device__ __forceinline__ float h2f(uint32_t bits) { return __half2float(__ushort_as_half((unsigned short)bits)); }
+__device__ __forceinline__ uint32_t byte_of(uint32_t w, int i) { return (w >> (8 * i)) & 0xffu; }
+
+template <int DT> struct qt;
+template <> struct qt<CU_Q4_0> { static constexpr int CPB = 1, SUM = 1; };
+template <> struct qt<CU_Q8_0> { static constexpr int CPB = 1, SUM = 0; };
+template <> struct qt<CU_Q4_K> { static constexpr int CPB = 8, SUM = 1; };
+template <> struct qt<CU_Q5_K> { static constexpr int CPB = 8, SUM = 1; };
+template <> struct qt<CU_Q6_K> { static constexpr int CPB = 8, SUM = 1; };
+
+struct qmat {
+    const uint8_t *q, *m, *h, *s;
+    int nb;
+};
+
+/* K-quant 6-bit scale and min of sub-block j (0..7) from the 12 bytes sc0 | sc1 | sc2 (three words). */
+__device__ __forceinline__ void scale_min(int j, uint32_t w0, uint32_t w1, uint32_t w2, float &sc, float &mn) {
+    if (j < 4) {
+        sc = (float)(byte_of(w0, j) & 63);
+        mn = (float)(byte_of(w1, j) & 63);
+    } else {
+        const int i = j - 4;
+        sc = (float)((byte_of(w2, i) & 0xF) | ((byte_of(w0, i) >> 6) << 4));
+        mn = (float)((byte_of(w2, i) >> 4) | ((byte_of(w1, i) >> 6) << 4));
+    }
+}
+
+template <int DT>
+__device__ __forceinline__ void load(const qmat &w, long row, int ci, raw &r) {
+    if constexpr (DT == CU_Q4_0) {
+        const long base = row * w.nb + ci;
+        r.q = ld16(w.q + base * 16);
+        r.m.x = ld2(w.m + base * 2);
+    } else if constexpr (DT == CU_Q8_0) {
+        const long base = row * w.nb + ci;
+        r.q = ld16(w.q + base * 32);
+        r.x = ld16(w.q + base * 32 + 16);
+        r.m.x = ld2(w.m + base * 2);
+    } else if constexpr (DT == CU_Q4_K || DT == CU_Q5_K) {
+        const int blk = ci >> 3, c = ci & 7, p = c >> 1, l0 = (c & 1) * 16;
+        const long base = row * w.nb + blk;
+        r.q = ld16(w.q + base * 128 + 32 * p + l0);
+        r.m = ld16(w.m + base * 16);
+        if constexpr (DT == CU_Q5_K) r.x = ld16(w.h + base * 32 + l0);
+    } else { /* Q6_K */
+        const int blk = ci >> 3, c = ci & 7, hn = c >> 2, l0 = 16 * (c & 3);
+        const long base = row * w.nb + blk;
+        r.q = ld16(w.q + base * 128 + 64 * hn + l0);
+        r.x = ld16(w.h + base * 64 + 32 * hn + (l0 & 31));
+        const int ia = 8 * hn + (l0 >> 4);
+        r.m.x = ld2(w.s + base * 2);
+        r.m.y = __ldg(w.m + base * 16 + ia);
+        r.m.z = __ldg(w.m + base * 16 + ia + 4);
+    }
+}
+
+template <int DT>
+__device__ __forceinline__ void decode(const raw &rw, int ci, run2 &r) {
+    const uint32_t v[4] = {rw.q.x, rw.q.y, rw.q.z, rw.q.w};
+    if constexpr (DT == CU_Q4_0) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            r.a[k] = v[k] & 0x0F0F0F0Fu;
+            r.b[k] = (v[k] >> 4) & 0x0F0F0F0Fu;
+        }
+        r.sa = r.sb = h2f(rw.m.x);
+        r.ma = r.mb = 0.f;
+        r.oa = 8;
+        r.ea = 32 * ci, r.eb = 32 * ci + 16;
+    } else if constexpr (DT == CU_Q8_0) {
+        r.a[0] = v[0], r.a[1] = v[1], r.a[2] = v[2], r.a[3] = v[3];
+        r.b[0] = rw.x.x, r.b[1] = rw.x.y, r.b[2] = rw.x.z, r.b[3] = rw.x.w;
+        r.sa = r.sb = h2f(rw.m.x);
+        r.ma = r.mb = 0.f;
+        r.oa = 0;
+        r.ea = 32 * ci, r.eb = 32 * ci + 16;
+    } else if constexpr (DT == CU_Q4_K || DT == CU_Q5_K) {
+        const int blk = ci >> 3, c = ci & 7, p = c >> 1, l0 = (c & 1) * 16;
+        const uint32_t hv[4] = {rw.x.x, rw.x.y, rw.x.z, rw.x.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            r.a[k] = v[k] & 0x0F0F0F0Fu;
+            r.b[k] = (v[k] >> 4) & 0x0F0F0F0Fu;
+            if constexpr (DT == CU_Q5_K) {
+                r.a[k] |= ((hv[k] >> (2 * p)) & 0x01010101u) << 4;
+                r.b[k] |= ((hv[k] >> (2 * p + 1)) & 0x01010101u) << 4;
+            }
+        }
+        const float d = h2f(rw.m.x & 0xffff), dmin = h2f(rw.m.x >> 16);
+        float s1, m1, s2, m2;
+        scale_min(2 * p, rw.m.y, rw.m.z, rw.m.w, s1, m1);
+        scale_min(2 * p + 1, rw.m.y, rw.m.z, rw.m.w, s2, m2);
+        r.sa = d * s1, r.ma = dmin * m1, r.sb = d * s2, r.mb = dmin * m2;
+        r.oa = 0;
+        r.ea = 256 * blk + 64 * p + l0, r.eb = r.ea + 32;
+    } else { /* Q6_K */
+        const int blk = ci >> 3, c = ci & 7, hn = c >> 2, l0 = 16 * (c & 3);
+        const int sl = (l0 & 32) ? 2 : 0;
+        const uint32_t hv[4] = {rw.x.x, rw.x.y, rw.x.z, rw.x.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            r.a[k] = (v[k] & 0x0F0F0F0Fu) | (((hv[k] >> sl) & 0x03030303u) << 4);
+            r.b[k] = ((v[k] >> 4) & 0x0F0F0F0Fu) | (((hv[k] >> (sl + 4)) & 0x03030303u) << 4);
+        }
+        const float d = h2f(rw.m.x);
+        r.sa = d * (float)(int8_t)rw.m.y, r.sb = d * (float)(int8_t)rw.m.z;
+        r.ma = r.mb = 0.f;
+        r.oa = 32;
+        r.ea = 256 * blk + 128 * hn + l0, r.eb = r.ea + 64;
+    }
+}
+
+constexpr int WARPS = 4;
+constexpr int U = 4; /* chunks in flight per lane */
+
+/* The activation block of element e: its scale d and the sum of the 16 codes of e's half (packed by
+ * k_quantize_act as two int16 in the bits of .y). */
+__device__ __forceinline__ void act_meta(const float2 *dx, long xrow_nb, int e, float &d, int &sum) {
+    const float2 v = __ldg(dx + xrow_nb + (e >> 5));
+    const int bits = __float_as_int(v.y);
+    d = v.x;
+    sum = (e & 16) ? (bits >> 16) : (int)(short)(bits & 0xffff);
+}
+
+/* ks warps per output row (ks = 1, 2 or 4: the row's chunks split between them, partial sums added through shared
+ * memory; more warps for matrices of few rows, so that the grid fills the GPU in more than one wave), WARPS / ks
+ * rows per block; NT tokens share each weight load. */
+template <int DT, int NT>
+__global__ void __launch_bounds__(WARPS * 32)
+    k_qgemv(float *__restrict__ y, long ys, long yks, const int8_t *__restrict__ xq, const float2 *__restrict__ dx,
+            int x_per_slot, qmat w, int rows, int cols, int n, const int *__restrict__ sel, int n_slot, int ks) {
+    __shared__ float part[WARPS][NT];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int r = blockIdx.x * (WARPS / ks) + warp / ks, kp = warp % ks;
+    const bool valid = r < rows;
+    long row;
+    int xr0, nt;
+    float *yb;
+    if (sel) {
+        const int g = blockIdx.y, t = g / n_slot, k = g - t * n_slot;
+        row = (long)sel[g] * rows + r;
+        xr0 = x_per_slot ? g : t;
+        yb = y + t * ys + k * yks;
+        nt = 1;
+    } else {
+        const int t0 = blockIdx.y * NT;
+        row = r;
+        xr0 = t0;
+        yb = y + t0 * ys;
+        nt = min(NT, n - t0);
+    }
+    const int nch = valid ? w.nb * qt<DT>::CPB : 0, nb32 = cols >> 5, stride = 32 * ks;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    for (int c0 = kp * 32 + lane; c0 < nch; c0 += stride * U) {
+        raw rw[U];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (c0 + stride * u < nch) load<DT>(w, row, c0 + stride * u, rw[u]);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int ci = c0 + stride * u;
+            if (ci >= nch) break;
+            run2 q;
+            decode<DT>(rw[u], ci, q);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= nt) break;
+                const int8_t *xr = xq + (long)(xr0 + t) * cols;
+                const uint4 xa = ld16(xr + q.ea), xb = ld16(xr + q.eb);
+                float da, db;
+                int sa, sb;
+                act_meta(dx, (long)(xr0 + t) * nb32, q.ea, da, sa);
+                act_meta(dx, (long)(xr0 + t) * nb32, q.eb, db, sb);
+                int ia = __dp4a((int)q.a[0], (int)xa.x, 0);
+                ia = __dp4a((int)q.a[1], (int)xa.y, ia);
+                ia = __dp4a((int)q.a[2], (int)xa.z, ia);
+                ia = __dp4a((int)q.a[3], (int)xa.w, ia);
+                int ib = __dp4a((int)q.b[0], (int)xb.x, 0);
+                ib = __dp4a((int)q.b[1], (int)xb.y, ib);
+                ib = __dp4a((int)q.b[2], (int)xb.z, ib);
+                ib = __dp4a((int)q.b[3], (int)xb.w, ib);
+                float va, vb;
+                if constexpr (qt<DT>::SUM) {
+                    va = q.sa * (float)(ia - q.oa * sa) - q.ma * (float)sa;
+                    vb = q.sb * (float)(ib - q.oa * sb) - q.mb * (float)sb;
+                } else {
+                    va = q.sa * (float)ia, vb = q.sb * (float)ib;
+                }
+                acc[t] = fmaf(da, va, fmaf(db, vb, acc[t]));
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float v = acc[t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        acc[t] = v;
+    }
+    if (ks == 1) {
+        if (valid && lane == 0)
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < nt) yb[t * ys + r] = acc[t];
+        return;
+    }
+    if (lane == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++) part[warp][t] = acc[t];
+    __syncthreads();
+    if (valid && lane == 0 && kp == 0)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float v = part[warp][t];
+            for (int k = 1; k < ks; k++) v += part[warp + k][t];
+            if (t < nt) yb[t * ys + r] = v;
+        }
+}
+
+/* A warp per 32 elements: max |x| by shuffles, each lane rounds its element exactly as the CPU's g4c_quantize_q8
+ * (d = amax / 127, q = rint(x · (1 / d))); d and the two 16-element code sums go to dx. */
+__global__ void k_quantize_act(int8_t *__restrict__ xq, float2 *__restrict__ dx, const float *__restrict__ x, long xs,
+                               long xks, int n_rows, int n_slot, int cols) {
+    const int nb32 = cols >> 5;
+    const long wid = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (wid >= (long)n_rows * nb32) return;
+    const int g = (int)(wid / nb32), b = (int)(wid - (long)g * nb32), t = g / n_slot, k = g - t * n_slot;
+    const float v = x[t * xs + k * xks + 32 * b + lane];
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.f, id = d > 0.f ? 1.0f / d : 0.f;
+    const int q = (int)rintf(__fmul_rn(v, id));
+    xq[(long)g * cols + 32 * b + lane] = (int8_t)q;
+    int s = q;
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); /* sums within each half of 16 */
+    const int s_hi = __shfl_sync(0xffffffffu, s, 16);
+    if (lane == 0) dx[(long)g * nb32 + b] = make_float2(d, __int_as_float((s_hi << 16) | (s & 0xffff)));
+}
+
+__device__ __forceinline__ float byte_val(uint32_t w, int i) { return (float)(int8_t)(w >> (8 * i)); }
+
+
+/* A thread per chunk: its two runs as bf16 (or f32 · scale for the embedding). */
+template <int DT, typename OT>
+__device__ __forceinline__ void write_chunk(OT *out, const qmat &w, long row, int ci, float scale) {
+    raw rw;
+    load<DT>(w, row, ci, rw);
+    run2 q;
+    decode<DT>(rw, ci, q);
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const uint32_t *wv = half ? q.b : q.a;
+        const float s = half ? q.sb : q.sa, m = half ? q.mb : q.ma;
+        OT *o = out + (half ? q.eb : q.ea);
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float v = (s * (byte_val(wv[k], i) - (float)q.oa) - m) * scale;
+                if constexpr (sizeof(OT) == 4) o[4 * k + i] = v;
+                else o[4 * k + i] = __float2bfloat16_rn(v);
+            }
+    }
+}
+
+/* A thread per chunk; each run of 16 bf16 leaves as two 16-byte stores (element offsets are multiples of 16). */
+template <int DT>
+__global__ void k_dequant(__nv_bfloat16 *__restrict__ out, qmat w, int cols, long r0, int m) {
+    const int nch = w.nb * qt<DT>::CPB;
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long)m * nch) return;
+    const long rr = i / nch;
+    const int ci = (int)(i - rr * nch);
+    raw rw;
+    load<DT>(w, r0 + rr, ci, rw);
+    run2 q;
+    decode<DT>(rw, ci, q);
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const uint32_t *wv = half ? q.b : q.a;
+        const float s = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
+        uint32_t pk[8];
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const float v0 = s * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
+                const float v1 = s * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
+                const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);
+                pk[2 * k + j] = *reinterpret_cast<const uint32_t *>(&h);
+            }
+        uint4 *o = reinterpret_cast<uint4 *>(out + rr * cols + (half ? q.eb : q.ea));
+        o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
+        o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
+    }
+}
+
+template <int DT>
+__global__ void k_embed_q(float *__restrict__ x, qmat w, int cols, const int *__restrict__ ids, float scale) {
+    const int nch = w.nb * qt<DT>::CPB;
+    for (int ci = threadIdx.x; ci < nch; ci += blockDim.x)
+        write_chunk<DT>(x + (long)blockIdx.x * cols, w, ids[blockIdx.x], ci, scale);
+}
+
+qmat qm(const cu_mat *w) {
+    return {(const uint8_t *)w->p, (const uint8_t *)w->m, (const uint8_t *)w->h, (const uint8_t *)w->s, w->nb};
+}
+
+/* Warps per row: the fewest that give about three waves of the GPU's resident warps (132 SMs x ~32), at most 4 and
+ * at least 64 chunks per warp (bench_cuda --qgemv: 31B down 46.8 -> 37.6 us with 4; E4B qkv slower with 2). */
+int k_split(long rows, int nch) {
+    const long target = 3L * 132 * 32;
+    int ks = rows >= target ? 1 : rows * 2 >= target ? 2 : 4;
+    while (ks > 1 && nch < 64 * ks) ks >>= 1; /* small rows: the split's reduction costs more than it brings */
+    return ks;
+}
+
+template <int DT>
+cudaError_t qgemv_t(cudaStream_t st, float *y, long ys, long yks, const int8_t *xq, const float2 *dx, int x_per_slot,
+                    const cu_mat *w, int n, const int *sel, int n_slot) {
+    const qmat q = qm(w);
+    const long work = (long)w->rows * (sel ? n * n_slot : 1);
+    const int ks = g_ksplit > 0 ? g_ksplit : k_split(work, w->nb * qt<DT>::CPB);
+    dim3 grid((w->rows + WARPS / ks - 1) / (WARPS / ks), 1);
+    if (sel) {
+        grid.y = n * n_slot;
+        k_qgemv<DT, 1><<<grid, WARPS * 32, 0, st>>>(y, ys, yks, xq, dx, x_per_slot, q, w->rows, w->cols, n, sel, n_slot,
+                                                     ks);
+        return cudaGetLastError();
+    }
+#define G4C_QGEMV_NT(NT)                                                                                             \
+    case NT:                                                                                                         \
+        k_qgemv<DT, NT><<<grid, WARPS * 32, 0, st>>>(y, ys, 0, xq, dx, 0, q, w->rows, w->cols, n, nullptr, 1, ks); \
+        break;
+    switch (n) {
+        G4C_QGEMV_NT(1)
+        G4C_QGEMV_NT(2)
+        G4C_QGEMV_NT(3)
+        G4C_QGEMV_NT(4)
+        G4C_QGEMV_NT(5)
+        G4C_QGEMV_NT(6)
+        G4C_QGEMV_NT(7)
+        G4C_QGEMV_NT(8)
+    default: return cudaErrorInvalidValue;
+    }
+#undef G4C_QGEMV_NT
+    return cudaGetLastError();
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* bytes of n_bytes: uniform random; when half_every > 0, every half_every bytes start with an f16 in
+ * [lo, 2·lo) (a block scale) and, when two_halves, a second one after it (K-quant dmin). */
+__global__ void k_fill_bytes(uint8_t *p, size_t n_bytes, uint64_t seed, int half_every, int two_halves, float lo) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_bytes; i += (size_t)gridDim.x * blockDim.x) {
+        const uint64_t h = mix64(seed + i * 0x9E3779B97F4A7C15ull);
+        uint8_t v = (uint8_t)(h >> 32);
+        if (half_every > 0) {
+            const size_t off = i % half_every;
+            if (off < (size_t)(two_halves ? 4 : 2)) {
+                const size_t start = i - off % 2;
+                const float f = lo * (1.f + (float)(mix64(seed ^ start) >> 40) * 0x1p-24f);
+                const unsigned short hb = __half_as_ushort(__float2half_rn(f));
+                v = (uint8_t)(off % 2 ? hb >> 8 : hb & 0xff);
+            }
+        }
+        p[i] = v;
+    }
+}
+
+} // namespace
+
+cudaError_t cu_quantize_act(cudaStream_t st, int8_t *xq, float2 *dx, const float *x, long xs, long xks, int n,
+                            int n_slot, int cols) {
+    if (n <= 0) return cudaSuccess;
+    const long warps = (long)n * n_slot * (cols >> 5);
+    k_quantize_act<<<(unsigned)((warps * 32 + 255) / 256), 256, 0, st>>>(xq, dx, x, xs, xks, n * n_slot, n_slot, cols);
+    return cudaGetLastError();
+}
+
+cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t *xq, const float2 *dx, int x_per_slot,
+                     const cu_mat *w, int n, const int *sel, int n_slot) {
+    if (n < 1 || (!sel && n > CU_GEMV_MAX_TOK) || (sel && n * n_slot > 65535)) return cudaErrorInvalidValue;
+    switch (w->dt) {
+    case CU_Q4_0: return qgemv_t<CU_Q4_0>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_Q8_0: return qgemv_t<CU_Q8_0>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_Q4_K: return qgemv_t<CU_Q4_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_Q5_K: return qgemv_t<CU_Q5_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_Q6_K: return qgemv_t<CU_Q6_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m) {
+    if (m <= 0) return cudaSuccess;
+    const int cpb = w->dt == CU_Q4_0 || w->dt == CU_Q8_0 ? 1 : 8;
+    const long chunks = (long)m * w->nb * cpb;
+    const unsigned blocks = (unsigned)((chunks + 255) / 256);
+    const qmat q = qm(w);
+    switch (w->dt) {
+    case CU_Q4_0: k_dequant<CU_Q4_0><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_Q8_0: k_dequant<CU_Q8_0><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_Q4_K: k_dequant<CU_Q4_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_Q5_K: k_dequant<CU_Q5_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_Q6_K: k_dequant<CU_Q6_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t cu_embed_q(cudaStream_t st, float *x, const cu_mat *e, const int *ids, int n, float scale) {
+    if (n <= 0) return cudaSuccess;
+    const qmat q = qm(e);
+    switch (e->dt) {
+    case CU_Q4_0: k_embed_q<CU_Q4_0><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_Q8_0: k_embed_q<CU_Q8_0><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_Q4_K: k_embed_q<CU_Q4_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_Q5_K: k_embed_q<CU_Q5_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_Q6_K: k_embed_q<CU_Q6_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t cu_fill_random_q(cudaStream_t st, cu_mat *m, long total_rows, uint64_t seed, float amp) {
+    const cu_qlayout L = cu_q_layout(m->dt);
+    const size_t blocks = (size_t)total_rows * m->nb;
+    const int threads = 256, grid = 132 * 16;
+    /* scales so that |w| ~ amp: the largest code times the scale(s) */
+    float lo_q = amp / 8.f, lo_m = amp;
+    switch (m->dt) {
+    case CU_Q4_0: lo_q = amp / 8.f; break;
+    case CU_Q8_0: lo_q = amp / 127.f; break;
+    case CU_Q4_K: lo_m = amp / (63.f * 15.f); break;
+    case CU_Q5_K: lo_m = amp / (63.f * 31.f); break;
+    case CU_Q6_K: lo_q = amp / (127.f * 32.f); break;
+    default: return cudaErrorInvalidValue;
+    }
+    k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->p, blocks * L.qb, seed, 0, 0, 0.f);
+    if (m->dt == CU_Q4_0 || m->dt == CU_Q8_0)
+        k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->m, blocks * L.mb, seed + 1, 2, 0, lo_q);
+    else if (m->dt == CU_Q6_K) {
+        k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->m, blocks * L.mb, seed + 1, 0, 0, 0.f);
+        k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->s, blocks * L.sb, seed + 2, 2, 0, lo_q);
+    } else
+        k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->m, blocks * L.mb, seed + 1, 16, 1, lo_m);
+    if (L.hb) k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->h, blocks * L.hb, seed + 3, 0, 0, 0.f);
+    return cudaGetLastError();
+}
+
+extern "C" void g4c_cuda_set_quant(int on) { g_quant = on ? 1 : 0; }
+extern "C" int g4c_cuda_quant_enabled(void) {
+    if (g_quant < 0) {
+        const char *e = getenv("G4C_CUDA_QUANT");
+        g_quant = e && !strcmp(e, "0") ? 0 : 1;
+    }
+    return g_quant;
+}
+extern "C" void g4c_cuda_set_qprefill(int mode) { g_qprefill = mode == G4C_CUDA_QPREFILL_GEMV ? mode : 0; }
+extern "C" int g4c_cuda_qprefill(void) {
+    if (g_qprefill < 0) {
+        const char *e = getenv("G4C_CUDA_QPREFILL");
+        g_qprefill = e && !strcmp(e, "gemv") ? G4C_CUDA_QPREFILL_GEMV : G4C_CUDA_QPREFILL_TILES;
+    }
+    return g_qprefill;
+}
+extern "C" void g4c_cuda_set_qgemv_split(int ks) { g_ksplit = ks == 1 || ks == 2 || ks == 4 ? ks : 0; }
