@@ -67,8 +67,10 @@ typedef struct {
     int n_ctx;            /* maximum sequence length the KV cache holds; 0 = 4096 (capped by the model's limit) */
     int n_ubatch;         /* tokens per forward chunk during prefill; 0 = 512 (an image block of a "vision"-masked
                              model must fit in one chunk) */
-    int device;           /* G4C_DEVICE_CPU (0, the default) or G4C_DEVICE_CUDA (1: the text decoder on the GPU; needs
-                             a build with -DGEMMA4C_CUDA=ON, else session init fails with G4C_E_UNSUPPORTED) */
+    int device;           /* G4C_DEVICE_CPU (0) or G4C_DEVICE_CUDA (1: the text decoder on the GPU; needs a build
+                             with -DGEMMA4C_CUDA=ON, else session init fails with G4C_E_UNSUPPORTED). Default: env
+                             G4C_DEVICE=cpu|cuda|auto (auto = cuda when built with it and a GPU is present), else cpu;
+                             the CLI sets it from --device, default auto */
 } g4c_session_params;
 
 enum { G4C_DEVICE_CPU = 0, G4C_DEVICE_CUDA = 1 };

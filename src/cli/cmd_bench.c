@@ -170,11 +170,12 @@ int cmd_bench(int argc, char **argv) {
                    !strncmp(res[i].name, "img", 3) ? "ms" : "t/s", res[i].mean, res[i].sd, reps, peak);
     } else {
         printf("| model | backend | threads | test | t/s |\n| --- | --- | ---: | --- | ---: |\n");
+        const char *be = g4c_session_default_params().device == G4C_DEVICE_CUDA ? "CUDA" : "CPU"; /* --device */
         for (int i = 0; i < n_res; i++) {
             if (!strncmp(res[i].name, "img", 3))
-                printf("| %s | CPU | %d | %s | %.2f ± %.2f ms |\n", o.model, threads, res[i].name, res[i].mean, res[i].sd);
+                printf("| %s | %s | %d | %s | %.2f ± %.2f ms |\n", o.model, be, threads, res[i].name, res[i].mean, res[i].sd);
             else
-                printf("| %s | CPU | %d | %s | %.2f ± %.2f |\n", o.model, threads, res[i].name, res[i].mean, res[i].sd);
+                printf("| %s | %s | %d | %s | %.2f ± %.2f |\n", o.model, be, threads, res[i].name, res[i].mean, res[i].sd);
         }
         printf("\npeak memory %.0f MiB\n", peak);
     }

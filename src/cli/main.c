@@ -35,7 +35,8 @@ static void usage(FILE *f) {
             g4c_version());
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n'gemma4c <command> --help' describes a command's options.\n");
+    fprintf(f, "\n'gemma4c <command> --help' describes a command's options. Every command that runs the model takes\n"
+               "--device cpu|cuda (default: cuda when built with -DGEMMA4C_CUDA=ON and a GPU is present).\n");
 }
 
 /* Library warnings and errors go to stderr; GEMMA4C_LOG=info|debug shows more. */
@@ -58,6 +59,25 @@ int main(int argc, char **argv) {
         printf("gemma4c %s\n", g4c_version());
         return 0;
     }
+    /* --device cpu|cuda (any command but perf, which takes its own): where the text decoder runs, through the
+     * session defaults (runtime/api.c); default cuda when this build has it and a GPU is there */
+    if (strcmp(argv[1], "perf")) {
+        int j = 2;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+                if (strcmp(argv[i + 1], "cpu") && strcmp(argv[i + 1], "cuda")) {
+                    fprintf(stderr, "gemma4c: --device must be cpu or cuda\n");
+                    return 2;
+                }
+                setenv("G4C_DEVICE", argv[++i], 1);
+                continue;
+            }
+            argv[j++] = argv[i];
+        }
+        argc = j;
+        argv[argc] = NULL;
+    }
+    setenv("G4C_DEVICE", "auto", 0);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc, argv);
     fprintf(stderr, "gemma4c: unknown command '%s'\n\n", argv[1]);

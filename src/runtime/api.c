@@ -1,6 +1,7 @@
 /* Public API: loading a checkpoint directory and evaluating tokens in a session. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -12,8 +13,23 @@ g4c_model_params g4c_model_default_params(void) {
     return (g4c_model_params){.struct_size = sizeof(g4c_model_params), .n_threads = 0};
 }
 
+/* The default device: env G4C_DEVICE=cuda|cpu|auto (auto: cuda when this build has it and a GPU is there); unset:
+ * cpu. The CLI sets it from --device (default auto). */
+static int default_device(void) {
+    const char *e = getenv("G4C_DEVICE");
+    if (!e) return G4C_DEVICE_CPU;
+    if (!strcmp(e, "cuda")) return G4C_DEVICE_CUDA;
+#ifdef G4C_HAVE_CUDA
+    static int avail = -1;
+    if (!strcmp(e, "auto") && avail < 0) avail = g4c_cuda_available(NULL, 0);
+    if (!strcmp(e, "auto") && avail > 0) return G4C_DEVICE_CUDA;
+#endif
+    return G4C_DEVICE_CPU;
+}
+
 g4c_session_params g4c_session_default_params(void) {
-    return (g4c_session_params){.struct_size = sizeof(g4c_session_params), .n_ctx = 4096, .n_ubatch = 512};
+    return (g4c_session_params){
+        .struct_size = sizeof(g4c_session_params), .n_ctx = 4096, .n_ubatch = 512, .device = default_device()};
 }
 
 /* generation_config.json (optional): stop ids such as <|tool_response> and the sampling defaults (spec §7). */
