@@ -641,8 +641,11 @@ double g4c_gguf_arr_real(const g4c_gguf_kv *kv, uint64_t i) {
 
 int64_t g4c_gguf_arr_int(const g4c_gguf_kv *kv, uint64_t i) {
     if (kv->type != G4C_GGUF_ARR || i >= kv->n || !TYPE_SIZE[kv->arr_type]) return 0;
-    if (kv->arr_type == G4C_GGUF_F32 || kv->arr_type == G4C_GGUF_F64)
-        return (int64_t)real_at(kv->data + i * TYPE_SIZE[kv->arr_type], kv->arr_type);
+    if (kv->arr_type == G4C_GGUF_F32 || kv->arr_type == G4C_GGUF_F64) {
+        /* saturate (converting a float outside int64 is undefined; NaN reads as 0): callers range-check the result */
+        const double r = real_at(kv->data + i * TYPE_SIZE[kv->arr_type], kv->arr_type);
+        return r != r ? 0 : r >= 9.2e18 ? INT64_MAX : r <= -9.2e18 ? INT64_MIN : (int64_t)r;
+    }
     int big = 0;
     return int_at(kv->data + i * TYPE_SIZE[kv->arr_type], kv->arr_type, &big);
 }

@@ -174,6 +174,9 @@ static const char *find(const char *s, size_t n, const char *pat, size_t m) {
 /* Apply the normalizer steps; *out points at s itself or at one of the scratch buffers. */
 static g4c_status normalize(enc *e, const char *s, size_t n, const char **out, size_t *out_n) {
     int which = 0;
+    /* Replace steps may lengthen the text, and chained they multiply (a hostile tokenizer.json turned 1.6 KB into
+     * gigabytes, found by fuzzing). Real ones stay within a few times the input (Gemma: " " -> "\xe2\x96\x81"). */
+    const size_t n0 = n, limit = n > (SIZE_MAX - 65536) / 16 ? SIZE_MAX : 16 * n + 65536;
     for (int k = 0; k < e->t->n_norm; k++) {
         const tok_norm_op *op = &e->t->norm[k];
         size_t need = 0;
@@ -190,6 +193,9 @@ static g4c_status normalize(enc *e, const char *s, size_t n, const char **out, s
                 need += (size_t)(f - p) + op->to_len;
             }
         }
+        if (need > limit)
+            return G4C_FAIL(e->err, G4C_E_FORMAT, "tokenizer: the normalizer expands %zu input bytes beyond %zu (step %d)",
+                            n0, limit, k);
         if (!grow((void **)&e->nb[which], &e->nb_cap[which], need + 1, 1, e->err)) return G4C_E_NOMEM;
         char *d = e->nb[which];
         if (op->kind == TOK_NORM_PREPEND) {
