@@ -54,63 +54,48 @@ static void test_layout(void) {
     }
 }
 
-/* Q6_K: every element read back from the interleaved bytes by the layout's definition equals the ggml dequant */
-static void test_layout_q6_k(void) {
-    uint64_t seed = 5;
-    const int rows = 16, cols = 512;
-    uint8_t *q = random_matrix(G4C_DTYPE_Q6_K, rows, cols, &seed);
-    g4c_wmat w = {.dtype = G4C_DTYPE_Q6_K, .data = q, .rows = rows, .cols = cols};
-    CHECK(g4c_cpu_repack_bytes(&w) == (size_t)rows * 2 * 210);
-    uint8_t *p = malloc(g4c_cpu_repack_bytes(&w));
-    g4c_cpu_repack(p, &w);
-    float *want = malloc(sizeof(float) * cols);
-    int bad = 0;
-    for (int r = 0; r < rows; r++) {
-        g4c_wmat_row_f32(&w, r, want);
-        const int g = r / 8, k = r % 8;
-        for (int e = 0; e < cols; e++) {
-            const uint8_t *blk = p + ((size_t)g * (cols / 256) + e / 256) * 1680;
-            const int c = e % 256 / 32, j = e % 32 / 4, i = e % 4;
-            const uint8_t *ch = blk + 144 + 192 * c;
-            const int lo = (ch[32 * (j % 4) + 4 * k + i] >> (j < 4 ? 0 : 4)) & 0xF;
-            const int hi = (ch[128 + 32 * (j / 4) + 4 * k + i] >> (2 * (j % 4))) & 3;
-            const float d = g4c_f16_to_f32((uint16_t)(blk[2 * k] | blk[2 * k + 1] << 8));
-            const float v = d * (float)((int8_t)blk[16 + 8 * (e % 256 / 16) + k] * ((lo | hi << 4) - 32));
-            bad += fabsf(v - want[e]) > 1e-6f * (fabsf(want[e]) + 1e-6f);
-        }
-    }
-    CHECKF(!bad, "Q6_K: %d elements differ", bad);
-    free(want), free(p), free(q);
+/* The K-quant layouts: element e (of its 256-column block) of row k of a group, read from the interleaved bytes by
+ * the layout's definition (kernels/cpu/repack.c) */
+static float f16_at(const uint8_t *p) { return g4c_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+static float q6_k_at(const uint8_t *blk, int k, int e) {
+    const int c = e / 32, j = e % 32 / 4, i = e % 4;
+    const uint8_t *ch = blk + 144 + 192 * c;
+    const int lo = (ch[32 * (j % 4) + 4 * k + i] >> (j < 4 ? 0 : 4)) & 0xF;
+    const int hi = (ch[128 + 32 * (j / 4) + 4 * k + i] >> (2 * (j % 4))) & 3;
+    return f16_at(blk + 2 * k) * (float)((int8_t)blk[16 + 8 * (e / 16) + k] * ((lo | hi << 4) - 32));
 }
 
-/* Q4_K: every element read back from the interleaved bytes by the layout's definition equals the ggml dequant */
-static void test_layout_q4_k(void) {
-    uint64_t seed = 9;
+static float q4_k_at(const uint8_t *blk, int k, int e) {
+    const int s = e / 32, f = e % 32;
+    const uint8_t byte = blk[160 + 128 * s + 32 * (f % 16 / 4) + 4 * k + f % 4];
+    const int qv = f < 16 ? byte & 0xF : byte >> 4;
+    return f16_at(blk + 2 * k) * (float)blk[32 + 8 * s + k] * (float)qv - f16_at(blk + 16 + 2 * k) * (float)blk[96 + 8 * s + k];
+}
+
+/* every element read back equals the ggml dequant of the source */
+static void check_layout_k(g4c_dtype t, size_t group_block, float (*at)(const uint8_t *, int, int), uint64_t seed) {
     const int rows = 16, cols = 512;
-    uint8_t *q = random_matrix(G4C_DTYPE_Q4_K, rows, cols, &seed);
-    g4c_wmat w = {.dtype = G4C_DTYPE_Q4_K, .data = q, .rows = rows, .cols = cols};
-    CHECK(g4c_cpu_repack_bytes(&w) == (size_t)rows * 2 * 148);
+    uint8_t *q = random_matrix(t, rows, cols, &seed);
+    g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
+    CHECK(g4c_cpu_repack_bytes(&w) == (size_t)(rows / 8) * (cols / 256) * group_block);
     uint8_t *p = malloc(g4c_cpu_repack_bytes(&w));
     g4c_cpu_repack(p, &w);
     float *want = malloc(sizeof(float) * cols);
     int bad = 0;
     for (int r = 0; r < rows; r++) {
         g4c_wmat_row_f32(&w, r, want);
-        const int g = r / 8, k = r % 8;
         for (int e = 0; e < cols; e++) {
-            const uint8_t *blk = p + ((size_t)g * (cols / 256) + e / 256) * 1184;
-            const int s = e % 256 / 32, f = e % 32;
-            const uint8_t byte = blk[160 + 128 * s + 32 * (f % 16 / 4) + 4 * k + f % 4];
-            const int qv = f < 16 ? byte & 0xF : byte >> 4;
-            const float d = g4c_f16_to_f32((uint16_t)(blk[2 * k] | blk[2 * k + 1] << 8));
-            const float dmin = g4c_f16_to_f32((uint16_t)(blk[16 + 2 * k] | blk[16 + 2 * k + 1] << 8));
-            const float v = d * (float)blk[32 + 8 * s + k] * (float)qv - dmin * (float)blk[96 + 8 * s + k];
+            const float v = at(p + ((size_t)(r / 8) * (cols / 256) + e / 256) * group_block, r % 8, e % 256);
             bad += fabsf(v - want[e]) > 1e-5f * (fabsf(want[e]) + 1e-3f);
         }
     }
-    CHECKF(!bad, "Q4_K: %d elements differ", bad);
+    CHECKF(!bad, "%s: %d elements differ", g4c_dtype_infos[t].name, bad);
     free(want), free(p), free(q);
 }
+
+static void test_layout_q6_k(void) { check_layout_k(G4C_DTYPE_Q6_K, 1680, q6_k_at, 5); }
+static void test_layout_q4_k(void) { check_layout_k(G4C_DTYPE_Q4_K, 1184, q4_k_at, 9); }
 
 static void test_matmul(void) {
     const g4c_dtype types[4] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q6_K, G4C_DTYPE_Q4_K};

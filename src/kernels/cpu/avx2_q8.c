@@ -9,19 +9,6 @@
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 
-void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
-    for (int64_t b = 0; b < cols / 32; b++) {
-        const float *v = x + b * 32;
-        float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
-        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        dst[b].d = d;
-        int sum = 0;
-        for (int i = 0; i < 32; i++) sum += (dst[b].q[i] = (int8_t)lrintf(v[i] * id));
-        dst[b].s = d * (float)sum;
-    }
-}
-
 TGT void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < cols / 32; b++) {

@@ -19,6 +19,20 @@ static int avx2(void) {
 void g4c_cpu_set_isa(int level) { use_avx2 = level == 0 ? 0 : g4c_simd_supported(); }
 int g4c_cpu_isa(void) { return avx2(); }
 
+/* The scalar activation quantizer: the reference every SIMD one must equal (x·(1/d) rounded to nearest even). */
+void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const float *v = x + b * 32;
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        dst[b].d = d;
+        int sum = 0;
+        for (int i = 0; i < 32; i++) sum += (dst[b].q[i] = (int8_t)lrintf(v[i] * id));
+        dst[b].s = d * (float)sum;
+    }
+}
+
 static float dot_portable(const float *a, const float *b, int64_t n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;

@@ -119,20 +119,6 @@ void g4c_neon_axpy(float *out, float p, const float *v, int64_t n) {
     for (; k < n; k++) out[k] += p * v[k];
 }
 
-/* The scalar quantizer (the reference the SIMD ones must equal; avx2_q8.c holds the x86 copy of the same lines). */
-void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
-    for (int64_t b = 0; b < cols / 32; b++) {
-        const float *v = x + b * 32;
-        float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
-        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        dst[b].d = d;
-        int sum = 0;
-        for (int i = 0; i < 32; i++) sum += (dst[b].q[i] = (int8_t)lrintf(v[i] * id));
-        dst[b].s = d * (float)sum;
-    }
-}
-
 /* the same values as g4c_quantize_q8: the same f32 product v·id, rounded to nearest even (vcvtnq, as lrintf) */
 void g4c_neon_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
     for (int64_t b = 0; b < cols / 32; b++) {
