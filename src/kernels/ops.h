@@ -93,6 +93,16 @@ size_t g4c_matmul_scratch_bytes(int64_t max_cols);
 size_t g4c_cpu_repack_bytes(const g4c_wmat *w);
 void g4c_cpu_repack(void *dst, const g4c_wmat *w);
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n);
+/* Several products in one pass of the pool: mm[i].y[n][rows] = mm[i].x[n][cols] · mm[i].wᵀ, count <= 32. Inputs
+ * given by the same pointer are quantized once (q/k/v, gate/up, a token's experts); every output is computed
+ * exactly as g4c_matmul computes it. Decode runs ~300 products a token: one dispatch for several saves the
+ * wake-ups and the ramp-up of each short weight stream. */
+typedef struct {
+    float *y;
+    const float *x;
+    const g4c_wmat *w;
+} g4c_mm;
+void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n);
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps);
 void g4c_gelu_mul(float *y, const float *gate, const float *up, int n);
 void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin);

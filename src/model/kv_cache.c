@@ -84,7 +84,7 @@ g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *c, int n_ctx
         s->gather_idx = g4c_calloc(U * K, sizeof(int), err);
         if (!s->sel_expert || !s->gather_idx || !(s->router_logits = zalloc(U * E, err)) ||
             !(s->sel_weight = zalloc(U * K, err)) || !(s->gather_w = zalloc(U, err)) || !(s->moe_in = zalloc(U * H, err)) ||
-            !(s->moe_out = zalloc(U * H, err)))
+            !(s->moe_out = zalloc(U * H, err)) || !(s->moe_dec = zalloc(K * (3 * (size_t)c->moe_ffn_dim + H), err)))
             goto nomem;
     }
     s->attn_hi = g4c_calloc(U, sizeof(int), err);
@@ -108,7 +108,7 @@ void g4c_text_state_free(g4c_text_state *s) {
     free(s->kv);
     float *bufs[] = {s->x, s->a, s->h2, s->q, s->attn, s->kbuf, s->vbuf, s->ffn_a, s->ffn_b, s->ffn_c, s->ple,
                      s->ple_tmp, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1], s->inv_freq[0],
-                     s->inv_freq[1], s->attn_scratch, s->router_logits, s->sel_weight, s->gather_w, s->moe_in, s->moe_out};
+                     s->inv_freq[1], s->attn_scratch, s->router_logits, s->sel_weight, s->gather_w, s->moe_in, s->moe_out, s->moe_dec};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) g4c_afree(bufs[i]);
     free(s->attn_hi);
     free(s->sel_expert);

@@ -209,6 +209,7 @@ typedef struct {
     int *gather_idx;                  /* [n_ubatch] tokens routed to the expert being run */
     float *gather_w;                  /* [n_ubatch] their routing weights */
     float *moe_in, *moe_out;          /* [n_ubatch][n_embd] gathered rows */
+    float *moe_dec;                   /* decode: [n_expert_used][3 * moe_ffn + n_embd] gate, up, act, down */
     int *attn_hi;                     /* [n_ubatch] last visible position per query on sliding layers (§3.10) */
     int bidir_off;                    /* testing: 1 = ignore use_bidirectional_attention (plain causal) */
     /* optional: called with named intermediates ("embed", "layer_out" per layer) for fidelity debugging */

@@ -67,17 +67,16 @@ static void attention(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     const int hd = lc->head_dim, nq = c->n_head, nkv = lc->n_kv_head, half = hd / 2;
     const float *cs = s->rope_cos[lc->type], *sn = s->rope_sin[lc->type];
 
-    g4c_matmul(pool, s->q, s->a, &L->q, n);
+    /* q, k and v read the same input: one pass of the pool */
+    const g4c_mm qkv[3] = {{s->q, s->a, &L->q}, {s->kbuf, s->a, &L->k}, {s->vbuf, s->a, &L->v}};
+    g4c_matmul_many(pool, qkv, lc->kv_slot < 0 ? 1 : lc->k_eq_v ? 2 : 3, n);
     g4c_rms_norm(s->q, s->q, L->q_norm, n * nq, hd, c->eps);
     for (int t = 0; t < n; t++) g4c_rope(s->q + (size_t)t * nq * hd, nq, hd, cs + (size_t)t * half, sn + (size_t)t * half);
 
     if (lc->kv_slot >= 0) {
         g4c_kv_layer *kv = &s->kv[lc->kv_slot];
-        g4c_matmul(pool, s->kbuf, s->a, &L->k, n);
         if (lc->k_eq_v) /* V = v_norm(raw k projection), before k_norm and RoPE (spec §3.4, pitfall 4) */
             memcpy(s->vbuf, s->kbuf, sizeof(float) * (size_t)n * nkv * hd);
-        else
-            g4c_matmul(pool, s->vbuf, s->a, &L->v, n);
         g4c_rms_norm(s->kbuf, s->kbuf, L->k_norm, n * nkv, hd, c->eps);
         g4c_rms_norm(s->vbuf, s->vbuf, NULL, n * nkv, hd, c->eps);
         for (int t = 0; t < n; t++) {
@@ -98,10 +97,51 @@ static void attention(g4c_text_state *s, const g4c_config *c, const g4c_weights 
 /* GeGLU MLP (§3.7): out[n][H] = down(gelu(gate(in)) ⊙ up(in)). */
 static void mlp(g4c_text_state *s, g4c_pool *pool, float *out, const float *in, const g4c_wmat *gate,
                 const g4c_wmat *up, const g4c_wmat *down, int n) {
-    g4c_matmul(pool, s->ffn_a, in, gate, n);
-    g4c_matmul(pool, s->ffn_b, in, up, n);
+    const g4c_mm gu[2] = {{s->ffn_a, in, gate}, {s->ffn_b, in, up}};
+    g4c_matmul_many(pool, gu, 2, n);
     g4c_gelu_mul(s->ffn_c, s->ffn_a, s->ffn_b, n * (int)gate->rows);
     g4c_matmul(pool, out, s->ffn_c, down, n);
+}
+
+/* Expert e's gate (which 0), up (1) or down (2) rows: fused (HF gate_up_proj: per expert I gate rows then I up
+ * rows) or split (mlx-vlm switch_glu) */
+static g4c_wmat expert_rows(const g4c_layer_w *L, int which, int e, int I, int H) {
+    const int split = L->exp_gate.data != NULL;
+    if (which == 2) return g4c_wmat_rows(L->exp_down, (int64_t)e * H, H);
+    if (split) return g4c_wmat_rows(which ? L->exp_up : L->exp_gate, (int64_t)e * I, I);
+    return g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I + (which ? I : 0), I);
+}
+
+/* One token: its K experts' gate and up products in one pool pass, their down products in a second, summed in
+ * expert order as the general path does (the same arithmetic per output, so decode == prefill still holds). */
+static void moe_decode(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4c_pool *pool) {
+    const int H = c->n_embd, K = c->n_expert_used, I = c->moe_ffn_dim;
+    int sel[16];
+    float wt[16];
+    for (int k = 0; k < K; k++) sel[k] = s->sel_expert[k], wt[k] = s->sel_weight[k];
+    for (int a = 1; a < K; a++) /* by expert id (insertion sort of <= 16) */
+        for (int b = a; b > 0 && sel[b] < sel[b - 1]; b--) {
+            const int ti = sel[b];
+            const float tw = wt[b];
+            sel[b] = sel[b - 1], wt[b] = wt[b - 1];
+            sel[b - 1] = ti, wt[b - 1] = tw;
+        }
+    float *gate = s->moe_dec, *up = gate + (size_t)K * I, *act = up + (size_t)K * I, *down = act + (size_t)K * I;
+    g4c_wmat w[48] = {{0}};
+    g4c_mm mm[32] = {{0}};
+    for (int k = 0; k < K; k++) {
+        w[3 * k] = expert_rows(L, 0, sel[k], I, H);
+        w[3 * k + 1] = expert_rows(L, 1, sel[k], I, H);
+        w[3 * k + 2] = expert_rows(L, 2, sel[k], I, H);
+        mm[2 * k] = (g4c_mm){gate + (size_t)k * I, s->h2, &w[3 * k]};
+        mm[2 * k + 1] = (g4c_mm){up + (size_t)k * I, s->h2, &w[3 * k + 1]};
+    }
+    g4c_matmul_many(pool, mm, 2 * K, 1);
+    g4c_gelu_mul(act, gate, up, K * I);
+    for (int k = 0; k < K; k++) mm[k] = (g4c_mm){down + (size_t)k * H, act + (size_t)k * I, &w[3 * k + 2]};
+    g4c_matmul_many(pool, mm, K, 1);
+    for (int k = 0; k < K; k++)
+        for (int i = 0; i < H; i++) s->moe_out[i] += wt[k] * down[(size_t)k * H + i];
 }
 
 /* §3.8 MoE branch on the residual x: router -> top-k -> experts, result in s->moe_out. */
@@ -138,6 +178,10 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
     /* experts see rmsnorm(x, pre_feedforward_layernorm_2); run each expert once over the tokens routed to it */
     g4c_rms_norm(s->h2, s->x, L->pre_ffn_norm_2, n, H, c->eps);
     memset(s->moe_out, 0, sizeof(float) * (size_t)n * H);
+    if (n == 1 && s->moe_dec && K <= 16) {
+        moe_decode(s, c, L, pool);
+        return;
+    }
     for (int e = 0; e < E; e++) {
         int m = 0;
         for (int t = 0; t < n; t++)
@@ -149,13 +193,8 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
                     m++;
                 }
         if (!m) continue;
-        /* experts fused (HF gate_up_proj: per expert I gate rows then I up rows) or split (mlx-vlm switch_glu) */
-        const int split = L->exp_gate.data != NULL;
-        g4c_wmat gate = split ? g4c_wmat_rows(L->exp_gate, (int64_t)e * I, I)
-                              : g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I, I);
-        g4c_wmat up = split ? g4c_wmat_rows(L->exp_up, (int64_t)e * I, I)
-                            : g4c_wmat_rows(L->exp_gate_up, (int64_t)e * 2 * I + I, I);
-        g4c_wmat down = g4c_wmat_rows(L->exp_down, (int64_t)e * H, H);
+        const g4c_wmat gate = expert_rows(L, 0, e, I, H), up = expert_rows(L, 1, e, I, H),
+                       down = expert_rows(L, 2, e, I, H);
         mlp(s, pool, s->a, s->moe_in, &gate, &up, &down, m);
         for (int r = 0; r < m; r++) {
             float *dst = s->moe_out + (size_t)s->gather_idx[r] * H;

@@ -61,14 +61,26 @@ TGT void g4c_avx2_tanh(float *y, const float *x, int64_t n) {
 TGT void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n) {
     const __m256 k0 = _mm256_set1_ps(0.7978845608028654f), k1 = _mm256_set1_ps(0.044715f), h = _mm256_set1_ps(0.5f),
                  one = _mm256_set1_ps(1.0f);
+    /* the tail goes through the same vector code (padded), so an element's result does not depend on where it
+     * falls in the array (a token's experts may be one call or several) */
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 g = _mm256_loadu_ps(gate + i);
+    float tg[8] = {0}, tu[8] = {0}, ty[8];
+    for (; i < n; i += 8) {
+        const int tail = n - i < 8;
+        if (tail) {
+            for (int64_t k = i; k < n; k++) tg[k - i] = gate[k], tu[k - i] = up[k];
+        }
+        const __m256 g = _mm256_loadu_ps(tail ? tg : gate + i);
         /* k0·(g + k1·g·g·g), evaluated in the scalar formula's order */
         const __m256 inner = _mm256_mul_ps(k0, _mm256_add_ps(g, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(k1, g), g), g)));
         const __m256 t = tanh_ps(inner);
         const __m256 v = _mm256_mul_ps(_mm256_mul_ps(h, g), _mm256_add_ps(one, t));
-        _mm256_storeu_ps(y + i, _mm256_mul_ps(v, _mm256_loadu_ps(up + i)));
+        const __m256 r = _mm256_mul_ps(v, _mm256_loadu_ps(tail ? tu : up + i));
+        if (!tail) {
+            _mm256_storeu_ps(y + i, r);
+            continue;
+        }
+        _mm256_storeu_ps(ty, r);
+        for (int64_t k = i; k < n; k++) y[k] = ty[k - i];
     }
-    for (; i < n; i++) y[i] = g4c_gelu_tanh(gate[i]) * up[i];
 }

@@ -124,33 +124,77 @@ static void quant_task(void *ctx, int i_task, int i_thread) {
     for (int t = a; t < b; t++) g4c_simd_quantize_q8(q->xq + (size_t)t * nb, q->x + (size_t)t * q->cols, q->cols);
 }
 
-void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
-    matmul_job j = {pool, y, x, w, n, NULL, NULL, ROW_BLOCK};
+enum { MAX_MM = 32 };
+
+typedef struct {
+    const matmul_job *jobs;
+    const int *first; /* [count + 1]: the first task of each product */
+    int count;
+} many_job;
+
+static void many_task(void *ctx, int i_task, int i_thread) {
+    const many_job *m = ctx;
+    int i = 0;
+    while (i + 1 < m->count && i_task >= m->first[i + 1]) i++;
+    matmul_task((void *)&m->jobs[i], i_task - m->first[i], i_thread);
+}
+
+void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
+    G4C_ASSERT(count >= 1 && count <= MAX_MM);
+    matmul_job jobs[MAX_MM];
+    int first[MAX_MM + 1], src[MAX_MM]; /* src[i]: the earlier product whose quantized input i shares, or i */
+    size_t at[MAX_MM], total = 0;
     g4c_pool_lock(pool);
     /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
-     * (quantized once per call, shared by the tasks) */
-    const g4c_rows_q8_fn rows_q8 = avx2() ? g4c_simd_rows_q8_for(w->dtype) : NULL;
-    if (rows_q8 && w->cols % g4c_dtype_infos[w->dtype].block == 0) {
-        const int64_t nb = w->cols / 32;
-        g4c_q8_block *xq = g4c_pool_shared(pool, sizeof(g4c_q8_block) * (size_t)nb * (size_t)n);
-        if (xq) {
-            /* prefill: quantizing the activations is a few % of the time, so it is split too */
-            quant_job qj = {xq, x, w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
-            if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
-            else quant_task(&qj, 0, 0);
-            j.xq = xq;
-            j.rows_q8 = rows_q8;
+     * (quantized once per input, shared by the tasks) */
+    for (int i = 0; i < count; i++) {
+        const g4c_wmat *w = mm[i].w;
+        jobs[i] = (matmul_job){pool, mm[i].y, mm[i].x, w, n, NULL, NULL, ROW_BLOCK};
+        const g4c_rows_q8_fn rows_q8 = avx2() ? g4c_simd_rows_q8_for(w->dtype) : NULL;
+        src[i] = -1;
+        if (!rows_q8 || w->cols % g4c_dtype_infos[w->dtype].block) continue;
+        jobs[i].rows_q8 = rows_q8;
+        src[i] = i;
+        for (int k = 0; k < i; k++)
+            if (src[k] == k && mm[k].x == mm[i].x && mm[k].w->cols == w->cols) src[i] = k;
+        if (src[i] == i) {
+            at[i] = total;
+            total += sizeof(g4c_q8_block) * (size_t)(w->cols / 32) * (size_t)n;
         }
+    }
+    char *xq = total ? g4c_pool_shared(pool, total) : NULL;
+    for (int i = 0; i < count; i++) {
+        if (src[i] < 0) continue;
+        if (!xq) { /* no shared buffer: the float path */
+            jobs[i].rows_q8 = NULL;
+            continue;
+        }
+        jobs[i].xq = (const g4c_q8_block *)(xq + at[src[i]]);
+        if (src[i] != i) continue;
+        /* prefill: quantizing the activations is a few % of the time, so it is split too */
+        quant_job qj = {(g4c_q8_block *)(xq + at[i]), mm[i].x, mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
+        if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
+        else quant_task(&qj, 0, 0);
     }
     /* The interleaved layout reads each task's rows as one sequential stream: a few long streams per thread keep the
      * hardware prefetcher busy better than many 16-row ones (decode is a bandwidth race). */
-    j.task_rows = ROW_BLOCK;
-    if (j.xq && w->x8) {
-        const int64_t per = w->rows / (4 * (int64_t)g4c_pool_n_threads(pool)) / 8 * 8;
-        j.task_rows = per > ROW_BLOCK ? per : ROW_BLOCK;
+    first[0] = 0;
+    for (int i = 0; i < count; i++) {
+        const g4c_wmat *w = mm[i].w;
+        if (jobs[i].xq && w->x8) {
+            const int64_t per = w->rows / (4 * (int64_t)g4c_pool_n_threads(pool)) / 8 * 8;
+            jobs[i].task_rows = per > ROW_BLOCK ? per : ROW_BLOCK;
+        }
+        first[i + 1] = first[i] + (int)((w->rows + jobs[i].task_rows - 1) / jobs[i].task_rows);
     }
-    g4c_pool_run(pool, matmul_task, &j, (int)((w->rows + j.task_rows - 1) / j.task_rows));
+    many_job m = {jobs, first, count};
+    g4c_pool_run(pool, many_task, &m, first[count]);
     g4c_pool_unlock(pool);
+}
+
+void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n) {
+    const g4c_mm m = {y, x, w};
+    g4c_matmul_many(pool, &m, 1, n);
 }
 
 void g4c_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps) {
