@@ -231,11 +231,7 @@ static void fill_task(void *ctx, int i_task, int i_thread) {
     const size_t b = j->n * (size_t)i_task / (size_t)j->n_tasks, e = j->n * (size_t)(i_task + 1) / (size_t)j->n_tasks;
     fill(j->buf + b, e - b, j->key, j->at + b, j->kind, j->amp);
     if (!j->half) return;
-    for (size_t k = b; k < e; k++) { /* round to nearest even; the values are finite */
-        uint32_t u;
-        memcpy(&u, &j->buf[k], 4);
-        j->half[k] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (size_t k = b; k < e; k++) j->half[k] = g4c_f32_to_bf16(j->buf[k]); /* round to nearest even */
 }
 
 static float amplitude(const g4c_stw_tensor *t) {
@@ -592,13 +588,8 @@ static void gen_source(void *user, const g4c_st_tensor *t, int64_t i0, int64_t n
     const gen_set *g = user;
     const gen_param *gp = &g->gp[t - g->ts.tensors];
     fill(dst, (size_t)n, gp->key, (uint64_t)i0, gp->kind, gp->amp);
-    if (gp->bf16) /* the values synth stores: rounded to bf16, to nearest even */
-        for (int64_t k = 0; k < n; k++) {
-            uint32_t u;
-            memcpy(&u, &dst[k], 4);
-            u = ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16) << 16;
-            memcpy(&dst[k], &u, 4);
-        }
+    if (gp->bf16) /* the values synth stores */
+        for (int64_t k = 0; k < n; k++) dst[k] = g4c_bf16_to_f32(g4c_f32_to_bf16(dst[k]));
 }
 
 static int cmp_st(const void *a, const void *b) {
