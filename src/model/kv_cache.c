@@ -25,6 +25,21 @@ static void rope_inv_freq(float *inv, const g4c_rope_cfg *r, int hd) {
     }
 }
 
+int g4c_kv_cap(const g4c_config *c, const g4c_layer_cfg *l, int n_ctx, int n_ubatch) {
+    return l->type == G4C_LAYER_SLIDING && c->sliding_window - 1 + n_ubatch < n_ctx ? c->sliding_window - 1 + n_ubatch
+                                                                                     : n_ctx;
+}
+
+size_t g4c_kv_bytes(const g4c_config *c, int n_ctx, int n_ubatch) {
+    size_t b = 0;
+    for (int i = 0; i < c->n_layer; i++) {
+        const g4c_layer_cfg *l = &c->layers[i];
+        if (l->kv_slot >= 0)
+            b += 2 * sizeof(float) * (size_t)g4c_kv_cap(c, l, n_ctx, n_ubatch) * (size_t)l->n_kv_head * (size_t)l->head_dim;
+    }
+    return b;
+}
+
 g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *c, int n_ctx, int n_ubatch, int n_threads,
                                g4c_err *err) {
     memset(s, 0, sizeof *s);
@@ -52,9 +67,7 @@ g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *c, int n_ctx
         const g4c_layer_cfg *l = &c->layers[i];
         if (l->kv_slot < 0) continue;
         g4c_kv_layer *kv = &s->kv[l->kv_slot];
-        int cap = n_ctx;
-        if (l->type == G4C_LAYER_SLIDING && c->sliding_window - 1 + n_ubatch < cap)
-            cap = c->sliding_window - 1 + n_ubatch;
+        const int cap = g4c_kv_cap(c, l, n_ctx, n_ubatch);
         kv->cap = cap;
         kv->n_kv_head = l->n_kv_head;
         kv->head_dim = l->head_dim;

@@ -217,6 +217,10 @@ typedef struct {
     void *trace_user;
 } g4c_text_state;
 
+/* Positions the KV cache of layer l keeps: n_ctx on full layers, a ring of window - 1 + n_ubatch on sliding ones;
+ * and the bytes of a session's whole cache (f32 K and V). */
+int g4c_kv_cap(const g4c_config *cfg, const g4c_layer_cfg *l, int n_ctx, int n_ubatch);
+size_t g4c_kv_bytes(const g4c_config *cfg, int n_ctx, int n_ubatch);
 g4c_status g4c_text_state_init(g4c_text_state *s, const g4c_config *cfg, int n_ctx, int n_ubatch, int n_threads,
                                g4c_err *err);
 void g4c_text_state_free(g4c_text_state *s);

@@ -187,14 +187,7 @@ size_t g4c_model_describe(const g4c_model *m, char *buf, size_t size) {
     P("\nple dim         %d\nkv shared       %d\nkv caches       %d\n", c->ple_dim, c->n_kv_shared, c->n_kv_slots);
     /* memory: the KV cache of a default session (f32; sliding layers keep window - 1 + n_ubatch positions) */
     const int n_ctx = c->max_pos < 4096 ? c->max_pos : 4096, n_ubatch = 512;
-    size_t kv = 0;
-    for (int i = 0; i < c->n_layer; i++) {
-        const g4c_layer_cfg *l = &c->layers[i];
-        if (l->kv_slot < 0) continue;
-        int cap = n_ctx;
-        if (l->type == G4C_LAYER_SLIDING && c->sliding_window - 1 + n_ubatch < cap) cap = c->sliding_window - 1 + n_ubatch;
-        kv += 2 * sizeof(float) * (size_t)cap * (size_t)l->n_kv_head * (size_t)l->head_dim;
-    }
+    const size_t kv = g4c_kv_bytes(c, n_ctx, n_ubatch);
     int n_rep = 0;
     const size_t rep = g4c_weights_repack_estimate((g4c_weights *)&m->w, c, &n_rep);
     P("kv cache        %.1f MiB at n_ctx %d (f32, sliding layers hold window - 1 + n_ubatch %d positions)\n",

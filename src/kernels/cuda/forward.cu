@@ -83,8 +83,7 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     for (int i = 0; i < c->n_layer; i++) {
         const g4c_layer_cfg *l = &c->layers[i];
         if (l->kv_slot < 0) continue;
-        int cap = s->n_ctx;
-        if (l->type == G4C_LAYER_SLIDING && c->sliding_window - 1 + s->U < cap) cap = c->sliding_window - 1 + s->U;
+        const int cap = g4c_kv_cap(c, l, s->n_ctx, s->U);
         s->cap[l->kv_slot] = cap;
         const size_t n = (size_t)cap * l->n_kv_head * l->head_dim;
         DEVF(s->kc[l->kv_slot], n);
