@@ -3,8 +3,10 @@
 # records the results). All targets run at once, as independent processes sharing one corpus per target; the cores
 # are shared out by the core-seconds each target needs for RUNS (measured in a 10 s calibration run).
 #
-#   sh scripts/fuzz-long.sh [-n RUNS] [-t SECONDS] [-j CORES] [-b BINDIR] [-w WORKDIR] [TARGET...]
-#     -n  executions wanted per target (default 10000000)
+#   sh scripts/fuzz-long.sh [-n RUNS] [-t SECONDS] [-j CORES] [-e SPEED] [-b BINDIR] [-w WORKDIR] [TARGET[:RUNS]...]
+#     -n  executions wanted per target (default 10000000); TARGET:RUNS sets one target's own
+#     -e  speed of one process when all run at once, relative to the calibration run (default 1; the 64-thread
+#         device host measured ~0.4: hyperthreads and shared memory bandwidth): the cores are shared out by it
 #     -t  wall-clock limit of the campaign (default 3600); a target that has not reached RUNS by then stops there
 #     -j  processes to keep busy (default: nproc)
 #     -b  folder holding the fuzz_* binaries (default build-fuzz/tests/fuzz); when BINDIR/../lib exists it is put
@@ -38,6 +40,7 @@ if [ "${1:-}" = "--bundle" ]; then
 fi
 
 RUNS=10000000
+SPEED=1
 LIMIT=3600
 CORES=$(nproc)
 BIN=build-fuzz/tests/fuzz
@@ -47,13 +50,20 @@ while [ $# -gt 0 ]; do
   -n) RUNS=$2; shift 2 ;;
   -t) LIMIT=$2; shift 2 ;;
   -j) CORES=$2; shift 2 ;;
+  -e) SPEED=$2; shift 2 ;;
   -b) BIN=$2; shift 2 ;;
   -w) WORK=$2; shift 2 ;;
   -*) echo "unknown option $1" >&2; exit 2 ;;
   *) break ;;
   esac
 done
-TARGETS=${*:-$TARGETS_ALL}
+SPECS=${*:-$TARGETS_ALL}
+TARGETS=""
+for s in $SPECS; do TARGETS="$TARGETS ${s%%:*}"; done
+runs_of() { # target -> its RUNS
+  for s in $SPECS; do [ "${s%%:*}" = "$1" ] && [ "$s" != "$1" ] && { echo "${s#*:}"; return; }; done
+  echo "$RUNS"
+}
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 case "$WORK" in /*) ;; *) WORK=$ROOT/$WORK ;; esac
 if [ -d "$BIN/../lib" ]; then
@@ -87,7 +97,7 @@ if ! "$BIN/fuzz_safetensors" -runs=1 tests/fuzz/corpus/safetensors > "$WORK/pref
 fi
 
 # Calibration: every target alone on one core for a few seconds gives its executions per second.
-echo "== calibration (${CORES} cores, $RUNS runs per target, limit ${LIMIT} s)"
+echo "== calibration (${CORES} cores, speed $SPEED, runs:$(for t in $TARGETS; do printf ' %s:%s' $t $(runs_of $t); done), limit ${LIMIT} s)"
 for t in $TARGETS; do
   mkdir -p "$WORK/$t/corpus" "$WORK/$t/artifacts"
   "$BIN/fuzz_$t" $(flags $t) -max_total_time=10 "$WORK/$t/corpus" "tests/fuzz/corpus/$t" > "$WORK/$t/calib.log" 2>&1 &
@@ -98,7 +108,7 @@ TOTAL=0
 for t in $TARGETS; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$WORK/$t/calib.log" | tail -1)
   [ -n "$rate" ] && [ "$rate" -gt 0 ] || rate=1
-  need=$(( RUNS / rate + 1 )) # core-seconds
+  need=$(( $(runs_of $t) / rate + 1 )) # core-seconds
   NEED="$NEED $t:$need"
   TOTAL=$(( TOTAL + need ))
   echo "   fuzz_$t: $rate exec/s on one core -> $need core-seconds"
@@ -107,12 +117,12 @@ done
 # Launch: cheapest first, each target gets the processes it needs to reach RUNS within the limit while a core is
 # left for every target still to place; the rest share the remaining cores in proportion to their need.
 # Each process of a target does an equal part of RUNS.
-ALLOC=$(for tn in $NEED; do echo "${tn%%:*} ${tn#*:}"; done | sort -k2 -n | awk -v C="$CORES" -v L="$LIMIT" '
+ALLOC=$(for tn in $NEED; do echo "${tn%%:*} ${tn#*:}"; done | sort -k2 -n | awk -v C="$CORES" -v L="$LIMIT" -v S="$SPEED" '
   { t[NR] = $1; n[NR] = $2 }
   END {
     rem = C; left = NR
     for (i = 1; i <= NR; i++) {
-      want = int((n[i] + L - 1) / L); if (want < 1) want = 1
+      want = int(n[i] / (L * S) + 0.999); if (want < 1) want = 1
       if (want > rem - (left - 1)) break # keep a core for each target still to place
       j[i] = want; rem -= want; left--
     }
@@ -123,7 +133,7 @@ ALLOC=$(for tn in $NEED; do echo "${tn%%:*} ${tn#*:}"; done | sort -k2 -n | awk 
 for tj in $ALLOC; do
   t=${tj%%:*}
   jobs=${tj#*:}
-  per=$(( (RUNS + jobs - 1) / jobs ))
+  per=$(( ($(runs_of $t) + jobs - 1) / jobs ))
   echo "$jobs" > "$WORK/$t/jobs"
   i=0
   while [ $i -lt $jobs ]; do
@@ -139,7 +149,7 @@ END=$(date +%s)
 # Summary: executions summed over the processes (calibration included), coverage of the final corpus.
 SUM="$WORK/summary.txt"
 {
-  echo "date $(date -u +%Y-%m-%dT%H:%MZ)  host $(uname -m) $(nproc) cores  wall $((END - START)) s  runs wanted $RUNS  leak detection $LEAKS"
+  echo "date $(date -u +%Y-%m-%dT%H:%MZ)  host $(uname -m) $(nproc) cores  wall $((END - START)) s  runs wanted$(for t in $TARGETS; do printf ' %s:%s' $t $(runs_of $t); done)  leak detection $LEAKS"
   printf '%-18s %12s %8s %6s %8s %8s %8s\n' target executions seconds procs cov ft crashes
 } > "$SUM"
 BAD=0
