@@ -183,6 +183,141 @@ static void test_gelu_softcap(void) {
     }
 }
 
+/* ---- decode's fused int8 activations: the form a producer kernel writes must be exactly the CPU's quantization
+ * (g4c_quantize_q8: per 32, d = max|x| / 127, q = rint(x·(1/d))) of the f32 output that same kernel wrote ---- */
+
+static g4c_cuda_q8 q8_new(int rows, int cols) {
+    const size_t n = (size_t)rows * cols, nb = n / 32;
+    g4c_cuda_q8 q = {malloc(n ? n : 1), malloc(sizeof(float) * (nb ? nb : 1)), malloc(sizeof(int) * 2 * (nb ? nb : 1))};
+    return q;
+}
+static void q8_free(g4c_cuda_q8 *q) { free(q->q), free(q->d), free(q->sum); }
+
+static void check_q8(const char *what, const float *y, const g4c_cuda_q8 *q, int rows, int cols) {
+    long bad = 0;
+    for (size_t b = 0; b < (size_t)rows * cols / 32; b++) {
+        const float *x = y + 32 * b;
+        float amax = 0.f;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+        const float d = amax / 127.f, id = d > 0.f ? 1.0f / d : 0.f;
+        int sum[2] = {0, 0};
+        for (int i = 0; i < 32; i++) {
+            const int c = (int)rintf(x[i] * id);
+            bad += q->q[32 * b + i] != c;
+            sum[i >= 16] += c;
+        }
+        bad += q->d[b] != d;
+        bad += q->sum[2 * b] != sum[0] || q->sum[2 * b + 1] != sum[1];
+    }
+    CHECKF(bad == 0, "%s: %ld int8 codes / scales / sums differ from the quantization of the f32 output", what, bad);
+}
+
+static void test_fused_q8(void) {
+    static const int shapes[][2] = {{1, 32}, {3, 2560}, {8, 2816}, {5, 96}, {2, 5376}, {64, 704}, {1, 10240}};
+    const float eps = 1e-6f;
+    g4c_err err = {0};
+    char what[128];
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const int r = shapes[i][0], d = shapes[i][1];
+        const size_t n = (size_t)r * d;
+        /* RMSNorm -> int8 */
+        for (int with_w = 0; with_w < 2; with_w++) {
+            float *x = rnd(n, 3.f), *w = with_w ? rnd((size_t)d, 1.f) : NULL;
+            float *y = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n);
+            g4c_cuda_q8 q = q8_new(r, d);
+            g4c_ref_rms_norm(ref, x, w, r, d, eps);
+            CHECKF(g4c_cuda_op_rms_norm_q8(y, &q, x, w, r, d, eps, &err) == G4C_OK, "%s", err.msg);
+            const double e = test_rel_l2(y, ref, n);
+            CHECKF(e <= 1e-6, "rms_norm+q8 %dx%d w=%d: %.3g", r, d, with_w, e);
+            snprintf(what, sizeof what, "rms_norm+q8 %dx%d w=%d", r, d, with_w);
+            check_q8(what, y, &q, r, d);
+            q8_free(&q), free(x), free(w), free(y), free(ref);
+        }
+        /* residual add + norm, then 0..3 norms of the sum, every output also as int8 */
+        for (int no = 0; no <= 3; no++) {
+            float *res = rnd(n, 2.f), *a = rnd(n, 3.f), *w = rnd((size_t)d, 1.f), *wo = rnd((size_t)3 * d, 1.f);
+            float *res_ref = malloc(sizeof(float) * n), *t = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * 3 * n);
+            float *y_ref = malloc(sizeof(float) * 3 * n);
+            const float scale = no == 2 ? 0.75f : 1.f;
+            g4c_ref_rms_norm(t, a, w, r, d, eps);
+            for (size_t k = 0; k < n; k++) res_ref[k] = (float)(((double)res[k] + t[k]) * scale);
+            for (int k = 0; k < no; k++) g4c_ref_rms_norm(y_ref + k * n, res_ref, wo + (size_t)k * d, r, d, eps);
+            g4c_cuda_q8 qr = q8_new(r, d), qy[3] = {q8_new(r, d), q8_new(r, d), q8_new(r, d)};
+            if (no == 1) free(qy[0].q), qy[0].q = NULL; /* an f32-only output beside int8 ones */
+            CHECKF(g4c_cuda_op_norm_add_q8(res, y, &qr, qy, a, w, wo, no, r, d, eps, scale, &err) == G4C_OK, "%s", err.msg);
+            double e = test_rel_l2(res, res_ref, n);
+            for (int k = 0; k < no; k++) {
+                const double ek = test_rel_l2(y + k * n, y_ref + k * n, n);
+                e = ek > e ? ek : e;
+            }
+            CHECKF(e <= 2e-6, "rms_norm_add+q8 %dx%d outputs %d: %.3g", r, d, no, e);
+            snprintf(what, sizeof what, "rms_norm_add+q8 %dx%d outputs %d (sum)", r, d, no);
+            check_q8(what, res, &qr, r, d);
+            for (int k = 0; k < no; k++)
+                if (qy[k].q) {
+                    snprintf(what, sizeof what, "rms_norm_add+q8 %dx%d outputs %d (norm %d)", r, d, no, k);
+                    check_q8(what, y + k * n, &qy[k], r, d);
+                }
+            q8_free(&qr);
+            for (int k = 0; k < 3; k++) q8_free(&qy[k]);
+            free(res), free(a), free(w), free(wo), free(res_ref), free(t), free(y), free(y_ref);
+        }
+        /* GeGLU -> int8 */
+        {
+            float *g = rnd(n, 4.f), *u = rnd(n, 2.f), *y = malloc(sizeof(float) * n), *ref = malloc(sizeof(float) * n);
+            g4c_cuda_q8 q = q8_new(r, d);
+            g4c_ref_gelu_mul(ref, g, u, (int)n);
+            CHECKF(g4c_cuda_op_gelu_mul_q8(y, &q, g, u, r, d, &err) == G4C_OK, "%s", err.msg);
+            const double e = test_rel_l2(y, ref, n);
+            CHECKF(e <= (n < 64 ? 1e-4 : 1e-6), "gelu_mul+q8 %dx%d: %.3g", r, d, e);
+            snprintf(what, sizeof what, "gelu_mul+q8 %dx%d", r, d);
+            check_q8(what, y, &q, r, d);
+            q8_free(&q), free(g), free(u), free(y), free(ref);
+        }
+        /* MoE decode's last norm with the experts' weighted sum formed in the same launch */
+        if (r <= 8) {
+            const int K = i % 2 ? 8 : 3;
+            float *a = rnd(n, 2.f), *wa = rnd((size_t)d, 1.f), *wb = rnd((size_t)d, 1.f), *ey = rnd(n * K, 1.f);
+            float *wt = rnd((size_t)r * K, 1.f), *y = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+            float *b_ref = malloc(sizeof(float) * n), *ta = malloc(sizeof(float) * n), *tb = malloc(sizeof(float) * n);
+            float *ref = malloc(sizeof(float) * n);
+            for (int t = 0; t < r; t++)
+                for (int c = 0; c < d; c++) {
+                    double acc = 0;
+                    for (int k = 0; k < K; k++) acc += (double)wt[t * K + k] * ey[((size_t)t * K + k) * d + c];
+                    b_ref[(size_t)t * d + c] = (float)acc;
+                }
+            g4c_ref_rms_norm(ta, a, wa, r, d, eps);
+            g4c_ref_rms_norm(tb, b_ref, wb, r, d, eps);
+            for (size_t k = 0; k < n; k++) ref[k] = ta[k] + tb[k];
+            CHECKF(g4c_cuda_op_moe_norm2(y, b, a, wa, ey, wt, K, wb, r, d, eps, &err) == G4C_OK, "%s", err.msg);
+            const double eb = test_rel_l2(b, b_ref, n), e = test_rel_l2(y, ref, n);
+            CHECKF(eb <= 1e-6 && e <= 2e-6, "moe sum+norm2 %dx%d K=%d: sum %.3g, output %.3g", r, d, K, eb, e);
+            free(a), free(wa), free(wb), free(ey), free(wt), free(y), free(b), free(b_ref), free(ta), free(tb), free(ref);
+        }
+    }
+    /* attention's output rows -> int8 (the decode kernel with and without key splits, and its combine) */
+    static const int att[][8] = {{1, 100, 8, 2, 256, 200, 0, 0},  {1, 100, 8, 2, 256, 200, 0, 1}, {1, 300, 8, 2, 256, 71, 64, 5},
+                                 {1, 700, 32, 4, 512, 1024, 0, 0}, {3, 5, 6, 3, 128, 64, 0, 2},  {8, 40, 4, 2, 64, 64, 0, 1},
+                                 {2, 0, 2, 2, 96, 8, 0, 0}};
+    for (size_t i = 0; i < sizeof att / sizeof *att; i++) {
+        const int nt = att[i][0], pos0 = att[i][1], nh = att[i][2], nkv = att[i][3], hd = att[i][4], cap = att[i][5];
+        const int window = att[i][6], split = att[i][7];
+        const size_t nkvf = (size_t)cap * nkv * hd, nq = (size_t)nt * nh * hd;
+        float *k = rnd(nkvf, 0.5f), *v = rnd(nkvf, 1.f), *q = rnd(nq, 0.5f);
+        float *out = malloc(sizeof(float) * nq), *ref = malloc(sizeof(float) * nq);
+        g4c_kv_view view = {k, v, cap, nkv, hd, window, NULL};
+        g4c_ref_attention(ref, q, &view, nt, pos0, nh);
+        g4c_cuda_q8 q8 = q8_new(nt, nh * hd);
+        CHECKF(g4c_cuda_op_attention_q8(out, &q8, q, &view, nt, pos0, nh, split, &err) == G4C_OK, "%s", err.msg);
+        const double e = test_rel_l2(out, ref, nq);
+        CHECKF(e <= 1e-5, "attention+q8 n=%d pos0=%d heads=%d/%d hd=%d split=%d: %.3g", nt, pos0, nh, nkv, hd, split, e);
+        snprintf(what, sizeof what, "attention+q8 n=%d heads=%d hd=%d split=%d", nt, nh, hd, split);
+        check_q8(what, out, &q8, nt, nh * hd);
+        q8_free(&q8), free(k), free(v), free(q), free(out), free(ref);
+    }
+}
+
 /* model/kv_cache.c's inv_freq (spec §3.5) */
 static void inv_freq(float *inv, const g4c_rope_cfg *r, int hd) {
     int n_rot = hd / 2;
@@ -597,6 +732,7 @@ int main(int argc, char **argv) {
     RUN(test_argmax);
     RUN(test_rms_norm);
     RUN(test_gelu_softcap);
+    RUN(test_fused_q8);
     RUN(test_norm_rope);
     RUN(test_attention);
     RUN(test_router_topk);

@@ -2,7 +2,8 @@
  * the last visible position per query; ring slots p % cap). One block per (query head, token, key split): each
  * warp walks its share of the keys with an online softmax (running max, sum and a head_dim accumulator spread
  * over the lanes, element c on lane c % 32), the warps merge through shared memory. Decode (few tokens) splits the
- * keys over several blocks (flash-decoding) and a second kernel merges the partial results. Prefill (>= 8 tokens)
+ * keys over several blocks (flash-decoding); the last block of a (token, head) to finish merges the partial
+ * results. Prefill (>= 8 tokens)
  * uses query tiles that share K/V tiles in shared memory (k_attn_tiled).
  * Not yet: tensor cores (mma) for QKᵀ and PV, sharing K/V across the heads of a GQA group, bf16 KV. */
 #include <limits.h>
@@ -19,14 +20,40 @@ int g_variant = -1;            /* G4C_CUDA_ATTN: 0 auto, 1 per-query kernel, 2/3
 constexpr int MAX_SPLIT = 64;
 constexpr int MAX_PART_BLOCKS = 2048; /* n_tok · n_head · n_split when splitting */
 
+/* Merge the n_split partial results of (token t, head h) (each: hd accumulators, max, sum) into the output row; the
+ * partials were written by other blocks, so they are read from L2 (__ldcg). */
+__device__ void attn_merge(float *__restrict__ out, const float *pp, int n_head, int hd, int n_split, int t, int h,
+                           cu_q8 qo) {
+    float M = -INFINITY;
+    for (int s = 0; s < n_split; s++) M = fmaxf(M, __ldcg(pp + s * (hd + 2) + hd));
+    float L = 0.f;
+    for (int s = 0; s < n_split; s++) {
+        const float ms = __ldcg(pp + s * (hd + 2) + hd);
+        if (ms != -INFINITY) L += __ldcg(pp + s * (hd + 2) + hd + 1) * expf(ms - M);
+    }
+    float *o = out + ((long)t * n_head + h) * hd;
+    for (int c = threadIdx.x; c < hd; c += blockDim.x) {
+        float a = 0.f;
+        for (int s = 0; s < n_split; s++) {
+            const float ms = __ldcg(pp + s * (hd + 2) + hd);
+            if (ms != -INFINITY) a += __ldcg(pp + s * (hd + 2) + c) * expf(ms - M);
+        }
+        const float v = a / L;
+        o[c] = v;
+        if (qo.xq) cu_quant32(qo, t, n_head * hd, h * hd + c, v);
+    }
+}
+
 template <int P> /* head_dim = 32·P */
 __global__ void __launch_bounds__(NW * 32) k_attn(float *__restrict__ out, const float *__restrict__ q,
                                                   const float *__restrict__ kc, const float *__restrict__ vc, int cap,
                                                   int nkv, int n_head, int pos0, const int *__restrict__ pos_dev,
                                                   int window, const int *__restrict__ hi_arr, int n_split,
-                                                  float *__restrict__ part) {
+                                                  float *__restrict__ part, int *__restrict__ cnt, cu_q8 qo) {
     extern __shared__ float sm[]; /* [NW][hd] accumulators, then m[NW], l[NW] */
     constexpr int hd = 32 * P;
+    cu_pdl_wait();
+    cu_pdl_launch();
     const int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int kvh = h / (n_head / nkv);
@@ -78,7 +105,9 @@ __global__ void __launch_bounds__(NW * 32) k_attn(float *__restrict__ out, const
             float a = 0.f;
 #pragma unroll
             for (int w = 0; w < NW; w++) a += sacc[w * hd + c] * scale[w];
-            o[c] = a / L;
+            const float v = a / L;
+            o[c] = v;
+            if (qo.xq) cu_quant32(qo, t, n_head * hd, h * hd + c, v);
         }
         return;
     }
@@ -90,6 +119,17 @@ __global__ void __launch_bounds__(NW * 32) k_attn(float *__restrict__ out, const
         pp[c] = a;
     }
     if (threadIdx.x == 0) pp[hd] = M, pp[hd + 1] = L;
+    /* the last of the n_split blocks of (t, h) to finish merges the partials (instead of a second launch); it resets
+     * the counter for the next launch */
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(cnt + (long)t * n_head + h, 1) == n_split - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    attn_merge(out, part + ((long)t * n_head + h) * n_split * (hd + 2), n_head, hd, n_split, t, h, qo);
+    if (threadIdx.x == 0) cnt[(long)t * n_head + h] = 0;
 }
 
 /* Prefill: one block per (query head, tile of TQ consecutive tokens). K/V tiles of KT keys go through shared memory
@@ -179,27 +219,6 @@ __global__ void __launch_bounds__(NW * 32) k_attn_tiled(float *__restrict__ out,
     }
 }
 
-__global__ void k_attn_combine(float *__restrict__ out, const float *__restrict__ part, int n_head, int hd, int n_split) {
-    const int h = blockIdx.x, t = blockIdx.y;
-    const float *pp = part + ((long)t * n_head + h) * n_split * (hd + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_split; s++) M = fmaxf(M, pp[s * (hd + 2) + hd]);
-    float L = 0.f;
-    for (int s = 0; s < n_split; s++) {
-        const float ms = pp[s * (hd + 2) + hd];
-        if (ms != -INFINITY) L += pp[s * (hd + 2) + hd + 1] * expf(ms - M);
-    }
-    float *o = out + ((long)t * n_head + h) * hd;
-    for (int c = threadIdx.x; c < hd; c += blockDim.x) {
-        float a = 0.f;
-        for (int s = 0; s < n_split; s++) {
-            const float ms = pp[s * (hd + 2) + hd];
-            if (ms != -INFINITY) a += pp[s * (hd + 2) + c] * expf(ms - M);
-        }
-        o[c] = a / L;
-    }
-}
-
 } // namespace
 
 void cu_attention_set_variant(int v) { g_variant = v; }
@@ -222,17 +241,19 @@ int cu_attention_splits(int n_tok, int n_head, int max_len) {
     return s < 1 ? 1 : s;
 }
 
-size_t cu_attention_part_floats(int max_head_dim) { return (size_t)MAX_PART_BLOCKS * (max_head_dim + 2); }
+/* [MAX_PART_BLOCKS] merge counters (int, zero between launches), then the partial results */
+size_t cu_attention_part_floats(int max_head_dim) { return (size_t)MAX_PART_BLOCKS * (max_head_dim + 3); }
+cudaError_t cu_attention_part_init(float *part) { return cudaMemset(part, 0, sizeof(int) * MAX_PART_BLOCKS); }
 
 cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0,
-                         const int *pos_dev, int n_head, int n_split, float *part) {
+                         const int *pos_dev, int n_head, int n_split, float *part, cu_q8 qo) {
     if (n <= 0) return cudaSuccess;
     const int hd = kv->head_dim;
     if (hd % 32 || hd > 512 || n_head % kv->n_kv_head) return cudaErrorInvalidValue;
     if (n_split < 1) n_split = 1;
     if (n_split > 1 && (n * n_head * n_split > MAX_PART_BLOCKS || !part)) return cudaErrorInvalidValue;
     if (g_variant < 0) cu_attention_variant();
-    if (n_split == 1 && n >= 4 && g_variant != 1 && !pos_dev) { /* prefill: query tiles share the K/V loads */
+    if (n_split == 1 && n >= 4 && g_variant != 1 && !pos_dev && !qo.xq) { /* prefill: query tiles share K/V loads */
         int tq = g_variant == 2 ? 16 : g_variant == 3 ? 8 : g_variant == 4 ? 4 : 0;
         if (!tq) /* auto: 8 queries a tile (fastest at 26B/31B shapes), 4 when that leaves SMs short of blocks
                     (E4B's 8 heads); 16 never won (bench_cuda --attention, docs/CUDA.md) */
@@ -262,11 +283,12 @@ cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_k
     }
     const dim3 grid(n_head, n, n_split);
     const size_t smem = sizeof(float) * (NW * hd + 2 * NW);
-#define G4C_ATTN_P(P)                                                                                               \
-    case P:                                                                                                         \
-        k_attn<P><<<grid, NW * 32, smem, st>>>(out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, pos0, pos_dev, \
-                                               kv->window, kv->hi, n_split, part);                                  \
+#define G4C_ATTN_P(P)                                                                                             \
+    case P:                                                                                                       \
+        e = cu_launch(k_attn<P>, grid, dim3(NW * 32), smem, st, out, q, kv->k, kv->v, kv->cap, kv->n_kv_head,     \
+                      n_head, pos0, pos_dev, kv->window, kv->hi, n_split, part + MAX_PART_BLOCKS, (int *)part, qo); \
         break;
+    cudaError_t e = cudaSuccess;
     switch (hd / 32) {
         G4C_ATTN_P(1)
         G4C_ATTN_P(2)
@@ -287,8 +309,5 @@ cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_k
     default: return cudaErrorInvalidValue;
     }
 #undef G4C_ATTN_P
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess || n_split == 1) return e;
-    k_attn_combine<<<dim3(n_head, n), 128, 0, st>>>(out, part, n_head, hd, n_split);
-    return cudaGetLastError();
+    return e;
 }

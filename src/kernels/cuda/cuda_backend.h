@@ -97,6 +97,30 @@ g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_head
 g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head,
                                  int n_split, g4c_err *err);
 
+/* Decode's fused int8 activations (the kernel that produces a product's input writes them, docs/CUDA.md): host
+ * arrays of an op's output rows of cols elements: codes [rows][cols], per 32 elements the scale d and the two
+ * 16-code sums ([rows][cols/32][2]). The ops below return the f32 output and its int8 form (NULL: not asked). */
+typedef struct {
+    int8_t *q;
+    float *d;
+    int *sum;
+} g4c_cuda_q8;
+g4c_status g4c_cuda_op_rms_norm_q8(float *y, g4c_cuda_q8 *q, const float *x, const float *w, int n_rows, int dim,
+                                   float eps, g4c_err *err);
+/* res = (res + rmsnorm(a)·w)·scale in place, then y[k] = rmsnorm(res)·w_out[k] for k < n_out (y [n_out][n_rows][dim],
+ * w_out [n_out][dim]); qres: res as int8, qy[k] (qy may be NULL, or an entry's q NULL): y[k] as int8. */
+g4c_status g4c_cuda_op_norm_add_q8(float *res, float *y, g4c_cuda_q8 *qres, g4c_cuda_q8 *qy, const float *a,
+                                   const float *w, const float *w_out, int n_out, int n_rows, int dim, float eps,
+                                   float scale, g4c_err *err);
+g4c_status g4c_cuda_op_gelu_mul_q8(float *y, g4c_cuda_q8 *q, const float *gate, const float *up, int n_rows, int dim,
+                                   g4c_err *err);
+/* g4c_cuda_op_attention with the int8 form of the output rows [n_tok][n_head·head_dim]. */
+g4c_status g4c_cuda_op_attention_q8(float *out, g4c_cuda_q8 *q8, const float *q, const g4c_kv_view *kv, int n_tok,
+                                    int pos0, int n_head, int n_split, g4c_err *err);
+/* MoE decode's last norm: b[t] = Σ_k wt[t][k]·ey[t][k] (ey [n_rows][n_slot][dim]), y = rmsnorm(a)·wa + rmsnorm(b)·wb. */
+g4c_status g4c_cuda_op_moe_norm2(float *y, float *b, const float *a, const float *wa, const float *ey, const float *wt,
+                                 int n_slot, const float *wb, int n_rows, int dim, float eps, g4c_err *err);
+
 /* Greedy sampling on the device: *out = the index of the largest x (the first on ties). */
 g4c_status g4c_cuda_op_argmax(int *out, const float *x, int n, g4c_err *err);
 /* MoE routing of n tokens: logits [n][n_expert] -> sel, wt [n][k] (model/text.c moe()'s top-k and weights). */

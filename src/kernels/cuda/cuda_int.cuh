@@ -104,6 +104,63 @@ typedef struct {
     size_t wt_elems;
 } cu_mm;
 
+/* ---- launch helpers (cuda_int.cuh) ----
+ * Programmatic dependent launch (sm_90+): a kernel launched through cu_launch may start while the previous kernel
+ * of the stream still runs; it must call cu_pdl_wait() before it reads anything an earlier kernel wrote (or writes
+ * anything an earlier kernel reads), and calls cu_pdl_launch() to let the next kernel start early. Work that reads
+ * only the weights (the decode GEMVs' first loads) goes before the wait. Both are no-ops for a normal launch.
+ * Whether cu_launch asks for it: the forward pass decides per session (cu_pdl_set around its launches, see
+ * forward.cu); elsewhere (tests, benchmarks) on unless env G4C_CUDA_PDL=0. */
+__device__ __forceinline__ void cu_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cu_pdl_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+int cu_pdl_enabled(void);
+/* This thread's launches: 1 with, 0 without programmatic dependent launch, -1 back to the default. */
+void cu_pdl_set(int on);
+/* Env switch name: -1 unset, 0 when "0", else 1. */
+int cu_env_switch(const char *name);
+template <typename... KArgs, typename... Args>
+static inline cudaError_t cu_launch(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                                    Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = st;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at, cfg.numAttrs = cu_pdl_enabled() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, k, static_cast<KArgs>(args)...);
+}
+
+/* Int8 activations written by the kernel that produces them (decode): row r of xq [..][cols] and dx [..][cols/32],
+ * cols = the producer's row length, as cu_quantize_act writes them. NULL xq: none. */
+typedef struct {
+    int8_t *xq;
+    float2 *dx;
+} cu_q8;
+/* Element i of a row (v its f32 value, exactly as stored) into q's row: called by the 32 lanes of a warp at once with
+ * i = 32·b + lane (one quantization block), the CPU's g4c_quantize_q8 formula (cu_quantize_act's, bit for bit). */
+__device__ __forceinline__ void cu_quant32(const cu_q8 &q, long row, int cols, int i, float v) {
+    const int lane = threadIdx.x & 31;
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.f, id = d > 0.f ? 1.0f / d : 0.f;
+    const int c = (int)rintf(__fmul_rn(v, id));
+    q.xq[row * cols + i] = (int8_t)c;
+    int s = c;
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o); /* sums within each half of 16 */
+    const int s_hi = __shfl_sync(0xffffffffu, s, 16);
+    if (lane == 0) q.dx[row * (cols >> 5) + (i >> 5)] = make_float2(d, __int_as_float((s_hi << 16) | (s & 0xffff)));
+}
+
 /* Rows of quantized activations the decode scratch holds (CU_GEMV_MAX_TOK tokens x up to 8 MoE slots). */
 #define CU_QX_ROWS 64
 
@@ -140,6 +197,12 @@ cudaError_t cu_fill_random_q(cudaStream_t st, cu_mat *m, long total_rows, uint64
 /* y[n][w.rows] = x[n][w.cols] · wᵀ: GEMV kernel up to CU_GEMV_MAX_TOK tokens, cuBLAS above (f32: SGEMM-class
  * GemmEx; bf16: the prefill mode's split or rounded activations). */
 g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err);
+/* Decode products whose input a producer kernel already wrote as int8 activations (cu_q8, rows of w.cols): the
+ * quantized GEMV alone (w quantized, n <= CU_GEMV_MAX_TOK). */
+g4c_status cu_matmul_q8(cu_mm *mm, float *y, long ys, cu_q8 q, const cu_mat *w, int n, g4c_err *err);
+/* MoE decode on int8 activations (cu_qgemv's sel form: row t·n_slot + k when x_per_slot, else t). */
+g4c_status cu_matmul_sel_q8(cu_mm *mm, float *y, long ys, long yks, cu_q8 q, int x_per_slot, const cu_mat *w,
+                            const int *sel, int n, int n_slot, g4c_err *err);
 /* MoE decode (cu_gemv_sel's arguments): bf16/f32 through cu_gemv_sel, quantized through cu_qgemv. */
 g4c_status cu_matmul_sel(cu_mm *mm, float *y, long ys, long yks, const float *x, long xs, long xks, const cu_mat *w,
                          const int *sel, int n, int n_slot, g4c_err *err);
@@ -149,18 +212,32 @@ void cu_mm_free(cu_mm *mm);
 cudaError_t cu_fill_random(cudaStream_t st, cu_mat *m, int total_rows, uint64_t seed, float amp);
 
 /* ---- elementwise.cu ---- */
-/* y = x·(mean(x²)+eps)^-½·w per row (w NULL = 1); y may be x. */
+/* y = x·(mean(x²)+eps)^-½·w per row (w NULL = 1); y may be x. q: y as int8 activations too (dim % 32 == 0). */
 cudaError_t cu_rms_norm(cudaStream_t st, float *y, long ys, const float *x, long xs, const float *w, int n_rows,
-                        int dim, float eps);
+                        int dim, float eps, cu_q8 q = {});
 /* res = (res + rmsnorm(a)·w) · scale per row; then, when y2 != NULL, y2 = rmsnorm(res)·w2 (the next norm, fused). */
 cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
                             float eps, float scale, float *y2, const float *w2);
-/* y = rmsnorm(a)·wa + rmsnorm(b)·wb per row (the MoE layer's two branches). */
-cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, const float *b,
-                             const float *wb, int n_rows, int dim, float eps);
-/* y[t][i] = gelu_tanh(g[t][i])·u[t][i], i < dim. */
+/* The same with up to CU_NORM_OUTS norms of the updated row: out[k].y = rmsnorm(res)·out[k].w (y may be NULL when
+ * only the int8 form is wanted), out[k].q its int8 activations; qres: the updated res itself as int8 activations.
+ * Every int8 output needs dim % 32 == 0. */
+#define CU_NORM_OUTS 3
+typedef struct {
+    float *y;
+    const float *w;
+    cu_q8 q;
+} cu_norm_out;
+cudaError_t cu_rms_norm_add_ex(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
+                               float eps, float scale, cu_q8 qres, const cu_norm_out *out, int n_out);
+/* y = rmsnorm(a)·wa + rmsnorm(b)·wb per row (the MoE layer's two branches). With moe_y (decode's gathered
+ * experts, [n][n_slot][dim]): b[t] = Σ_k moe_wt[t][k]·moe_y[t][k] (summed in slot order) is formed here first and
+ * written to b, instead of read. */
+cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, float *b, const float *wb,
+                             int n_rows, int dim, float eps, const float *moe_y = nullptr,
+                             const float *moe_wt = nullptr, int n_slot = 0);
+/* y[t][i] = gelu_tanh(g[t][i])·u[t][i], i < dim; q: y as int8 activations too (dim % 32 == 0). */
 cudaError_t cu_gelu_mul(cudaStream_t st, float *y, long ys, const float *g, long gs, const float *u, long us,
-                        int n_rows, int dim);
+                        int n_rows, int dim, cu_q8 q = {});
 cudaError_t cu_softcap(cudaStream_t st, float *x, size_t n, float cap);
 /* x[t] = row ids[t] of the embedding matrix · scale. */
 cudaError_t cu_embed(cudaStream_t st, float *x, const cu_mat *e, const int *ids, int n, float scale);
@@ -172,8 +249,6 @@ cudaError_t cu_gather_rows(cudaStream_t st, float *dst, const float *src, const 
 /* MoE: dst[idx[r]] += w[r]·src[r]. */
 cudaError_t cu_scatter_add(cudaStream_t st, float *dst, const float *src, const int *idx, const float *w, int m,
                            int dim);
-/* MoE (gathered path): out[t] = Σ_k wt[t][k]·y[t][k] (y [n][n_slot][dim]). */
-cudaError_t cu_moe_combine(cudaStream_t st, float *out, const float *y, const float *wt, int n, int n_slot, int dim);
 
 /* ---- rope.cu ---- (pos_dev: when not NULL, the positions start at pos0 + *pos_dev, read on the device, so that
  * a captured decode graph serves every position; the same in cu_attention) */
@@ -197,8 +272,11 @@ int cu_attention_splits(int n_tok, int n_head, int max_len);
 void cu_attention_set_variant(int v);
 int cu_attention_variant(void);
 size_t cu_attention_part_floats(int max_head_dim);
+/* Once after allocating the scratch: zero the merge counters at its start (each launch leaves them zero again). */
+cudaError_t cu_attention_part_init(float *part);
+/* qo: the output rows [n][n_head·hd] as int8 activations too (the per-query decode kernel and its merge only). */
 cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0,
-                         const int *pos_dev, int n_head, int n_split, float *part);
+                         const int *pos_dev, int n_head, int n_split, float *part, cu_q8 qo = {});
 /* Index of the largest of x[0..n) (the first on ties) -> *out (device), one block. */
 cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n);
 

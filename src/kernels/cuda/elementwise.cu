@@ -34,29 +34,70 @@ __device__ __forceinline__ float row_inv_rms(const float *x, int dim, float eps)
     return 1.0f / sqrtf(ss / (float)dim + eps);
 }
 
-__global__ void k_rms_norm(float *y, long ys, const float *x, long xs, const float *__restrict__ w, int dim, float eps) {
+/* Every kernel of this file launched through cu_launch (the decode path's) waits for its predecessor (cu_pdl_wait)
+ * before touching memory and lets its successor launch right after; blockDim is a multiple of 32, so with dim % 32 == 0 each warp's
+ * iteration covers one aligned block of 32 elements (cu_quant32's contract). */
+__global__ void k_rms_norm(float *y, long ys, const float *x, long xs, const float *__restrict__ w, int dim, float eps,
+                           cu_q8 q) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const float *xr = x + blockIdx.x * xs;
     float *yr = y + blockIdx.x * ys;
     const float inv = row_inv_rms(xr, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = w ? xr[i] * inv * w[i] : xr[i] * inv;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = w ? xr[i] * inv * w[i] : xr[i] * inv;
+        yr[i] = v;
+        if (q.xq) cu_quant32(q, blockIdx.x, dim, i, v);
+    }
 }
 
+struct norm_outs {
+    cu_norm_out o[CU_NORM_OUTS];
+    int n;
+    cu_q8 qres;
+};
+
 __global__ void k_rms_norm_add(float *res, const float *__restrict__ a, const float *__restrict__ w, int dim, float eps,
-                               float scale, float *y2, const float *__restrict__ w2) {
+                               float scale, norm_outs outs) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const float *ar = a + (long)blockIdx.x * dim;
     float *rr = res + (long)blockIdx.x * dim;
     const float inv = row_inv_rms(ar, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) rr[i] = (rr[i] + ar[i] * inv * w[i]) * scale;
-    if (!y2) return;
-    /* the next sub-block's input norm of the updated row (each thread re-reads only what it wrote) */
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = (rr[i] + ar[i] * inv * w[i]) * scale;
+        rr[i] = v;
+        if (outs.qres.xq) cu_quant32(outs.qres, blockIdx.x, dim, i, v);
+    }
+    if (!outs.n) return;
+    /* the next sub-block's input norm(s) of the updated row (each thread re-reads only what it wrote) */
     const float inv2 = row_inv_rms(rr, dim, eps);
-    float *yr = y2 + (long)blockIdx.x * dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = rr[i] * inv2 * w2[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float r = rr[i];
+#pragma unroll
+        for (int k = 0; k < CU_NORM_OUTS; k++) {
+            if (k >= outs.n) break;
+            const cu_norm_out &o = outs.o[k];
+            const float v = o.w ? r * inv2 * o.w[i] : r * inv2;
+            if (o.y) o.y[(long)blockIdx.x * dim + i] = v;
+            if (o.q.xq) cu_quant32(o.q, blockIdx.x, dim, i, v);
+        }
+    }
 }
 
-__global__ void k_rms_norm2_sum(float *y, const float *a, const float *__restrict__ wa, const float *b,
-                                const float *__restrict__ wb, int dim, float eps) {
+__global__ void k_rms_norm2_sum(float *y, const float *a, const float *__restrict__ wa, float *b,
+                                const float *__restrict__ wb, int dim, float eps, const float *__restrict__ moe_y,
+                                const float *__restrict__ moe_wt, int n_slot) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const long off = (long)blockIdx.x * dim;
+    if (moe_y) /* the experts' weighted sum first, each thread its own elements */
+        for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+            float acc = 0.f;
+            for (int k = 0; k < n_slot; k++)
+                acc += moe_wt[blockIdx.x * n_slot + k] * moe_y[((long)blockIdx.x * n_slot + k) * dim + i];
+            b[off + i] = acc;
+        }
     const float ia = row_inv_rms(a + off, dim, eps), ib = row_inv_rms(b + off, dim, eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) y[off + i] = a[off + i] * ia * wa[i] + b[off + i] * ib * wb[i];
 }
@@ -66,10 +107,15 @@ __device__ __forceinline__ float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
 }
 
-__global__ void k_gelu_mul(float *y, long ys, const float *g, long gs, const float *u, long us, int dim) {
+__global__ void k_gelu_mul(float *y, long ys, const float *g, long gs, const float *u, long us, int dim, cu_q8 q) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const long t = blockIdx.y;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < dim; i += gridDim.x * blockDim.x)
-        y[t * ys + i] = gelu_tanh(g[t * gs + i]) * u[t * us + i];
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < dim; i += gridDim.x * blockDim.x) {
+        const float v = gelu_tanh(g[t * gs + i]) * u[t * us + i];
+        y[t * ys + i] = v;
+        if (q.xq) cu_quant32(q, t, dim, i, v);
+    }
 }
 
 __global__ void k_softcap(float *x, size_t n, float cap) {
@@ -119,15 +165,6 @@ __global__ void k_scatter_add(float *dst, const float *__restrict__ src, const i
     for (int i = threadIdx.x; i < dim; i += blockDim.x) d[i] += g * s[i];
 }
 
-__global__ void k_moe_combine(float *out, const float *__restrict__ y, const float *__restrict__ wt, int n_slot, int dim) {
-    const int t = blockIdx.x;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        float acc = 0.f;
-        for (int k = 0; k < n_slot; k++) acc += wt[t * n_slot + k] * y[((long)t * n_slot + k) * dim + i];
-        out[(long)t * dim + i] = acc;
-    }
-}
-
 int norm_threads(int dim) {
     int t = 32;
     while (t < NORM_THREADS && t < dim) t *= 2;
@@ -137,32 +174,43 @@ int norm_threads(int dim) {
 } // namespace
 
 cudaError_t cu_rms_norm(cudaStream_t st, float *y, long ys, const float *x, long xs, const float *w, int n_rows,
-                        int dim, float eps) {
+                        int dim, float eps, cu_q8 q) {
     if (n_rows <= 0) return cudaSuccess;
-    k_rms_norm<<<n_rows, norm_threads(dim), 0, st>>>(y, ys, x, xs, w, dim, eps);
-    return cudaGetLastError();
+    if (q.xq && dim % 32) return cudaErrorInvalidValue;
+    return cu_launch(k_rms_norm, dim3(n_rows), dim3(norm_threads(dim)), 0, st, y, ys, x, xs, w, dim, eps, q);
+}
+
+cudaError_t cu_rms_norm_add_ex(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
+                               float eps, float scale, cu_q8 qres, const cu_norm_out *out, int n_out) {
+    if (n_rows <= 0) return cudaSuccess;
+    if (n_out < 0 || n_out > CU_NORM_OUTS) return cudaErrorInvalidValue;
+    norm_outs o = {};
+    o.n = n_out, o.qres = qres;
+    int any_q = qres.xq != nullptr;
+    for (int k = 0; k < n_out; k++) o.o[k] = out[k], any_q |= out[k].q.xq != nullptr;
+    if (any_q && dim % 32) return cudaErrorInvalidValue;
+    return cu_launch(k_rms_norm_add, dim3(n_rows), dim3(norm_threads(dim)), 0, st, res, a, w, dim, eps, scale, o);
 }
 
 cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
                             float eps, float scale, float *y2, const float *w2) {
-    if (n_rows <= 0) return cudaSuccess;
-    k_rms_norm_add<<<n_rows, norm_threads(dim), 0, st>>>(res, a, w, dim, eps, scale, y2, w2);
-    return cudaGetLastError();
+    const cu_norm_out o = {y2, w2, {}};
+    return cu_rms_norm_add_ex(st, res, a, w, n_rows, dim, eps, scale, cu_q8{}, &o, y2 ? 1 : 0);
 }
 
-cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, const float *b,
-                             const float *wb, int n_rows, int dim, float eps) {
+cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, float *b, const float *wb,
+                             int n_rows, int dim, float eps, const float *moe_y, const float *moe_wt, int n_slot) {
     if (n_rows <= 0) return cudaSuccess;
-    k_rms_norm2_sum<<<n_rows, norm_threads(dim), 0, st>>>(y, a, wa, b, wb, dim, eps);
-    return cudaGetLastError();
+    return cu_launch(k_rms_norm2_sum, dim3(n_rows), dim3(norm_threads(dim)), 0, st, y, a, wa, b, wb, dim, eps, moe_y,
+                     moe_wt, n_slot);
 }
 
 cudaError_t cu_gelu_mul(cudaStream_t st, float *y, long ys, const float *g, long gs, const float *u, long us,
-                        int n_rows, int dim) {
+                        int n_rows, int dim, cu_q8 q) {
     if (n_rows <= 0) return cudaSuccess;
+    if (q.xq && dim % 32) return cudaErrorInvalidValue;
     const int bx = (dim + 255) / 256 < 64 ? (dim + 255) / 256 : 64;
-    k_gelu_mul<<<dim3(bx, n_rows), 256, 0, st>>>(y, ys, g, gs, u, us, dim);
-    return cudaGetLastError();
+    return cu_launch(k_gelu_mul, dim3(bx, n_rows), dim3(256), 0, st, y, ys, g, gs, u, us, dim, q);
 }
 
 cudaError_t cu_softcap(cudaStream_t st, float *x, size_t n, float cap) {
@@ -198,12 +246,6 @@ cudaError_t cu_scatter_add(cudaStream_t st, float *dst, const float *src, const 
                            int dim) {
     if (m <= 0) return cudaSuccess;
     k_scatter_add<<<m, 256, 0, st>>>(dst, src, idx, w, dim);
-    return cudaGetLastError();
-}
-
-cudaError_t cu_moe_combine(cudaStream_t st, float *out, const float *y, const float *wt, int n, int n_slot, int dim) {
-    if (n <= 0) return cudaSuccess;
-    k_moe_combine<<<n, 256, 0, st>>>(out, y, wt, n_slot, dim);
     return cudaGetLastError();
 }
 

@@ -25,12 +25,15 @@ struct g4c_cuda_text {
     int *cap;
     float *x, *a, *h2, *moe_out, *qkv, *q, *attn, *gu, *ffc, *ple, *ple_tok, *pg, *logits, *part;
     int logit_rows;
-    float *router, *d_wt, *d_gw, *moe_in, *moe_gu, *moe_c, *moe_y;
+    float *router, *d_wt, *d_gw, *moe_in, *moe_h, *moe_gu, *moe_c, *moe_y;
+    int8_t *xq2; /* decode: the MoE experts' input as int8 activations (alive across the dense MLP's products) */
+    float2 *dx2;
     int *d_sel, *d_gidx, *d_ids, *d_hi;
     int *h_ids, *h_hi, *h_sel, *h_gidx, *h_count;
     int *d_pos, *h_pos, *d_next, *h_next; /* decode graph: position up, greedy token down */
     cudaGraphExec_t graph;                /* the captured decode step (n = 1), NULL until the first */
     int graph_hi, graph_mode;
+    int pdl, fuse; /* decode: programmatic dependent launch, int8 activations written by their producers */
     float *h_wt, *h_gw, *h_ple;
     void **allocs;
     size_t n_allocs, cap_allocs;
@@ -100,6 +103,7 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     DEVF(s->gu, U * 2 * max_ffn);
     DEVF(s->ffc, U * max_ffn);
     DEVF(s->part, cu_attention_part_floats((int)max_hd));
+    G4C_CU(cu_attention_part_init(s->part));
     s->logit_rows = s->U < 64 ? s->U : 64;
     DEVF(s->logits, (size_t)s->logit_rows * c->n_vocab);
     DEVI(s->d_ids, U);
@@ -126,6 +130,7 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
         const size_t R = U > CU_GEMV_MAX_TOK * K ? U : CU_GEMV_MAX_TOK * K;
         DEVF(s->moe_out, U * H);
         DEVF(s->moe_in, U * H);
+        DEVF(s->moe_h, U * H);
         DEVF(s->router, U * E);
         DEVI(s->d_sel, U * K);
         DEVF(s->d_wt, U * K);
@@ -145,24 +150,60 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     G4C_CU(cudaStreamCreateWithFlags(&s->mm.stream, cudaStreamNonBlocking));
     G4C_BLAS(cublasCreate(&s->mm.blas));
     G4C_BLAS(cublasSetStream(s->mm.blas, s->mm.stream));
-    return cu_mm_init(&s->mm, s->U, (int)max_cols, max_out, err);
+    G4C_TRY(cu_mm_init(&s->mm, s->U, (int)max_cols, max_out, err));
+    /* Programmatic dependent launch and the fused int8 activations: on for the latency-bound small models, off for
+     * wide ones (a rule fitted to the H100 measurements of bench/RESULTS.md: E4B and 26B-A4B tg128 +11% and +13%,
+     * 31B -8% with both on, not yet measured one at a time there); env G4C_CUDA_PDL / G4C_CUDA_FUSE = 0|1 override. */
+    const int small = c->n_embd <= 4096;
+    const int env_pdl = cu_env_switch("G4C_CUDA_PDL"), env_fuse = cu_env_switch("G4C_CUDA_FUSE");
+    s->pdl = env_pdl >= 0 ? env_pdl : small;
+    s->fuse = env_fuse >= 0 ? env_fuse : small;
+    if (c->moe) {
+        G4C_TRY(dev(s, (void **)&s->xq2, (size_t)CU_GEMV_MAX_TOK * s->mm.qx_cols, 0, err));
+        G4C_TRY(dev(s, (void **)&s->dx2, sizeof(float2) * CU_GEMV_MAX_TOK * (s->mm.qx_cols / 32), 0, err));
+    }
+    return G4C_OK;
 }
 
-/* §3.8 MoE branch on the residual x -> s->moe_out. Uses moe_in, h2 (free once the dense MLP has run). */
-g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, g4c_err *err) {
+/* Decode: the int8 activations of a product's input, written by the kernel that produces the input (norm, GeGLU,
+ * attention) instead of a separate quantization launch; empty ({}) when w is not quantized, for more than
+ * CU_GEMV_MAX_TOK tokens, or when the session does not fuse (s->fuse). Slot 0 is the matmul scratch (consumed by the next
+ * product), slot 1 the MoE experts' input. */
+cu_q8 q_in(const g4c_cuda_text *s, const cu_mat *w, int n, int slot) {
+    if (!s->fuse || !cu_is_quant(w) || n > CU_GEMV_MAX_TOK || w->cols > s->mm.qx_cols || w->cols % 32) return {};
+    if (slot) return s->xq2 ? cu_q8{s->xq2, s->dx2} : cu_q8{};
+    return cu_q8{s->mm.xq, s->mm.dx};
+}
+
+/* y = x·wᵀ, from q's int8 activations when the producer wrote them. */
+g4c_status mm(g4c_cuda_text *s, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, cu_q8 q,
+              g4c_err *err) {
+    return q.xq ? cu_matmul_q8(&s->mm, y, ys, q, w, n, err) : cu_matmul(&s->mm, y, ys, x, xs, w, n, err);
+}
+
+/* §3.8 MoE branch on the residual x: router input moe_in = norm(x)·router_scale and expert input
+ * moe_h = pre_ffn_norm_2(x) (q_h: its int8 form) come from the post-attention norm's launch. Decode (n <=
+ * CU_GEMV_MAX_TOK): the K experts' outputs -> moe_y [n][K][H] (their weighted sum is formed by cu_rms_norm2_sum);
+ * prefill: the weighted sum -> moe_out. */
+g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *err) {
     const g4c_config *c = s->c;
     const int H = c->n_embd, E = c->n_expert, K = c->n_expert_used, I = c->moe_ffn_dim;
     cudaStream_t st = s->mm.stream;
-    G4C_CU(cu_rms_norm(st, s->moe_in, H, s->x, H, D->router_scale, n, H, c->eps));
     G4C_TRY(cu_matmul(&s->mm, s->router, E, s->moe_in, H, &D->router, n, err));
     G4C_CU(cu_router_topk(st, s->router, n, E, K, D->per_expert_scale, s->d_sel, s->d_wt));
-    G4C_CU(cu_rms_norm(st, s->h2, H, s->x, H, D->pre_ffn_norm_2, n, H, c->eps));
     if (n <= CU_GEMV_MAX_TOK) { /* decode: every (token, slot) reads its expert's rows, no host round trip */
-        G4C_TRY(cu_matmul_sel(&s->mm, s->moe_gu, (long)K * 2 * I, 2 * I, s->h2, H, 0, &D->exp_gu, s->d_sel, n, K, err));
-        G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I));
-        G4C_TRY(cu_matmul_sel(&s->mm, s->moe_y, (long)K * H, H, s->moe_c, (long)K * I, I, &D->exp_down, s->d_sel, n, K,
-                              err));
-        G4C_CU(cu_moe_combine(st, s->moe_out, s->moe_y, s->d_wt, n, K, H));
+        if (q_h.xq)
+            G4C_TRY(cu_matmul_sel_q8(&s->mm, s->moe_gu, (long)K * 2 * I, 2 * I, q_h, 0, &D->exp_gu, s->d_sel, n, K, err));
+        else
+            G4C_TRY(cu_matmul_sel(&s->mm, s->moe_gu, (long)K * 2 * I, 2 * I, s->moe_h, H, 0, &D->exp_gu, s->d_sel, n, K,
+                                  err));
+        const cu_q8 q_c = q_in(s, &D->exp_down, n, 0);
+        G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I, q_c));
+        if (q_c.xq)
+            G4C_TRY(cu_matmul_sel_q8(&s->mm, s->moe_y, (long)K * H, H, q_c, 1, &D->exp_down, s->d_sel, n, K, err));
+        else
+            G4C_TRY(cu_matmul_sel(&s->mm, s->moe_y, (long)K * H, H, s->moe_c, (long)K * I, I, &D->exp_down, s->d_sel, n,
+                                  K, err));
         return G4C_OK;
     }
     /* prefill: each expert once over the tokens routed to it (text.c's loop) */
@@ -191,7 +232,7 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, g4c_err *err) {
         if (!m) continue;
         const cu_mat gu = cu_mat_rows(&D->exp_gu, (long)e * D->exp_gu.rows, D->exp_gu.rows);
         const cu_mat dn = cu_mat_rows(&D->exp_down, (long)e * D->exp_down.rows, D->exp_down.rows);
-        G4C_CU(cu_gather_rows(st, s->moe_in, s->h2, s->d_gidx + off, m, H));
+        G4C_CU(cu_gather_rows(st, s->moe_in, s->moe_h, s->d_gidx + off, m, H));
         G4C_TRY(cu_matmul(&s->mm, s->moe_gu, 2 * I, s->moe_in, H, &gu, m, err));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, m, I));
         G4C_TRY(cu_matmul(&s->mm, s->moe_y, H, s->moe_c, I, &dn, m, err));
@@ -274,8 +315,8 @@ void prep_host(g4c_cuda_text *s, const int32_t *tokens, int n, int n_past, int u
  * copied up from h_pos inside the work) and the attention splits are fixed by the cache sizes, so the captured work
  * serves every decode step. logits_mode: 0 none, 1 the softcapped logits into s->logits (rows first.. of the chunk,
  * LR at a time; the caller copies), 2 also the argmax of the last row into d_next. */
-g4c_status enqueue(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past, int use_hi,
-                   int graph, int logits_mode, int all_logits, float *logits, g4c_err *err) {
+g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past,
+                        int use_hi, int graph, int logits_mode, int all_logits, float *logits, g4c_err *err) {
     const g4c_config *c = s->c;
     const g4c_cuda_model *M = s->M;
     const int H = c->n_embd, V = c->n_vocab;
@@ -284,8 +325,13 @@ g4c_status enqueue(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd
     const int pos0 = graph ? 0 : n_past;
     if (graph) G4C_CU(cudaMemcpyAsync(s->d_pos, s->h_pos, sizeof(int), cudaMemcpyHostToDevice, st));
 
-    /* §3.1 embeddings; placeholders look up pad, then take the soft tokens unscaled */
+    /* the host's inputs first (every copy before the first kernel: the kernels may overlap their predecessor) */
     G4C_CU(cudaMemcpyAsync(s->d_ids, s->h_ids, sizeof(int) * n, cudaMemcpyHostToDevice, st));
+    if (c->ple_dim)
+        G4C_CU(cudaMemcpyAsync(s->ple_tok, s->h_ple, sizeof(float) * n * c->n_layer * c->ple_dim,
+                               cudaMemcpyHostToDevice, st));
+    if (use_hi) G4C_CU(cudaMemcpyAsync(s->d_hi, s->h_hi, sizeof(int) * n, cudaMemcpyHostToDevice, st));
+    /* §3.1 embeddings; placeholders look up pad, then take the soft tokens unscaled */
     G4C_CU(cu_embed(st, s->x, &M->embed, s->d_ids, n, sqrtf((float)H)));
     for (int t = 0, m = 0; t < n && mm_embd; t++)
         if (g4c_is_mm_placeholder(c, tokens[t]))
@@ -295,19 +341,18 @@ g4c_status enqueue(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd
     if (c->ple_dim) {
         const int P = c->ple_dim, LP = c->n_layer * P;
         G4C_TRY(cu_matmul(&s->mm, s->ple, LP, s->x, H, &M->ple_model_proj, n, err));
-        G4C_CU(cudaMemcpyAsync(s->ple_tok, s->h_ple, sizeof(float) * n * LP, cudaMemcpyHostToDevice, st));
         G4C_CU(cu_ple_prep(st, s->ple, s->ple_tok, M->ple_proj_norm, n * c->n_layer, P, c->eps, 1.0f / sqrtf((float)H),
                            sqrtf((float)P), 1.0f / sqrtf(2.0f)));
     }
-    if (use_hi) G4C_CU(cudaMemcpyAsync(s->d_hi, s->h_hi, sizeof(int) * n, cudaMemcpyHostToDevice, st));
 
     for (int il = 0; il < c->n_layer; il++) {
         const g4c_layer_cfg *lc = &c->layers[il];
         const cu_layer *D = &M->layers[il];
         const int nq = c->n_head, hd = lc->head_dim, nkv = lc->n_kv_head, dq = nq * hd, ldq = D->qkv.rows;
         /* §3.4 attention: x += post_attn_norm(o(attn(rope(norm(q, k)), v))) */
-        if (il == 0) G4C_CU(cu_rms_norm(st, s->a, H, s->x, H, D->attn_norm, n, H, c->eps)); /* else fused below */
-        G4C_TRY(cu_matmul(&s->mm, s->qkv, ldq, s->a, H, &D->qkv, n, err));
+        const cu_q8 q_qkv = q_in(s, &D->qkv, n, 0); /* the previous layer's last norm wrote it (as here for il 0) */
+        if (il == 0) G4C_CU(cu_rms_norm(st, s->a, H, s->x, H, D->attn_norm, n, H, c->eps, q_qkv)); /* else fused below */
+        G4C_TRY(mm(s, s->qkv, ldq, s->a, H, &D->qkv, n, q_qkv, err));
         const int own = lc->kv_slot;
         G4C_CU(cu_qkv_prep(st, s->qkv, ldq, n, nq, nkv, hd, lc->k_eq_v, D->q_norm, D->k_norm, c->eps,
                            M->inv_freq[lc->type], pos0, pos_dev, s->q, own >= 0 ? s->kc[own] : NULL,
@@ -318,46 +363,69 @@ g4c_status enqueue(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd
                             sliding && use_hi ? s->d_hi : NULL};
         int max_len = graph ? s->n_ctx : n_past + n; /* graph: any position */
         if (sliding && c->sliding_window < max_len) max_len = c->sliding_window + n;
+        const cu_q8 q_o = q_in(s, &D->o, n, 0);
         G4C_CU(cu_attention(st, s->attn, s->q, &view, n, pos0, pos_dev, nq, cu_attention_splits(n, nq, max_len),
-                            s->part));
-        G4C_TRY(cu_matmul(&s->mm, s->a, H, s->attn, dq, &D->o, n, err));
-        /* x += post_attn_norm(a); h2 = pre_ffn_norm(x) in the same launch */
-        G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_attn_norm, n, H, c->eps, 1.f, s->h2, D->pre_ffn_norm));
+                            s->part, q_o));
+        G4C_TRY(mm(s, s->a, H, s->attn, dq, &D->o, n, q_o, err));
+        /* x += post_attn_norm(a); h2 = pre_ffn_norm(x) in the same launch (MoE: also the router's and the experts'
+         * inputs, norms of the same x) */
+        const int F = lc->ffn_dim;
+        const cu_q8 q_gu = q_in(s, &D->gate_up, n, 0), q_eh = c->moe ? q_in(s, &D->exp_gu, n, 1) : cu_q8{};
+        const cu_norm_out outs[3] = {{s->h2, D->pre_ffn_norm, q_gu},
+                                     {s->moe_in, D->router_scale, {}},
+                                     {s->moe_h, D->pre_ffn_norm_2, q_eh}};
+        G4C_CU(cu_rms_norm_add_ex(st, s->x, s->a, D->post_attn_norm, n, H, c->eps, 1.f, cu_q8{}, outs, c->moe ? 3 : 1));
 
         /* §3.7 feed-forward: GeGLU over the fused gate|up product [+ §3.8 MoE branch] */
-        const int F = lc->ffn_dim;
-        G4C_TRY(cu_matmul(&s->mm, s->gu, 2 * F, s->h2, H, &D->gate_up, n, err));
-        G4C_CU(cu_gelu_mul(st, s->ffc, F, s->gu, 2 * F, s->gu + F, 2 * F, n, F));
-        G4C_TRY(cu_matmul(&s->mm, s->a, H, s->ffc, F, &D->down, n, err));
+        G4C_TRY(mm(s, s->gu, 2 * F, s->h2, H, &D->gate_up, n, q_gu, err));
+        const cu_q8 q_dn = q_in(s, &D->down, n, 0);
+        G4C_CU(cu_gelu_mul(st, s->ffc, F, s->gu, 2 * F, s->gu + F, 2 * F, n, F, q_dn));
+        G4C_TRY(mm(s, s->a, H, s->ffc, F, &D->down, n, q_dn, err));
         if (c->moe) {
-            G4C_TRY(moe(s, D, n, err));
-            G4C_CU(cu_rms_norm2_sum(st, s->a, s->a, D->post_ffn_norm_1, s->moe_out, D->post_ffn_norm_2, n, H, c->eps));
+            G4C_TRY(moe(s, D, n, q_eh, err));
+            const int dec = n <= CU_GEMV_MAX_TOK; /* the experts' weighted sum formed in the norm's launch */
+            G4C_CU(cu_rms_norm2_sum(st, s->a, s->a, D->post_ffn_norm_1, s->moe_out, D->post_ffn_norm_2, n, H, c->eps,
+                                    dec ? s->moe_y : NULL, dec ? s->d_wt : NULL, c->n_expert_used));
         }
         if (c->ple_dim) { /* §3.3: x += norm(proj(gelu(gate(x)) ⊙ ple[l])), then the layer scalar */
             const int P = c->ple_dim, LP = c->n_layer * P;
-            G4C_CU(cu_rms_norm_add(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, 1.f, NULL, NULL));
-            G4C_TRY(cu_matmul(&s->mm, s->pg, P, s->x, H, &D->ple_gate, n, err));
-            G4C_CU(cu_gelu_mul(st, s->pg, P, s->pg, P, s->ple + (size_t)il * P, LP, n, P));
-            G4C_TRY(cu_matmul(&s->mm, s->a, H, s->pg, P, &D->ple_proj, n, err));
+            const cu_q8 q_pg = q_in(s, &D->ple_gate, n, 0), q_pp = q_in(s, &D->ple_proj, n, 0);
+            G4C_CU(cu_rms_norm_add_ex(st, s->x, s->a, D->post_ffn_norm, n, H, c->eps, 1.f, q_pg, NULL, 0));
+            G4C_TRY(mm(s, s->pg, P, s->x, H, &D->ple_gate, n, q_pg, err));
+            G4C_CU(cu_gelu_mul(st, s->pg, P, s->pg, P, s->ple + (size_t)il * P, LP, n, P, q_pp));
+            G4C_TRY(mm(s, s->a, H, s->pg, P, &D->ple_proj, n, q_pp, err));
         }
         /* x = (x + norm(a)) · layer_scalar, and the next layer's input norm (attn_norm) into a in the same launch */
         const int last = il + 1 == c->n_layer;
-        G4C_CU(cu_rms_norm_add(st, s->x, s->a, c->ple_dim ? D->ple_post_norm : D->post_ffn_norm, n, H, c->eps,
-                               D->layer_scalar, last ? NULL : s->a, last ? NULL : M->layers[il + 1].attn_norm));
+        const cu_norm_out next = {s->a, last ? NULL : M->layers[il + 1].attn_norm,
+                                  last ? cu_q8{} : q_in(s, &M->layers[il + 1].qkv, n, 0)};
+        G4C_CU(cu_rms_norm_add_ex(st, s->x, s->a, c->ple_dim ? D->ple_post_norm : D->post_ffn_norm, n, H, c->eps,
+                                  D->layer_scalar, cu_q8{}, &next, last ? 0 : 1));
     }
     /* §3.9 final norm, tied head, softcap; logits come down LR rows at a time */
     if (!logits_mode) return G4C_OK;
     const int first = all_logits ? 0 : n - 1, m = n - first;
     for (int r0 = 0; r0 < m; r0 += s->logit_rows) {
         const int k = m - r0 < s->logit_rows ? m - r0 : s->logit_rows;
-        G4C_CU(cu_rms_norm(st, s->a, H, s->x + (size_t)(first + r0) * H, H, M->final_norm, k, H, c->eps));
-        G4C_TRY(cu_matmul(&s->mm, s->logits, V, s->a, H, &M->head, k, err));
+        const cu_q8 q_head = q_in(s, &M->head, k, 0);
+        G4C_CU(cu_rms_norm(st, s->a, H, s->x + (size_t)(first + r0) * H, H, M->final_norm, k, H, c->eps, q_head));
+        G4C_TRY(mm(s, s->logits, V, s->a, H, &M->head, k, q_head, err));
         if (c->final_softcap > 0) G4C_CU(cu_softcap(st, s->logits, (size_t)k * V, c->final_softcap));
         if (logits_mode == 2 && r0 + k == m) G4C_CU(cu_argmax(st, s->d_next, s->logits + (size_t)(k - 1) * V, V));
         if (logits)
             G4C_CU(cudaMemcpyAsync(logits + (size_t)r0 * V, s->logits, sizeof(float) * k * V, cudaMemcpyDeviceToHost, st));
     }
     return G4C_OK;
+}
+
+/* enqueue_work with the session's launch mode (kernels launched with programmatic dependent launch or not). */
+g4c_status enqueue(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past, int use_hi,
+                   int graph, int logits_mode, int all_logits, float *logits, g4c_err *err) {
+    cu_pdl_set(s->pdl);
+    const g4c_status st =
+        enqueue_work(s, tokens, mm_embd, n, n_past, use_hi, graph, logits_mode, all_logits, logits, err);
+    cu_pdl_set(-1);
+    return st;
 }
 
 int graphs_enabled(void) {

@@ -45,6 +45,8 @@ __global__ void __launch_bounds__(WARPS * 32) k_gemv(float *__restrict__ y, long
                                                      const float *__restrict__ x, long xs, long xks,
                                                      const WT *__restrict__ w, int rows, int cols, int ld, int n,
                                                      const int *__restrict__ sel, int n_slot, int xvec) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int r = blockIdx.x * WARPS + warp;
     if (r >= rows) return;
@@ -112,15 +114,13 @@ cudaError_t launch(cudaStream_t st, float *y, long ys, long yks, const float *x,
     dim3 grid((w->rows + WARPS - 1) / WARPS, 1);
     if (sel) {
         grid.y = n * n_slot;
-        k_gemv<WT, 1><<<grid, WARPS * 32, 0, st>>>(y, ys, yks, x, xs, xks, wp, w->rows, w->cols, w->ld, n, sel, n_slot,
-                                                   xvec);
-        return cudaGetLastError();
+        return cu_launch(k_gemv<WT, 1>, grid, dim3(WARPS * 32), 0, st, y, ys, yks, x, xs, xks, wp, w->rows, w->cols,
+                         w->ld, n, sel, n_slot, xvec);
     }
-#define G4C_GEMV_NT(NT)                                                                                             \
-    case NT:                                                                                                        \
-        k_gemv<WT, NT><<<grid, WARPS * 32, 0, st>>>(y, ys, 0, x, xs, 0, wp, w->rows, w->cols, w->ld, n, nullptr, 1, \
-                                                    xvec);                                                          \
-        break;
+#define G4C_GEMV_NT(NT)                                                                                               \
+    case NT:                                                                                                          \
+        return cu_launch(k_gemv<WT, NT>, grid, dim3(WARPS * 32), 0, st, y, ys, 0L, x, xs, 0L, wp, w->rows, w->cols, \
+                         w->ld, n, (const int *)nullptr, 1, xvec);
     switch (n) {
         G4C_GEMV_NT(1)
         G4C_GEMV_NT(2)

@@ -52,6 +52,23 @@ __global__ void k_fill_random(T *p, long rows, int cols, int ld, uint64_t seed, 
 
 } // namespace
 
+namespace {
+thread_local int t_pdl = -1; /* the forward pass's choice for its launches on this thread; -1: outside one */
+}
+
+int cu_env_switch(const char *name) {
+    const char *e = getenv(name);
+    return !e || !*e ? -1 : strcmp(e, "0") != 0;
+}
+
+int cu_pdl_enabled(void) {
+    if (t_pdl >= 0) return t_pdl;
+    static const int env = cu_env_switch("G4C_CUDA_PDL");
+    return env != 0;
+}
+
+void cu_pdl_set(int on) { t_pdl = on; }
+
 extern "C" void g4c_cuda_set_prefill_mode(int mode) { g_mode = mode == G4C_CUDA_PREFILL_BF16 ? mode : 0; }
 extern "C" int g4c_cuda_prefill_mode(void) {
     if (g_mode < 0) {
@@ -133,6 +150,22 @@ g4c_status matmul_q(cu_mm *mm, float *y, long ys, const float *x, long xs, const
 }
 
 } // namespace
+
+g4c_status cu_matmul_q8(cu_mm *mm, float *y, long ys, cu_q8 q, const cu_mat *w, int n, g4c_err *err) {
+    if (!cu_is_quant(w) || n < 1 || n > CU_GEMV_MAX_TOK || !q.xq)
+        return G4C_FAIL(err, G4C_E_IO, "CUDA matmul: int8 activations need a quantized matrix and 1..%d tokens",
+                        CU_GEMV_MAX_TOK);
+    G4C_CU(cu_qgemv(mm->stream, y, ys, 0, q.xq, q.dx, 0, w, n, nullptr, 1));
+    return G4C_OK;
+}
+
+g4c_status cu_matmul_sel_q8(cu_mm *mm, float *y, long ys, long yks, cu_q8 q, int x_per_slot, const cu_mat *w,
+                            const int *sel, int n, int n_slot, g4c_err *err) {
+    if (!cu_is_quant(w) || !q.xq || (x_per_slot ? n * n_slot : n) > CU_QX_ROWS)
+        return G4C_FAIL(err, G4C_E_IO, "CUDA MoE: int8 activations need a quantized matrix and <= %d rows", CU_QX_ROWS);
+    G4C_CU(cu_qgemv(mm->stream, y, ys, yks, q.xq, q.dx, x_per_slot, w, n, sel, n_slot));
+    return G4C_OK;
+}
 
 g4c_status cu_matmul_sel(cu_mm *mm, float *y, long ys, long yks, const float *x, long xs, long xks, const cu_mat *w,
                          const int *sel, int n, int n_slot, g4c_err *err) {

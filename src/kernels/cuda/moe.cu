@@ -38,6 +38,8 @@ __global__ void k_router_topk(float *logits, int n, int E, int K, const float *_
 template <int EPL>
 __global__ void k_router_topk_warp(const float *__restrict__ logits, int n, int E, int K, const float *__restrict__ pes,
                                    int *sel, float *wt) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const int t = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (t >= n) return;
     const float *lg = logits + (long)t * E;
@@ -91,11 +93,11 @@ cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, 
     if (k > n_expert) return cudaErrorInvalidValue;
     if (k <= 32 && n_expert <= 256) { /* the released models: 128 experts, top 8 */
         const int epl = (n_expert + 31) / 32, blocks = (n + 3) / 4;
-        if (epl <= 1) k_router_topk_warp<1><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
-        else if (epl <= 2) k_router_topk_warp<2><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
-        else if (epl <= 4) k_router_topk_warp<4><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
-        else k_router_topk_warp<8><<<blocks, 128, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
-        return cudaGetLastError();
+        void (*kf)(const float *, int, int, int, const float *, int *, float *) =
+            epl <= 1 ? k_router_topk_warp<1> : epl <= 2 ? k_router_topk_warp<2> : epl <= 4 ? k_router_topk_warp<4>
+                                                                                    : k_router_topk_warp<8>;
+        return cu_launch(kf, dim3(blocks), dim3(128), 0, st, (const float *)logits, n, n_expert, k, per_expert_scale,
+                         sel, wt);
     }
     k_router_topk<<<(n + 63) / 64, 64, 0, st>>>(logits, n, n_expert, k, per_expert_scale, sel, wt);
     return cudaGetLastError();

@@ -133,8 +133,125 @@ extern "C" g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok,
     return G4C_OK;
 }
 
+namespace {
+
+/* Device room for an op's int8 output rows (only when the host asked for them). */
+cudaError_t q8_alloc(scope &sc, cu_q8 *q, const g4c_cuda_q8 *h, int rows, int cols) {
+    *q = {};
+    if (!h || !h->q) return cudaSuccess;
+    cudaError_t e = sc.up<int8_t>(&q->xq, NULL, (size_t)rows * cols);
+    if (e == cudaSuccess) e = sc.up<float2>(&q->dx, NULL, (size_t)rows * (cols / 32));
+    if (e == cudaSuccess) e = cudaMemset(q->xq, 0x55, (size_t)rows * cols); /* poison: every code written */
+    if (e == cudaSuccess) e = cudaMemset(q->dx, 0xff, sizeof(float2) * rows * (cols / 32));
+    return e;
+}
+
+cudaError_t q8_down(g4c_cuda_q8 *h, const cu_q8 &q, int rows, int cols) {
+    if (!h || !h->q) return cudaSuccess;
+    const size_t nb = (size_t)rows * (cols / 32);
+    cudaError_t e = cudaMemcpy(h->q, q.xq, (size_t)rows * cols, cudaMemcpyDeviceToHost);
+    float2 *dx = (float2 *)malloc(sizeof(float2) * (nb ? nb : 1));
+    if (!dx) return cudaErrorMemoryAllocation;
+    if (e == cudaSuccess) e = cudaMemcpy(dx, q.dx, sizeof(float2) * nb, cudaMemcpyDeviceToHost);
+    for (size_t b = 0; b < nb && e == cudaSuccess; b++) {
+        int bits;
+        memcpy(&bits, &dx[b].y, sizeof bits);
+        h->d[b] = dx[b].x;
+        h->sum[2 * b] = (int)(short)(bits & 0xffff);
+        h->sum[2 * b + 1] = bits >> 16;
+    }
+    free(dx);
+    return e;
+}
+
+} // namespace
+
+extern "C" g4c_status g4c_cuda_op_rms_norm_q8(float *y, g4c_cuda_q8 *q, const float *x, const float *w, int n_rows,
+                                              int dim, float eps, g4c_err *err) {
+    scope sc;
+    float *dx, *dy, *dw = NULL;
+    cu_q8 dq;
+    G4C_CU(sc.up(&dx, x, (size_t)n_rows * dim));
+    G4C_CU(sc.up<float>(&dy, NULL, (size_t)n_rows * dim));
+    if (w) G4C_CU(sc.up(&dw, w, (size_t)dim));
+    G4C_CU(q8_alloc(sc, &dq, q, n_rows, dim));
+    G4C_CU(cu_rms_norm(0, dy, dim, dx, dim, dw, n_rows, dim, eps, dq));
+    G4C_CU(cudaMemcpy(y, dy, sizeof(float) * n_rows * dim, cudaMemcpyDeviceToHost));
+    G4C_CU(q8_down(q, dq, n_rows, dim));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_norm_add_q8(float *res, float *y, g4c_cuda_q8 *qres, g4c_cuda_q8 *qy, const float *a,
+                                              const float *w, const float *w_out, int n_out, int n_rows, int dim,
+                                              float eps, float scale, g4c_err *err) {
+    if (n_out < 0 || n_out > CU_NORM_OUTS) return G4C_FAIL(err, G4C_E_ARG, "norm_add: %d outputs", n_out);
+    scope sc;
+    const size_t n = (size_t)n_rows * dim;
+    float *dres, *da, *dw, *dwo = NULL, *dy = NULL;
+    cu_q8 dqr, dqy[CU_NORM_OUTS];
+    G4C_CU(sc.up(&dres, res, n));
+    G4C_CU(sc.up(&da, a, n));
+    G4C_CU(sc.up(&dw, w, (size_t)dim));
+    if (n_out) {
+        G4C_CU(sc.up(&dwo, w_out, (size_t)n_out * dim));
+        G4C_CU(sc.up<float>(&dy, NULL, (size_t)n_out * n));
+    }
+    G4C_CU(q8_alloc(sc, &dqr, qres, n_rows, dim));
+    cu_norm_out o[CU_NORM_OUTS];
+    for (int k = 0; k < n_out; k++) {
+        G4C_CU(q8_alloc(sc, &dqy[k], qy ? &qy[k] : NULL, n_rows, dim));
+        o[k] = {dy + (size_t)k * n, dwo + (size_t)k * dim, dqy[k]};
+    }
+    G4C_CU(cu_rms_norm_add_ex(0, dres, da, dw, n_rows, dim, eps, scale, dqr, o, n_out));
+    G4C_CU(cudaMemcpy(res, dres, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    if (n_out) G4C_CU(cudaMemcpy(y, dy, sizeof(float) * n_out * n, cudaMemcpyDeviceToHost));
+    G4C_CU(q8_down(qres, dqr, n_rows, dim));
+    for (int k = 0; k < n_out && qy; k++) G4C_CU(q8_down(&qy[k], dqy[k], n_rows, dim));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_gelu_mul_q8(float *y, g4c_cuda_q8 *q, const float *gate, const float *up, int n_rows,
+                                              int dim, g4c_err *err) {
+    scope sc;
+    const size_t n = (size_t)n_rows * dim;
+    float *dg, *du, *dy;
+    cu_q8 dq;
+    G4C_CU(sc.up(&dg, gate, n));
+    G4C_CU(sc.up(&du, up, n));
+    G4C_CU(sc.up<float>(&dy, NULL, n));
+    G4C_CU(q8_alloc(sc, &dq, q, n_rows, dim));
+    G4C_CU(cu_gelu_mul(0, dy, dim, dg, dim, du, dim, n_rows, dim, dq));
+    G4C_CU(cudaMemcpy(y, dy, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    G4C_CU(q8_down(q, dq, n_rows, dim));
+    return G4C_OK;
+}
+
+extern "C" g4c_status g4c_cuda_op_moe_norm2(float *y, float *b, const float *a, const float *wa, const float *ey,
+                                            const float *wt, int n_slot, const float *wb, int n_rows, int dim, float eps,
+                                            g4c_err *err) {
+    scope sc;
+    const size_t n = (size_t)n_rows * dim;
+    float *da, *dwa, *dey, *dwt, *dwb, *db, *dy;
+    G4C_CU(sc.up(&da, a, n));
+    G4C_CU(sc.up(&dwa, wa, (size_t)dim));
+    G4C_CU(sc.up(&dey, ey, n * n_slot));
+    G4C_CU(sc.up(&dwt, wt, (size_t)n_rows * n_slot));
+    G4C_CU(sc.up(&dwb, wb, (size_t)dim));
+    G4C_CU(sc.up<float>(&db, NULL, n));
+    G4C_CU(sc.up<float>(&dy, NULL, n));
+    G4C_CU(cu_rms_norm2_sum(0, dy, da, dwa, db, dwb, n_rows, dim, eps, dey, dwt, n_slot));
+    G4C_CU(cudaMemcpy(y, dy, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    G4C_CU(cudaMemcpy(b, db, sizeof(float) * n, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
 extern "C" g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
                                             int n_head, int n_split, g4c_err *err) {
+    return g4c_cuda_op_attention_q8(out, NULL, q, kv, n_tok, pos0, n_head, n_split, err);
+}
+
+extern "C" g4c_status g4c_cuda_op_attention_q8(float *out, g4c_cuda_q8 *q8, const float *q, const g4c_kv_view *kv,
+                                               int n_tok, int pos0, int n_head, int n_split, g4c_err *err) {
     scope sc;
     const int hd = kv->head_dim;
     const size_t nkv = (size_t)kv->cap * kv->n_kv_head * hd, nq = (size_t)n_tok * n_head * hd;
@@ -146,14 +263,18 @@ extern "C" g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4
     G4C_CU(sc.up<float>(&dout, NULL, nq));
     G4C_CU(cudaMemset(dout, 0xff, sizeof(float) * nq));
     G4C_CU(sc.up<float>(&part, NULL, cu_attention_part_floats(hd)));
+    G4C_CU(cu_attention_part_init(part));
     if (kv->hi) G4C_CU(sc.up(&dhi, kv->hi, (size_t)n_tok));
     const cu_kv v = {dk, dv, kv->cap, kv->n_kv_head, hd, kv->window, dhi};
     if (n_split <= 0) n_split = cu_attention_splits(n_tok, n_head, pos0 + n_tok);
     /* single queries take their position from device memory (the decode graph's form) */
     int *dpos = NULL;
     if (n_tok == 1) G4C_CU(sc.up(&dpos, &pos0, 1));
-    G4C_CU(cu_attention(0, dout, dq, &v, n_tok, dpos ? 0 : pos0, dpos, n_head, n_split, part));
+    cu_q8 dq8;
+    G4C_CU(q8_alloc(sc, &dq8, q8, n_tok, n_head * hd));
+    G4C_CU(cu_attention(0, dout, dq, &v, n_tok, dpos ? 0 : pos0, dpos, n_head, n_split, part, dq8));
     G4C_CU(cudaMemcpy(out, dout, sizeof(float) * nq, cudaMemcpyDeviceToHost));
+    G4C_CU(q8_down(q8, dq8, n_tok, n_head * hd));
     return G4C_OK;
 }
 
@@ -209,7 +330,8 @@ extern "C" double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_
     float *q, *k, *v, *out, *part;
     const size_t nkv = (size_t)cap * n_kv_head * head_dim, nq = (size_t)n * n_head * head_dim;
     if (sc.up<float>(&q, NULL, nq) || sc.up<float>(&k, NULL, nkv) || sc.up<float>(&v, NULL, nkv) ||
-        sc.up<float>(&out, NULL, nq) || sc.up<float>(&part, NULL, cu_attention_part_floats(head_dim)))
+        sc.up<float>(&out, NULL, nq) || sc.up<float>(&part, NULL, cu_attention_part_floats(head_dim)) ||
+        cu_attention_part_init(part))
         return -1;
     cu_mat mq = cu_dense(CU_F32, q, n * n_head, head_dim, head_dim), mk = cu_dense(CU_F32, k, cap * n_kv_head, head_dim, head_dim);
     cu_mat mv = mk;

@@ -163,10 +163,53 @@ __device__ __forceinline__ void act_meta(const float2 *dx, long xrow_nb, int e, 
     sum = (e & 16) ? (bits >> 16) : (int)(short)(bits & 0xffff);
 }
 
+/* One batch of a lane's chunks (c0, c0 + stride, ... U of them, those < nch): decode each against the activations
+ * of the NT tokens (rows xr0..) and accumulate. */
+template <int DT, int NT>
+__device__ __forceinline__ void qgemv_batch(const raw (&rw)[U], int c0, int stride, int nch, float (&acc)[NT], int nt,
+                                            const int8_t *__restrict__ xq, const float2 *__restrict__ dx, int xr0,
+                                            int cols, int nb32) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int ci = c0 + stride * u;
+        if (ci >= nch) break;
+        run2 q;
+        decode<DT>(rw[u], ci, q);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t >= nt) break;
+            const int8_t *xr = xq + (long)(xr0 + t) * cols;
+            const uint4 xa = ld16(xr + q.ea), xb = ld16(xr + q.eb);
+            float da, db;
+            int sa, sb;
+            act_meta(dx, (long)(xr0 + t) * nb32, q.ea, da, sa);
+            act_meta(dx, (long)(xr0 + t) * nb32, q.eb, db, sb);
+            int ia = __dp4a((int)q.a[0], (int)xa.x, 0);
+            ia = __dp4a((int)q.a[1], (int)xa.y, ia);
+            ia = __dp4a((int)q.a[2], (int)xa.z, ia);
+            ia = __dp4a((int)q.a[3], (int)xa.w, ia);
+            int ib = __dp4a((int)q.b[0], (int)xb.x, 0);
+            ib = __dp4a((int)q.b[1], (int)xb.y, ib);
+            ib = __dp4a((int)q.b[2], (int)xb.z, ib);
+            ib = __dp4a((int)q.b[3], (int)xb.w, ib);
+            float va, vb;
+            if constexpr (qt<DT>::SUM) {
+                va = q.sa * (float)(ia - q.oa * sa) - q.ma * (float)sa;
+                vb = q.sb * (float)(ib - q.oa * sb) - q.mb * (float)sb;
+            } else {
+                va = q.sa * (float)ia, vb = q.sb * (float)ib;
+            }
+            acc[t] = fmaf(da, va, fmaf(db, vb, acc[t]));
+        }
+    }
+}
+
 /* ks warps per output row (ks = 1, 2 or 4: the row's chunks split between them, partial sums added through shared
  * memory; more warps for matrices of few rows, so that the grid fills the GPU in more than one wave), WARPS / ks
- * rows per block; NT tokens share each weight load. */
-template <int DT, int NT>
+ * rows per block; NT tokens share each weight load. PDL: launched with programmatic dependent launch (cu_launch):
+ * the first batch of weights is loaded before waiting for the kernel that writes the activations; otherwise a
+ * plain launch and a plain loop. */
+template <int DT, int NT, bool PDL>
 __global__ void __launch_bounds__(WARPS * 32)
     k_qgemv(float *__restrict__ y, long ys, long yks, const int8_t *__restrict__ xq, const float2 *__restrict__ dx,
             int x_per_slot, qmat w, int rows, int cols, int n, const int *__restrict__ sel, int n_slot, int ks) {
@@ -177,6 +220,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     long row;
     int xr0, nt;
     float *yb;
+    if (PDL && sel) cu_pdl_wait(); /* the experts come from the router kernel */
     if (sel) {
         const int g = blockIdx.y, t = g / n_slot, k = g - t * n_slot;
         row = (long)sel[g] * rows + r;
@@ -194,43 +238,31 @@ __global__ void __launch_bounds__(WARPS * 32)
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.f;
-    for (int c0 = kp * 32 + lane; c0 < nch; c0 += stride * U) {
+    if constexpr (PDL) {
+        int c0 = kp * 32 + lane;
         raw rw[U];
+        /* the first U chunks: weights only, so they are loaded before waiting for the kernel that writes the
+         * activations (that kernel may still be running) */
 #pragma unroll
         for (int u = 0; u < U; u++)
             if (c0 + stride * u < nch) load<DT>(w, row, c0 + stride * u, rw[u]);
+        if (!sel) cu_pdl_wait();
+        cu_pdl_launch();
+        for (; c0 < nch; c0 += stride * U) {
+            if (c0 != kp * 32 + lane) {
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int ci = c0 + stride * u;
-            if (ci >= nch) break;
-            run2 q;
-            decode<DT>(rw[u], ci, q);
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= nt) break;
-                const int8_t *xr = xq + (long)(xr0 + t) * cols;
-                const uint4 xa = ld16(xr + q.ea), xb = ld16(xr + q.eb);
-                float da, db;
-                int sa, sb;
-                act_meta(dx, (long)(xr0 + t) * nb32, q.ea, da, sa);
-                act_meta(dx, (long)(xr0 + t) * nb32, q.eb, db, sb);
-                int ia = __dp4a((int)q.a[0], (int)xa.x, 0);
-                ia = __dp4a((int)q.a[1], (int)xa.y, ia);
-                ia = __dp4a((int)q.a[2], (int)xa.z, ia);
-                ia = __dp4a((int)q.a[3], (int)xa.w, ia);
-                int ib = __dp4a((int)q.b[0], (int)xb.x, 0);
-                ib = __dp4a((int)q.b[1], (int)xb.y, ib);
-                ib = __dp4a((int)q.b[2], (int)xb.z, ib);
-                ib = __dp4a((int)q.b[3], (int)xb.w, ib);
-                float va, vb;
-                if constexpr (qt<DT>::SUM) {
-                    va = q.sa * (float)(ia - q.oa * sa) - q.ma * (float)sa;
-                    vb = q.sb * (float)(ib - q.oa * sb) - q.mb * (float)sb;
-                } else {
-                    va = q.sa * (float)ia, vb = q.sb * (float)ib;
-                }
-                acc[t] = fmaf(da, va, fmaf(db, vb, acc[t]));
+                for (int u = 0; u < U; u++)
+                    if (c0 + stride * u < nch) load<DT>(w, row, c0 + stride * u, rw[u]);
             }
+            qgemv_batch<DT, NT>(rw, c0, stride, nch, acc, nt, xq, dx, xr0, cols, nb32);
+        }
+    } else {
+        for (int c0 = kp * 32 + lane; c0 < nch; c0 += stride * U) {
+            raw rw[U];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (c0 + stride * u < nch) load<DT>(w, row, c0 + stride * u, rw[u]);
+            qgemv_batch<DT, NT>(rw, c0, stride, nch, acc, nt, xq, dx, xr0, cols, nb32);
         }
     }
 #pragma unroll
@@ -264,6 +296,8 @@ __global__ void __launch_bounds__(WARPS * 32)
  * (d = amax / 127, q = rint(x · (1 / d))); d and the two 16-element code sums go to dx. */
 __global__ void k_quantize_act(int8_t *__restrict__ xq, float2 *__restrict__ dx, const float *__restrict__ x, long xs,
                                long xks, int n_rows, int n_slot, int cols) {
+    cu_pdl_wait();
+    cu_pdl_launch();
     const int nb32 = cols >> 5;
     const long wid = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
@@ -368,15 +402,23 @@ cudaError_t qgemv_t(cudaStream_t st, float *y, long ys, long yks, const int8_t *
     const long work = (long)w->rows * (sel ? n * n_slot : 1);
     const int ks = g_ksplit > 0 ? g_ksplit : k_split(work, w->nb * qt<DT>::CPB);
     dim3 grid((w->rows + WARPS / ks - 1) / (WARPS / ks), 1);
+    const bool pdl = cu_pdl_enabled();
     if (sel) {
         grid.y = n * n_slot;
-        k_qgemv<DT, 1><<<grid, WARPS * 32, 0, st>>>(y, ys, yks, xq, dx, x_per_slot, q, w->rows, w->cols, n, sel, n_slot,
-                                                     ks);
+        if (pdl)
+            return cu_launch(k_qgemv<DT, 1, true>, grid, dim3(WARPS * 32), 0, st, y, ys, yks, xq, dx, x_per_slot, q,
+                             w->rows, w->cols, n, sel, n_slot, ks);
+        k_qgemv<DT, 1, false><<<grid, WARPS * 32, 0, st>>>(y, ys, yks, xq, dx, x_per_slot, q, w->rows, w->cols, n, sel,
+                                                            n_slot, ks);
         return cudaGetLastError();
     }
-#define G4C_QGEMV_NT(NT)                                                                                             \
-    case NT:                                                                                                         \
-        k_qgemv<DT, NT><<<grid, WARPS * 32, 0, st>>>(y, ys, 0, xq, dx, 0, q, w->rows, w->cols, n, nullptr, 1, ks); \
+#define G4C_QGEMV_NT(NT)                                                                                              \
+    case NT:                                                                                                          \
+        if (pdl)                                                                                                      \
+            return cu_launch(k_qgemv<DT, NT, true>, grid, dim3(WARPS * 32), 0, st, y, ys, 0L, xq, dx, 0, q, w->rows, \
+                             w->cols, n, (const int *)nullptr, 1, ks);                                                \
+        k_qgemv<DT, NT, false><<<grid, WARPS * 32, 0, st>>>(y, ys, 0, xq, dx, 0, q, w->rows, w->cols, n, nullptr, 1, \
+                                                             ks);                                                     \
         break;
     switch (n) {
         G4C_QGEMV_NT(1)
@@ -424,8 +466,8 @@ cudaError_t cu_quantize_act(cudaStream_t st, int8_t *xq, float2 *dx, const float
                             int n_slot, int cols) {
     if (n <= 0) return cudaSuccess;
     const long warps = (long)n * n_slot * (cols >> 5);
-    k_quantize_act<<<(unsigned)((warps * 32 + 255) / 256), 256, 0, st>>>(xq, dx, x, xs, xks, n * n_slot, n_slot, cols);
-    return cudaGetLastError();
+    return cu_launch(k_quantize_act, dim3((unsigned)((warps * 32 + 255) / 256)), dim3(256), 0, st, xq, dx, x, xs, xks,
+                     n * n_slot, n_slot, cols);
 }
 
 cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t *xq, const float2 *dx, int x_per_slot,

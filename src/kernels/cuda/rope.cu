@@ -11,6 +11,8 @@ __global__ void k_qkv_prep(const float *__restrict__ qkv, long ldq, int nq, int 
                            const float *__restrict__ inv_freq, int pos0, const int *__restrict__ pos_dev,
                            float *__restrict__ qout, float *kc, float *vc, int cap) {
     __shared__ float sh[32];
+    cu_pdl_wait();
+    cu_pdl_launch();
     const int t = blockIdx.x, h = blockIdx.y, half = hd / 2, i = threadIdx.x;
     const int pos = pos0 + (pos_dev ? *pos_dev : 0) + t;
     const float *row = qkv + t * ldq;
@@ -62,7 +64,6 @@ cudaError_t cu_qkv_prep(cudaStream_t st, const float *qkv, long ldq, int n, int 
     if (hd % 2 || hd > 2048) return cudaErrorInvalidValue;
     const int threads = ((hd / 2 + 31) / 32) * 32;
     const int heads = nq + (kc ? 2 * nkv : 0);
-    k_qkv_prep<<<dim3(n, heads), threads, 0, st>>>(qkv, ldq, nq, nkv, hd, k_eq_v, qw, kw, eps, inv_freq, pos0, pos_dev,
-                                                   qout, kc, vc, cap);
-    return cudaGetLastError();
+    return cu_launch(k_qkv_prep, dim3(n, heads), dim3(threads), 0, st, qkv, ldq, nq, nkv, hd, k_eq_v, qw, kw, eps,
+                     inv_freq, pos0, pos_dev, qout, kc, vc, cap);
 }
