@@ -6,6 +6,7 @@
 #include "base/base.h" // g4c_npy_write_f32, g4c_time_ms
 #include "cli/cli.h"
 #include "image/image.h"
+#include "runtime/runtime.h" // g4c_session_eval_greedy, g4c_sampler_is_greedy
 
 static g4c_model *load_model(const cli_opts *o, const char *cmd) {
     if (!o->model) {
@@ -165,12 +166,16 @@ int cmd_generate(int argc, char **argv) {
     if (g4c_session_eval(s, ids, n, logits, G4C_LOGITS_LAST, &err) != G4C_OK) { cli_die_err("prefill", &err); goto done; }
     double t1 = g4c_time_ms();
     int n_out = 0;
+    const int greedy = g4c_sampler_is_greedy(smp); /* argmax with each step (on a GPU only the id comes down) */
+    int32_t next = -1;
     while (n_out < o.n_predict) {
-        int32_t tok = g4c_sampler_sample(smp, logits);
+        int32_t tok = next >= 0 ? next : g4c_sampler_sample(smp, logits);
         out[n_out++] = tok;
         if (!o.ignore_eos && g4c_model_is_eog(m, tok)) break;
         if (n_out == o.n_predict) break;
-        if (g4c_session_eval(s, &tok, 1, logits, G4C_LOGITS_LAST, &err) != G4C_OK) { cli_die_err("decode", &err); goto done; }
+        const g4c_status st = greedy ? g4c_session_eval_greedy(s, tok, &next, logits, &err)
+                                     : g4c_session_eval(s, &tok, 1, logits, G4C_LOGITS_LAST, &err);
+        if (st != G4C_OK) { cli_die_err("decode", &err); goto done; }
     }
     double t2 = g4c_time_ms();
     for (int i = 0; i < n_out; i++) printf("%s%d", i ? "," : "", out[i]);

@@ -312,6 +312,30 @@ g4c_status g4c_session_truncate(g4c_session *s, int n, g4c_err *err) {
     return G4C_OK;
 }
 
+g4c_status g4c_session_eval_greedy(g4c_session *s, int32_t token, int32_t *next, float *logits, g4c_err *err) {
+#ifdef G4C_HAVE_CUDA
+    if (s->cuda) {
+        const g4c_config *c = &s->model->cfg;
+        if (s->st.n_past >= s->st.n_ctx)
+            return G4C_FAIL(err, G4C_E_ARG, "1 token does not fit: %d of the %d-token context are used", s->st.n_past,
+                            s->st.n_ctx);
+        if (token < 0 || token >= c->n_vocab)
+            return G4C_FAIL(err, G4C_E_ARG, "token %d at index 0 is outside the vocabulary [0, %d)", token, c->n_vocab);
+        if (g4c_is_mm_placeholder(c, token))
+            return G4C_FAIL(err, G4C_E_ARG, "the prompt has 1 image placeholder tokens but 0 soft tokens were given");
+        G4C_TRY(g4c_cuda_text_forward_greedy(s->cuda, &token, NULL, 1, s->st.n_past, s->st.bidir_off, next, NULL, err));
+        s->st.n_past++;
+        return G4C_OK;
+    }
+#endif
+    G4C_TRY(g4c_session_eval(s, &token, 1, logits, G4C_LOGITS_LAST, err));
+    int32_t best = 0;
+    for (int32_t i = 1; i < s->model->cfg.n_vocab; i++)
+        if (logits[i] > logits[best]) best = i;
+    *next = best;
+    return G4C_OK;
+}
+
 g4c_status g4c_session_eval(g4c_session *s, const int32_t *tokens, int n, float *logits, int logits_mode,
                             g4c_err *err) {
     return g4c_session_eval_mm(s, tokens, n, NULL, 0, logits, logits_mode, err);

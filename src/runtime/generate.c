@@ -94,12 +94,15 @@ g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *s
     stats->t_prefill_ms = t1 - t0;
     stats->stop = G4C_STOP_LENGTH;
     for (int i = 0; i < n_prompt && rc == G4C_OK; i++) g4c_sampler_accept(smp, prompt[i]);
+    /* plain greedy: each step's argmax comes with its evaluation (on a GPU session only the id comes down) */
+    const int greedy = g4c_sampler_is_greedy(smp);
+    int32_t next = -1; /* that argmax for the coming step, when greedy */
     while (rc == G4C_OK && stats->n_gen < o->max_tokens) {
         if (o->cancel && *o->cancel) {
             stats->stop = G4C_STOP_CANCEL;
             break;
         }
-        const int32_t t = g4c_sampler_sample(smp, logits);
+        const int32_t t = next >= 0 ? next : g4c_sampler_sample(smp, logits);
         if (stats->n_gen == 0) stats->t_first_ms = g4c_time_ms() - t0;
         stats->n_gen++;
         g4c_sampler_accept(smp, t);
@@ -135,7 +138,8 @@ g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *s
             }
         }
         if (stats->n_gen == o->max_tokens) break;
-        rc = g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, err);
+        if (greedy) rc = g4c_session_eval_greedy(s, t, &next, logits, err);
+        else rc = g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, err);
     }
     if (stats->stop != G4C_STOP_STRING) {
         int n = g4c_tok_stream_flush(&ds, piece, sizeof piece);

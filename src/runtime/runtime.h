@@ -25,6 +25,14 @@ struct g4c_session {
     void *cuda;        /* g4c_cuda_text when created with device G4C_DEVICE_CUDA */
 };
 
+/* One decoding step whose token is chosen greedily (argmax, lowest id on ties: the greedy sampler's rule): token
+ * is evaluated at the session's next position and *next receives the argmax of its logits. A CUDA session takes it
+ * on the device so that only the id comes down (g4c_cuda_text_forward_greedy); a CPU session computes the logits
+ * into logits [n_vocab] and takes their argmax. Checks as g4c_session_eval. */
+g4c_status g4c_session_eval_greedy(g4c_session *s, int32_t token, int32_t *next, float *logits, g4c_err *err);
+/* 1 when sampling is plain argmax: temperature <= 0 and no repetition/presence penalty (sampler.c). */
+int g4c_sampler_is_greedy(const g4c_sampler *s);
+
 /* ---- generation (generate.c) ---- */
 
 enum { G4C_STOP_LENGTH = 0, G4C_STOP_EOG, G4C_STOP_STRING, G4C_STOP_CANCEL };

@@ -82,6 +82,11 @@ static int by_prob_desc(const void *a, const void *b) {
     return x->id - y->id;
 }
 
+int g4c_sampler_is_greedy(const g4c_sampler *s) {
+    const int penalties = s->p.penalty_last_n && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f);
+    return s->p.temperature <= 0 && !penalties;
+}
+
 int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
     const int V = s->n_vocab;
     const float *lg = logits;
