@@ -6,11 +6,9 @@
 #include <limits.h>
 #include <unistd.h>
 
-#include "formats/formats.h"
+#include "../unit/fixture.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "runtime/quantize.h"
-#include "runtime/runtime.h"
-#include "../unit/test.h"
 
 static const char *fix = G4C_FIXTURES;
 static uint64_t seed = 0x5eed;
@@ -444,44 +442,16 @@ static void test_router_topk(void) {
 
 /* ---- whole model ---- */
 
-typedef struct {
-    int32_t prompt[256], greedy[64];
-    int n_prompt, n_greedy;
-} ref_t;
-
-static int load_ref(ref_t *r, const char *tag) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/ref/%s.json", fix, tag);
-    cJSON *j;
-    g4c_err err = {0};
-    if (g4c_json_read_file(&j, path, &err) != G4C_OK) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    r->n_prompt = r->n_greedy = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "prompt")) r->prompt[r->n_prompt++] = (int32_t)it->valuedouble;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "greedy")) r->greedy[r->n_greedy++] = (int32_t)it->valuedouble;
-    cJSON_Delete(j);
-    return r->n_prompt > 0;
-}
+/* The reference prompt and transformers' greedy tokens (no logits: the GPU is compared with the CPU). */
+static int load_ref(fixture_ref *r, const char *tag) { return fixture_load_ref(r, fix, tag, 0); }
 
 static g4c_session *session(g4c_model *m, int device, int n_ctx, int n_ubatch) {
-    g4c_session_params sp = g4c_session_default_params();
-    sp.n_ctx = n_ctx, sp.n_ubatch = n_ubatch, sp.device = device;
-    g4c_session *s = NULL;
-    g4c_err err = {0};
-    if (g4c_session_init(&s, m, &sp, &err) != G4C_OK) fprintf(stderr, "  session (device %d): %s\n", device, err.msg);
-    return s;
+    return fixture_session(m, n_ctx, n_ubatch, device);
 }
 
+/* a NaN position counts as the worst */
 static double worst_rel(const float *a, const float *b, int n, int V, int *at) {
-    double worst = 0;
-    for (int t = 0; t < n; t++) {
-        double e = test_rel_l2(a + (size_t)t * V, b + (size_t)t * V, (size_t)V);
-        if (!(e <= worst)) worst = e, *at = t;
-    }
-    return worst;
+    return fixture_worst_rel(a, b, n, V, 1, at);
 }
 
 static int argmax(const float *x, int n) {
@@ -516,7 +486,7 @@ static void check_prefill(g4c_model *m, const int32_t *toks, int n, const float 
 
 /* Greedy decode on the GPU (prefill, then one token at a time): the transformers tokens, and each step's logits
  * against the CPU session doing the same. */
-static void check_greedy(g4c_model *m, const ref_t *r, const char *what) {
+static void check_greedy(g4c_model *m, const fixture_ref *r, const char *what) {
     const int V = g4c_model_n_vocab(m);
     g4c_session *cpu = session(m, 0, 128, 64), *gpu = session(m, 1, 128, 64);
     CHECK(cpu && gpu);
@@ -551,15 +521,13 @@ static void check_greedy(g4c_model *m, const ref_t *r, const char *what) {
 }
 
 static void check_variant(const char *tag) {
-    ref_t r;
+    fixture_ref r;
     CHECK(load_ref(&r, tag));
     char dir[512];
     snprintf(dir, sizeof dir, "%s/%s", fix, tag);
-    g4c_model_params mp = g4c_model_default_params();
-    mp.n_threads = 4;
-    g4c_model *m = NULL;
+    g4c_model *m;
     g4c_err err = {0};
-    CHECKF(g4c_model_load(&m, dir, &mp, &err) == G4C_OK, "load %s: %s", dir, err.msg);
+    CHECKF(fixture_model_load(&m, dir, 4, NULL, &err) == G4C_OK, "load %s: %s", dir, err.msg);
     if (!m) return;
     check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 64, tag);
     check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 5, tag);
@@ -568,13 +536,7 @@ static void check_variant(const char *tag) {
     g4c_model_free(m);
 }
 
-static void test_dense_f32(void) { check_variant("dense-f32"); }
-static void test_dense_bf16(void) { check_variant("dense-bf16"); }
-static void test_moe_f32(void) { check_variant("moe-f32"); }
-static void test_moe_bf16(void) { check_variant("moe-bf16"); }
-static void test_e_f32(void) { check_variant("e-f32"); }
-static void test_e_bf16(void) { check_variant("e-bf16"); }
-static void test_text_only_layout(void) { check_variant("dense-text-f32"); }
+FIXTURE_TEXT_TESTS(check_variant)
 
 /* ---- GGUF (quantized) models: the fixtures through `gemma4c quantize`, GPU vs CPU of the same file ---- */
 
@@ -589,7 +551,7 @@ static char qdir[256];
  * printed. */
 static const double QTOL = 1e-1;
 
-static void gguf_prefill(g4c_model *m, const ref_t *r, int ubatch, int qprefill, const char *what, int gate) {
+static void gguf_prefill(g4c_model *m, const fixture_ref *r, int ubatch, int qprefill, const char *what, int gate) {
     const int V = g4c_model_n_vocab(m);
     g4c_cuda_set_qprefill(qprefill);
     g4c_session *cpu = session(m, 0, 128, ubatch), *gpu = session(m, 1, 128, ubatch);
@@ -618,7 +580,7 @@ static void gguf_prefill(g4c_model *m, const ref_t *r, int ubatch, int qprefill,
 
 /* gate: 1 = rel. L2 <= QTOL and the same greedy tokens; 0 = print only */
 static void check_gguf(const char *tag, const char *type, int gate) {
-    ref_t r;
+    fixture_ref r;
     CHECK(load_ref(&r, tag));
     char in[512], out[512];
     snprintf(in, sizeof in, "%s/%s", fix, tag);
@@ -626,10 +588,8 @@ static void check_gguf(const char *tag, const char *type, int gate) {
     g4c_quantize_params qp = {.ftype = (g4c_ftype)g4c_ftype_parse(type), .n_threads = 4};
     g4c_err err = {0};
     CHECKF(g4c_quantize_model(in, out, &qp, &err) == G4C_OK, "quantize %s %s: %s", tag, type, err.msg);
-    g4c_model_params mp = g4c_model_default_params();
-    mp.n_threads = 4;
-    g4c_model *m = NULL;
-    CHECKF(g4c_model_load(&m, out, &mp, &err) == G4C_OK, "load %s: %s", out, err.msg);
+    g4c_model *m;
+    CHECKF(fixture_model_load(&m, out, 4, NULL, &err) == G4C_OK, "load %s: %s", out, err.msg);
     if (!m) return;
     char what[64];
     snprintf(what, sizeof what, "%s %s", tag, type);
@@ -694,7 +654,7 @@ static void test_gguf_q4_k_m(void) { check_gguf("dense-f32", "q4_k_m", 0); }
 static void test_image_block(void) {
     const char *tags[2] = {"dense-f32", "moe-bf16"};
     for (int k = 0; k < 2; k++) {
-        ref_t r;
+        fixture_ref r;
         CHECK(load_ref(&r, tags[k]));
         char dir[512];
         snprintf(dir, sizeof dir, "%s/%s", fix, tags[k]);
@@ -736,13 +696,7 @@ int main(int argc, char **argv) {
     RUN(test_norm_rope);
     RUN(test_attention);
     RUN(test_router_topk);
-    RUN(test_dense_f32);
-    RUN(test_dense_bf16);
-    RUN(test_moe_f32);
-    RUN(test_moe_bf16);
-    RUN(test_e_f32);
-    RUN(test_e_bf16);
-    RUN(test_text_only_layout);
+    FIXTURE_RUN_TEXT_TESTS();
     RUN(test_image_block);
     snprintf(qdir, sizeof qdir, "/tmp/g4c_cuda_q_XXXXXX");
     if (mkdtemp(qdir)) {

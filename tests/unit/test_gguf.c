@@ -6,12 +6,7 @@
  *   - the tokenizer written as GGUF metadata loads back equal (a small vocabulary; with G4C_TOKENIZER_JSON the real
  *     one, on every string of the tokenizer corpus).
  * The fixtures as GGUF (quantize, config, logits, mmproj): test_gguf_model.c. */
-#include <dirent.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "formats/formats.h"
-#include "test.h"
+#include "fixture.h"
 #include "tokenizer/tokenizer.h"
 
 #define FIX G4C_FIXTURES
@@ -503,21 +498,6 @@ static void test_tokenizer_gguf(void) {
     CHECK(g4c_tok_load_gguf(&t, path, &err) == G4C_E_FORMAT && strstr(err.msg, "tokenizer.ggml.model"));
 }
 
-static void rm_rf(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (!lstat(p, &sb) && S_ISDIR(sb.st_mode)) rm_rf(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/g4c_gguf_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -528,6 +508,6 @@ int main(void) {
     RUN(test_open_file);
     RUN(test_writer_round_trip);
     RUN(test_tokenizer_gguf);
-    rm_rf(tmpdir);
+    fixture_rm_rf(tmpdir);
     return TEST_REPORT();
 }

@@ -6,14 +6,8 @@
  *     ("Quantized"): mean KL divergence and top-1 agreement;
  *   - requantizing a GGUF reproduces the directly quantized file; the mmproj's vision tower equals the checkpoint's;
  *   - a directory or file path resolves to the model and its mmproj. */
-#include <dirent.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "formats/formats.h"
+#include "fixture.h"
 #include "runtime/quantize.h"
-#include "runtime/runtime.h"
-#include "test.h"
 
 #define FIX G4C_FIXTURES
 
@@ -23,50 +17,17 @@ static char tmpdir[256];
 
 static const char *const TAGS[3] = {"dense-f32", "moe-f32", "e-f32"};
 
-typedef struct {
-    int32_t prompt[256];
-    int n;
-    float *logits; /* transformers float32, [n][vocab] */
-    int64_t vocab;
-} ref_t;
+/* transformers' float32 logits, [n_prompt][vocab] */
+static int load_ref(fixture_ref *r, const char *tag) { return fixture_load_ref(r, FIX, tag, FIXTURE_LOGITS); }
 
-static int load_ref(ref_t *r, const char *tag) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/ref/%s.json", FIX, tag);
-    cJSON *j;
-    g4c_err err = {0};
-    if (g4c_json_read_file(&j, path, &err) != G4C_OK) return 0;
-    r->n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "prompt")) r->prompt[r->n++] = (int32_t)it->valuedouble;
-    cJSON_Delete(j);
-    snprintf(path, sizeof path, "%s/ref/%s.logits.npy", FIX, tag);
-    int nd;
-    int64_t sh[4];
-    if (g4c_npy_read_f32(path, &r->logits, &nd, sh, &err) != G4C_OK || nd != 2 || sh[0] != r->n) return 0;
-    r->vocab = sh[1];
-    return 1;
-}
-
-static g4c_model *load(const char *path, const char *mmproj) {
-    g4c_model_params mp = g4c_model_default_params();
-    mp.n_threads = 1;
-    mp.mmproj_path = mmproj;
-    g4c_model *m = NULL;
-    g4c_err err = {0};
-    if (g4c_model_load(&m, path, &mp, &err) != G4C_OK) fprintf(stderr, "  load %s: %s\n", path, err.msg);
-    return m;
-}
+static g4c_model *load(const char *path, const char *mmproj) { return fixture_load(path, 1, mmproj); }
 
 /* logits of every prompt position, malloc'd */
-static float *run(g4c_model *m, const ref_t *r) {
-    g4c_session_params sp = g4c_session_default_params();
-    sp.n_ctx = 256;
-    sp.n_ubatch = 64;
-    g4c_session *s = NULL;
+static float *run(g4c_model *m, const fixture_ref *r) {
+    g4c_session *s = fixture_session(m, 256, 64, -1);
     g4c_err err = {0};
-    float *lg = malloc(sizeof(float) * (size_t)r->n * (size_t)r->vocab);
-    if (g4c_session_init(&s, m, &sp, &err) != G4C_OK || g4c_session_eval(s, r->prompt, r->n, lg, G4C_LOGITS_ALL, &err)) {
+    float *lg = malloc(sizeof(float) * (size_t)r->n_prompt * (size_t)r->vocab);
+    if (!s || g4c_session_eval(s, r->prompt, r->n_prompt, lg, G4C_LOGITS_ALL, &err)) {
         fprintf(stderr, "  eval: %s\n", err.msg);
         free(lg);
         lg = NULL;
@@ -91,7 +52,7 @@ static int quantize(const char *tag, const char *type, char *out, size_t size, c
 /* F32 GGUF == the safetensors checkpoint: same config, logits within 1e-6 (in practice identical). */
 static void test_f32_gguf_matches(void) {
     for (int k = 0; k < 3; k++) {
-        ref_t r;
+        fixture_ref r;
         char in[512], gg[512];
         snprintf(in, sizeof in, "%s/%s", FIX, TAGS[k]);
         if (!load_ref(&r, TAGS[k]) || !quantize(TAGS[k], "f32", gg, sizeof gg, NULL)) { CHECK(0); continue; }
@@ -118,7 +79,7 @@ static void test_f32_gguf_matches(void) {
             CHECKF(same, "%s: the config from GGUF metadata differs from config.json's", TAGS[k]);
             float *la = run(a, &r), *lb = run(b, &r);
             double worst = 0;
-            for (size_t i = 0; la && lb && i < (size_t)r.n * (size_t)r.vocab; i++)
+            for (size_t i = 0; la && lb && i < (size_t)r.n_prompt * (size_t)r.vocab; i++)
                 worst = fmax(worst, fabs((double)la[i] - lb[i]));
             CHECKF(la && lb && worst <= 1e-6, "%s: max |logit difference| %g", TAGS[k], worst);
             free(la);
@@ -126,7 +87,7 @@ static void test_f32_gguf_matches(void) {
         }
         g4c_model_free(a);
         g4c_model_free(b);
-        free(r.logits);
+        fixture_free_ref(&r);
     }
 }
 
@@ -161,7 +122,7 @@ static void test_quantized_logits(void) {
         {"f32", 1e-6, 1.0, 0},     {"f16", 1e-3, 0.85, 1e-3}, {"q8_0", 0.1, 0.55, 0.05},
         {"q4_0", 0.6, 0.12, 0.05}, {"q4_k_m", 0.4, 0.2, 0.05}};
     for (int k = 0; k < 3; k++) {
-        ref_t r;
+        fixture_ref r;
         if (!load_ref(&r, TAGS[k])) { CHECK(0); continue; }
         double kl_q8 = 0;
         for (size_t b = 0; b < sizeof B / sizeof *B; b++) {
@@ -170,14 +131,14 @@ static void test_quantized_logits(void) {
             g4c_model *m = load(gg, NULL);
             float *lg = m ? run(m, &r) : NULL, *ld = NULL;
             double kl = 1, top1 = 0, kl_own = 0, top1_own = 1;
-            if (lg) compare(r.logits, lg, r.n, r.vocab, &kl, &top1);
+            if (lg) compare(r.logits, lg, r.n_prompt, r.vocab, &kl, &top1);
             if (lg && B[b].max_kl_own > 0) { /* the same weights, dequantized, through the f32 path */
                 g4c_quantize_params qp = {.ftype = G4C_FT_F32, .n_threads = 1};
                 g4c_err err = {0};
                 snprintf(deq, sizeof deq, "%s.f32.gguf", gg);
                 g4c_model *md = NULL;
                 if (g4c_quantize_model(gg, deq, &qp, &err) == G4C_OK && (md = load(deq, NULL)) && (ld = run(md, &r)))
-                    compare(ld, lg, r.n, r.vocab, &kl_own, &top1_own);
+                    compare(ld, lg, r.n_prompt, r.vocab, &kl_own, &top1_own);
                 else
                     kl_own = 1;
                 g4c_model_free(md);
@@ -194,7 +155,7 @@ static void test_quantized_logits(void) {
             free(ld);
             g4c_model_free(m);
         }
-        free(r.logits);
+        fixture_free_ref(&r);
     }
 }
 
@@ -417,21 +378,6 @@ static void test_resolve(void) {
     CHECK(g4c_model_load(&m, p, &mp, &err) == G4C_E_FORMAT && !m && strstr(err.msg, "other.gguf")); /* empty file */
 }
 
-static void rm_rf(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (!lstat(p, &sb) && S_ISDIR(sb.st_mode)) rm_rf(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/g4c_ggufm_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -442,6 +388,6 @@ int main(void) {
     RUN(test_requantize_gguf);
     RUN(test_mmproj);
     RUN(test_resolve);
-    rm_rf(tmpdir);
+    fixture_rm_rf(tmpdir);
     return TEST_REPORT();
 }

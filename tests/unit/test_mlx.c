@@ -4,9 +4,7 @@
  * Bar: relative L2 <= 1e-4 per position (logits) and for the vision soft tokens. */
 #include <unistd.h>
 
-#include "formats/formats.h"
-#include "runtime/runtime.h"
-#include "test.h"
+#include "fixture.h"
 
 #define FIX G4C_FIXTURES
 static const double TOL = 1e-4;
@@ -111,89 +109,33 @@ static void test_dequant_random_widths(void) {
 
 /* ---- fixtures ------------------------------------------------------------------------------------------------ */
 
-typedef struct {
-    int32_t prompt[256];
-    int n_prompt;
-    float *logits, *base; /* [n_prompt][vocab]: dequantized-weights reference; the unquantized source model */
-    int64_t vocab;
-    char source[64];
-} ref_t;
-
-static float *read_npy(const char *path, int64_t rows, int64_t *cols) {
-    float *d = NULL;
-    int nd;
-    int64_t sh[4];
-    g4c_err err = {0};
-    if (g4c_npy_read_f32(path, &d, &nd, sh, &err) != G4C_OK || nd != 2 || (rows >= 0 && sh[0] != rows)) {
-        fprintf(stderr, "  %s: bad reference %s\n", path, err.msg);
-        free(d);
-        return NULL;
-    }
-    if (cols) *cols = sh[1];
-    return d;
-}
-
-static int load_ref(ref_t *r, const char *tag) {
-    memset(r, 0, sizeof *r);
+/* A fixture's reference (logits: transformers on the dequantized weights) and base: the unquantized source model's
+ * logits, [n_prompt][vocab]. */
+static int load_ref(fixture_ref *r, float **base, const char *tag) {
+    *base = NULL;
+    if (!fixture_load_ref(r, FIX, tag, FIXTURE_LOGITS)) return 0;
     char path[512];
-    snprintf(path, sizeof path, "%s/ref/%s.json", FIX, tag);
-    cJSON *j;
-    g4c_err err = {0};
-    if (g4c_json_read_file(&j, path, &err) != G4C_OK) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItem(j, "prompt")) r->prompt[r->n_prompt++] = (int32_t)it->valuedouble;
-    const char *src = cJSON_GetStringValue(cJSON_GetObjectItem(j, "source"));
-    snprintf(r->source, sizeof r->source, "%s", src ? src : "");
-    cJSON_Delete(j);
-    snprintf(path, sizeof path, "%s/ref/%s.logits.npy", FIX, tag);
-    r->logits = read_npy(path, r->n_prompt, &r->vocab);
     snprintf(path, sizeof path, "%s/ref/%s.logits.npy", FIX, r->source);
     int64_t v2 = 0;
-    r->base = read_npy(path, r->n_prompt, &v2);
-    return r->logits && r->base && v2 == r->vocab;
+    *base = fixture_read_npy(path, r->n_prompt, &v2);
+    return *base && v2 == r->vocab;
 }
 
-static void free_ref(ref_t *r) {
-    free(r->logits);
-    free(r->base);
-}
+static g4c_model *load(const char *dir) { return fixture_load(dir, 2, NULL); }
 
-static g4c_model *load(const char *dir) {
-    g4c_model_params mp = g4c_model_default_params();
-    mp.n_threads = 2;
-    g4c_model *m = NULL;
-    g4c_err err = {0};
-    if (g4c_model_load(&m, dir, &mp, &err) != G4C_OK) fprintf(stderr, "  load %s: %s\n", dir, err.msg);
-    return m;
-}
-
-static double worst_rel(const float *lg, const float *want, const ref_t *r, int *at) {
-    double worst = 0;
-    for (int t = 0; t < r->n_prompt; t++) {
-        double e = test_rel_l2(lg + (size_t)t * r->vocab, want + (size_t)t * r->vocab, (size_t)r->vocab);
-        if (e > worst) worst = e, *at = t;
-    }
-    return worst;
-}
-
-static void check_logits(g4c_model *m, const ref_t *r, int n_ubatch, const char *tag) {
-    g4c_session_params sp = g4c_session_default_params();
-    sp.n_ctx = 128;
-    sp.n_ubatch = n_ubatch;
-    g4c_session *s = NULL;
-    g4c_err err = {0};
-    CHECK(g4c_session_init(&s, m, &sp, &err) == G4C_OK);
+static void check_logits(g4c_model *m, const fixture_ref *r, const float *base, int n_ubatch, const char *tag) {
+    g4c_session *s = fixture_session(m, 128, n_ubatch, -1);
+    CHECK(s != NULL);
     if (!s) return;
+    g4c_err err = {0};
     float *lg = malloc(sizeof(float) * (size_t)r->n_prompt * r->vocab);
     for (int i = 0; i < r->n_prompt; i += n_ubatch) { /* chunks through the KV cache */
         const int n = r->n_prompt - i < n_ubatch ? r->n_prompt - i : n_ubatch;
         CHECK(g4c_session_eval(s, r->prompt + i, n, lg + (size_t)i * r->vocab, G4C_LOGITS_ALL, &err) == G4C_OK);
     }
     int at = -1, atb = -1;
-    const double e = worst_rel(lg, r->logits, r, &at), eb = worst_rel(lg, r->base, r, &atb);
+    const double e = fixture_worst_rel(lg, r->logits, r->n_prompt, r->vocab, 0, &at),
+                 eb = fixture_worst_rel(lg, base, r->n_prompt, r->vocab, 0, &atb);
     CHECKF(e <= TOL, "%s ubatch %d: worst rel L2 %.3g at position %d", tag, n_ubatch, e, at);
     /* the quantized weights are really used: the unquantized source model's logits are far away */
     CHECKF(eb > 10 * TOL, "%s: only %.3g from the unquantized model", tag, eb);
@@ -204,8 +146,9 @@ static void check_logits(g4c_model *m, const ref_t *r, int n_ubatch, const char 
 }
 
 static void check_fixture(const char *tag) {
-    ref_t r;
-    CHECK(load_ref(&r, tag));
+    fixture_ref r;
+    float *base;
+    CHECK(load_ref(&r, &base, tag));
     char dir[512];
     snprintf(dir, sizeof dir, "%s/%s", FIX, tag);
     g4c_model *m = load(dir);
@@ -220,11 +163,12 @@ static void check_fixture(const char *tag) {
             CHECK(L->exp_gate.data && L->exp_up.data && !L->exp_gate_up.data && L->exp_gate.dtype == G4C_DTYPE_U32);
             CHECK(L->exp_gate.rows == (int64_t)m->cfg.n_expert * m->cfg.moe_ffn_dim);
         }
-        check_logits(m, &r, 64, tag);
-        check_logits(m, &r, 7, tag);
+        check_logits(m, &r, base, 64, tag);
+        check_logits(m, &r, base, 7, tag);
     }
     g4c_model_free(m);
-    free_ref(&r);
+    fixture_free_ref(&r);
+    free(base);
 }
 
 static void test_mlx_dense_4bit(void) { check_fixture("mlx-dense-4bit"); }
@@ -254,44 +198,13 @@ static void test_mixed_layouts(void) {
     g4c_model_free(e);
 }
 
-/* resized uint8 image -> patches [n][768], positions (x, y) (as tests/unit/test_vision.c) */
-static int patchify(const char *tag, float **patches, int32_t **pos) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/ref/img/%s.resized.npy", FIX, tag);
-    float *img;
-    int nd;
-    int64_t sh[4];
-    g4c_err err = {0};
-    if (g4c_npy_read_f32(path, &img, &nd, sh, &err) != G4C_OK) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    const int th = (int)sh[0], tw = (int)sh[1], ph = th / 16, pw = tw / 16, n = ph * pw;
-    *patches = malloc(sizeof(float) * (size_t)n * 768);
-    *pos = malloc(sizeof(int32_t) * (size_t)n * 2);
-    const float scale = (float)(1.0 / 255.0);
-    for (int r = 0; r < ph; r++)
-        for (int c = 0; c < pw; c++) {
-            const int i = r * pw + c;
-            (*pos)[2 * i] = c;
-            (*pos)[2 * i + 1] = r;
-            for (int py = 0; py < 16; py++)
-                for (int px = 0; px < 16; px++)
-                    for (int ch = 0; ch < 3; ch++)
-                        (*patches)[(size_t)i * 768 + (py * 16 + px) * 3 + ch] =
-                            img[((size_t)(r * 16 + py) * tw + (c * 16 + px)) * 3 + ch] * scale;
-        }
-    free(img);
-    return n;
-}
-
 static void test_vision(void) {
     float *patches = NULL;
     int32_t *pos = NULL;
-    const int n = patchify("astronaut384_b70", &patches, &pos);
+    const int n = fixture_patchify(FIX, "astronaut384_b70", &patches, &pos);
     CHECK(n > 0);
     int64_t H = 0;
-    float *want = read_npy(FIX "/ref/mlx-moe-8bit.features.npy", -1, &H);
+    float *want = fixture_read_npy(FIX "/ref/mlx-moe-8bit.features.npy", -1, &H);
     g4c_model *q = load(FIX "/mlx-moe-8bit"), *a = load(FIX "/mlx-dense-4bit"), *f = load(FIX "/dense-f32");
     CHECK(want && q && a && f);
     if (n > 0 && want && q && a && f) {
@@ -324,55 +237,12 @@ static char tmpdir[64];
 static const char *const SRC = FIX "/mlx-dense-4bit";
 #define Q0 "language_model.model.layers.0.self_attn.q_proj"
 
-typedef struct {
-    const char *name;      /* tensor to change */
-    int drop;              /* 1: leave it out */
-    const char *dtype;     /* new dtype name (same byte size), or NULL */
-    int ndim;              /* > 0: new shape (same byte size) */
-    int64_t shape[4];
-} tensor_edit;
-
 /* Rewrite the fixture's safetensors into tmpdir with one tensor dropped or relabelled (contiguous offsets). */
-static void write_st(const tensor_edit *ed) {
+static void write_st(const fixture_tensor_edit *ed) {
     char src[512], dst[512];
     snprintf(src, sizeof src, "%s/model.safetensors", SRC);
     snprintf(dst, sizeof dst, "%s/model.safetensors", tmpdir);
-    g4c_tensor_set *ts;
-    CHECK(g4c_st_open_file(&ts, src, NULL) == G4C_OK);
-    cJSON *h = cJSON_CreateObject();
-    size_t off = 0;
-    for (int i = 0; i < ts->n_tensors; i++) {
-        const g4c_st_tensor *t = &ts->tensors[i];
-        const int hit = ed && !strcmp(t->name, ed->name);
-        if (hit && ed->drop) continue;
-        cJSON *e = cJSON_AddObjectToObject(h, t->name);
-        cJSON_AddStringToObject(e, "dtype", hit && ed->dtype ? ed->dtype : g4c_dtype_infos[t->dtype].name);
-        cJSON *sh = cJSON_AddArrayToObject(e, "shape");
-        const int nd = hit && ed->ndim ? ed->ndim : t->ndim;
-        for (int d = 0; d < nd; d++)
-            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)(hit && ed->ndim ? ed->shape[d] : t->shape[d])));
-        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + t->size_bytes)));
-        off += t->size_bytes;
-    }
-    char *js = cJSON_PrintUnformatted(h);
-    uint64_t n = strlen(js);
-    FILE *f = fopen(dst, "wb");
-    CHECK(f != NULL);
-    if (f) {
-        unsigned char len[8];
-        for (int i = 0; i < 8; i++) len[i] = (unsigned char)(n >> (8 * i));
-        fwrite(len, 1, 8, f);
-        fwrite(js, 1, n, f);
-        for (int i = 0; i < ts->n_tensors; i++)
-            if (!(ed && ed->drop && !strcmp(ts->tensors[i].name, ed->name)))
-                fwrite(ts->tensors[i].data, 1, ts->tensors[i].size_bytes, f);
-        fclose(f);
-    }
-    free(js);
-    cJSON_Delete(h);
-    g4c_st_free(ts);
+    fixture_write_st(src, dst, ed);
 }
 
 /* The fixture's config.json with quantization (and quantization_config) replaced by q (NULL: removed). */
@@ -399,13 +269,7 @@ static void write_config(const char *q_json) {
 #define QDEF "{\"group_size\": 64, \"bits\": 4, \"mode\": \"affine\"}"
 
 static void expect(g4c_status code, const char *needle1, const char *needle2) {
-    g4c_model *m = NULL;
-    g4c_err err = {0};
-    g4c_status st = g4c_model_load(&m, tmpdir, NULL, &err);
-    CHECKF(st == code && m == NULL, "status %d (%s), want %d", st, err.msg, code);
-    CHECKF(strstr(err.msg, needle1) && (!needle2 || strstr(err.msg, needle2)), "message '%s' lacks '%s'/'%s'",
-           err.msg, needle1, needle2 ? needle2 : "");
-    g4c_model_free(m);
+    fixture_expect_load_error(tmpdir, code, needle1, needle2);
 }
 
 static void test_malformed(void) {
@@ -420,25 +284,25 @@ static void test_malformed(void) {
     CHECK(m != NULL);
     g4c_model_free(m);
 
-    tensor_edit ed = {.name = Q0 ".scales", .drop = 1};
+    fixture_tensor_edit ed = {.name = Q0 ".scales", .drop = 1};
     write_st(&ed);
     expect(G4C_E_CONFIG, Q0 ".scales is missing", "which need");
-    ed = (tensor_edit){.name = Q0 ".biases", .drop = 1};
+    ed = (fixture_tensor_edit){.name = Q0 ".biases", .drop = 1};
     write_st(&ed);
     expect(G4C_E_CONFIG, Q0 ".biases is missing", NULL);
     /* q_proj is [128, 64]: scales [128, 1] */
-    ed = (tensor_edit){.name = Q0 ".scales", .ndim = 2, .shape = {1, 128}};
+    ed = (fixture_tensor_edit){.name = Q0 ".scales", .ndim = 2, .shape = {1, 128}};
     write_st(&ed);
     expect(G4C_E_CONFIG, Q0 ".scales", "[128, 1]");
-    ed = (tensor_edit){.name = Q0 ".scales", .dtype = "U32"};
+    ed = (fixture_tensor_edit){.name = Q0 ".scales", .dtype = "U32"};
     write_st(&ed);
     expect(G4C_E_CONFIG, Q0 ".scales", "F32, F16 or BF16");
     /* codes [128, 8] relabelled [64, 16]: same bytes, wrong shape */
-    ed = (tensor_edit){.name = Q0 ".weight", .ndim = 2, .shape = {64, 16}};
+    ed = (fixture_tensor_edit){.name = Q0 ".weight", .ndim = 2, .shape = {64, 16}};
     write_st(&ed);
     expect(G4C_E_CONFIG, Q0 ".weight", "[128, 8] U32");
     /* a norm weight that is not a float vector */
-    ed = (tensor_edit){.name = "language_model.model.norm.weight", .dtype = "U32"};
+    ed = (fixture_tensor_edit){.name = "language_model.model.norm.weight", .dtype = "U32"};
     write_st(&ed);
     expect(G4C_E_CONFIG, "norm.weight", "dtype U32");
     write_st(NULL);

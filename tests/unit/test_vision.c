@@ -3,44 +3,10 @@
  * budget) on E-style (clipped linears, causal) and large-style (standardize, bidirectional) models.
  * Pixel patches are built from the reference's resized images, so this test does not depend on the decoder or
  * resampler (tests/unit/test_image.c covers those). Bar: relative L2 <= 1e-4 (issue 3). */
-#include "formats/formats.h"
-#include "runtime/runtime.h"
-#include "test.h"
+#include "fixture.h"
 
 #define FIX G4C_FIXTURES
 static const double TOL = 1e-4;
-
-/* resized uint8 image [th][tw][3] -> patches [n][768] ((row, col, channel) inside a patch, patches row-major),
- * positions (x, y); values u8 · (1/255) in f32 like torch's rescale */
-static int patchify(const char *tag, float **patches, int32_t **pos) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/ref/img/%s.resized.npy", FIX, tag);
-    float *img;
-    int nd;
-    int64_t sh[4];
-    g4c_err err = {0};
-    if (g4c_npy_read_f32(path, &img, &nd, sh, &err) != G4C_OK) {
-        fprintf(stderr, "  %s\n", err.msg);
-        return 0;
-    }
-    const int th = (int)sh[0], tw = (int)sh[1], ph = th / 16, pw = tw / 16, n = ph * pw;
-    *patches = malloc(sizeof(float) * (size_t)n * 768);
-    *pos = malloc(sizeof(int32_t) * (size_t)n * 2);
-    const float scale = (float)(1.0 / 255.0);
-    for (int r = 0; r < ph; r++)
-        for (int c = 0; c < pw; c++) {
-            const int i = r * pw + c;
-            (*pos)[2 * i] = c;
-            (*pos)[2 * i + 1] = r;
-            for (int py = 0; py < 16; py++)
-                for (int px = 0; px < 16; px++)
-                    for (int ch = 0; ch < 3; ch++)
-                        (*patches)[(size_t)i * 768 + (py * 16 + px) * 3 + ch] =
-                            img[((size_t)(r * 16 + py) * tw + (c * 16 + px)) * 3 + ch] * scale;
-        }
-    free(img);
-    return n;
-}
 
 typedef struct {
     int32_t tokens[512];
@@ -77,11 +43,9 @@ static void check_model(const char *tag, int expect_bidir) {
     CHECK(load_mm(&r, tag));
     char dir[512];
     snprintf(dir, sizeof dir, "%s/%s", FIX, tag);
-    g4c_model_params mp = g4c_model_default_params();
-    mp.n_threads = 2;
-    g4c_model *m = NULL;
+    g4c_model *m;
     g4c_err err = {0};
-    CHECKF(g4c_model_load(&m, dir, &mp, &err) == G4C_OK, "%s", err.msg);
+    CHECKF(fixture_model_load(&m, dir, 2, NULL, &err) == G4C_OK, "%s", err.msg);
     if (!m) return;
     CHECK(g4c_model_has_vision(m));
     /* features of both images, concatenated like transformers' get_image_features */
@@ -91,7 +55,7 @@ static void check_model(const char *tag, int expect_bidir) {
     for (int i = 0; i < 2; i++) {
         float *p = NULL;
         int32_t *pos = NULL;
-        int n = patchify(imgs[i], &p, &pos);
+        int n = fixture_patchify(FIX, imgs[i], &p, &pos);
         CHECK(n > 0 && at + n / 9 <= r.n_soft);
         if (n > 0 && at + n / 9 <= r.n_soft)
             CHECKF(g4c_model_encode_image(m, p, pos, n, soft + (size_t)at * r.H, &err) == G4C_OK, "%s", err.msg);
@@ -113,11 +77,8 @@ static void check_model(const char *tag, int expect_bidir) {
         CHECK(g4c_session_init(&s, m, &sp, &err) == G4C_OK);
         CHECKF(g4c_session_eval_mm(s, r.tokens, r.n_tokens, soft, (int)r.n_soft, lg, G4C_LOGITS_ALL, &err) == G4C_OK,
                "%s", err.msg);
-        double worst = 0;
-        for (int t = 0; t < r.n_tokens; t++) {
-            double e = test_rel_l2(lg + (size_t)t * r.V, r.logits + (size_t)t * r.V, (size_t)r.V);
-            worst = e > worst ? e : worst;
-        }
+        int at = -1;
+        const double worst = fixture_worst_rel(lg, r.logits, r.n_tokens, r.V, 0, &at);
         CHECKF(worst <= TOL, "%s ubatch %d: logits worst rel L2 %.3g", tag, sp.n_ubatch, worst);
         printf("     %-16s features rel L2 %.2e, logits worst %.2e (ubatch %d)\n", tag, ef, worst, sp.n_ubatch);
         g4c_session_free(s);
