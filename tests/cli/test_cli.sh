@@ -4,12 +4,7 @@
 set -u
 G=$1
 FIX=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../lib.sh"
 
 ids() { python3 -c "import json,sys;print(','.join(map(str,json.load(open(sys.argv[1]))[sys.argv[2]])))" "$1" "$2" 2>/dev/null ||
         sed -n "s/.*\"$2\": \[\([^]]*\)\].*/\1/p" "$1" | tr -d ' '; }
@@ -32,11 +27,6 @@ else
 fi
 
 # errors: non-zero exit and a message naming the problem, no output file left behind
-expect_fail() { # name, needle, command...
-  name=$1; needle=$2; shift 2
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
-}
 expect_fail "missing model dir" "config.json" "$G" generate --model "$T/nope" --tokens 2
 expect_fail "token out of vocab" "outside the vocabulary" "$G" generate --model "$FIX/dense-f32" --tokens 2,99999
 expect_fail "bad token list" "bad id" "$G" generate --model "$FIX/dense-f32" --tokens 2,x
@@ -141,5 +131,4 @@ for c in run serve eval perf bench; do
 done
 expect_fail "chat takes --mmproj (run's options)" "cannot load model" "$G" chat -m "$T/nope.gguf" --mmproj "$T/gb/v.gguf"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -5,12 +5,7 @@
 set -u
 G=$1
 FIX=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../lib.sh"
 TOK=${G4C_TOKENIZER_JSON:-}
 if [ -z "$TOK" ] || [ ! -s "$TOK" ]; then
   echo "0 passed, 0 failed, 1 skipped (set G4C_TOKENIZER_JSON: sh scripts/fetch-tokenizer.sh)"
@@ -40,11 +35,6 @@ a=$("$G" run -m "$M" -p "Hi" -n 30 --temp 1 --seed 9 2>/dev/null)
 s=$(printf '%s' "$a" | cut -c5-7)
 out=$("$G" run -m "$M" -p "Hi" -n 30 --temp 1 --seed 9 --stop "$s" 2>/dev/null)
 [ -n "$s" ] && [ ${#out} -lt ${#a} ] && ok "run --stop" || bad "run --stop ('$s': '$out' vs '$a')"
-expect_fail() { # name, needle, command...
-  name=$1; needle=$2; shift 2
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
-}
 # a GGUF and its mmproj in another folder (--mmproj): the same greedy answer about an image as the safetensors model
 mkdir -p "$T/g" "$T/v"
 "$G" quantize "$M" "$T/g/m.gguf" --type f32 --mmproj "$T/v/mm.gguf" >/dev/null 2>&1 || bad "quantize tiny with --mmproj"
@@ -67,5 +57,4 @@ if command -v script >/dev/null 2>&1; then
     bad "chat: $(tail -c 400 "$T/chat.out")"
 fi
 "$G" info --model "$M" | grep -q "layers" && ok "info" || bad "info"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -4,12 +4,7 @@
 # usage: test_synth.sh GEMMA4C
 set -u
 G=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../lib.sh"
 unset G4C_TOKENIZER_JSON
 
 for dt in f32 bf16; do
@@ -100,11 +95,6 @@ fi
   bad "synthesized GGUF does not generate"
 
 # errors: non-zero exit and a message naming the problem, nothing left behind
-expect_fail() { # name, needle, command...
-  name=$1; needle=$2; shift 2
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
-}
 expect_fail "unknown preset" "unknown preset 'e3b'" "$G" synth --preset e3b --out "$T/x"
 expect_fail "missing --preset" "--preset is required" "$G" synth --out "$T/x"
 expect_fail "missing --out" "--out DIR is required" "$G" synth --preset tiny
@@ -121,5 +111,4 @@ expect_fail "missing tokenizer" "cannot read tokenizer" "$G" synth --preset tiny
 "$G" synth --help | grep -q -- "--preset" && ok "help" || bad "help"
 "$G" --help | grep -q synth && ok "listed in gemma4c --help" || bad "not in gemma4c --help"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -6,13 +6,9 @@
 set -u
 G=$1
 D=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d)
+. "$(dirname "$0")/../lib.sh"
 PIDS=""
-trap 'for p in $PIDS; do kill $p 2>/dev/null; done; rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+cleanup() { for p in $PIDS; do kill $p 2>/dev/null; done; }
 num() { python3 -c "import json,sys;d=json.load(open(sys.argv[1]))
 for k in sys.argv[2].split('.'): d=d[k]
 print(d)" "$1" "$2"; }
@@ -52,11 +48,6 @@ else
   bad "eval coco --endpoint: $(cat "$T/err")"
 fi
 
-expect_fail() { # name, needle, command...
-  name=$1; needle=$2; shift 2
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
-}
 expect_fail "a wrong API key: the server's message" "HTTP 401: bad api key" \
   "$G" eval vqa --endpoint "$URL" --api-key wrong --model-name stub-model --out "$T/e1" --n 1 --no-progress
 # a closed port: a free one, taken and released
@@ -94,5 +85,4 @@ else
   echo "note: G4C_TOKENIZER_JSON unset: the gemma4c serve part is skipped"
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -5,13 +5,9 @@
 # usage: eval_model.sh GEMMA4C
 set -u
 G=$1
-T=$(mktemp -d)
+. "$(dirname "$0")/../lib.sh"
 BG=""
-trap '[ -n "$BG" ] && kill -9 $BG 2>/dev/null; rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+cleanup() { [ -n "$BG" ] && kill -9 $BG 2>/dev/null; }
 if [ -z "${G4C_TOKENIZER_JSON:-}" ] || [ ! -s "$G4C_TOKENIZER_JSON" ]; then
   echo "G4C_TOKENIZER_JSON is unset: skipped (G4C_TOKENIZER_JSON=\$(sh scripts/fetch-tokenizer.sh))"
   exit 77
@@ -84,5 +80,4 @@ fi
 "$G" eval vqa -m "$M" --out "$T/kr" $ARGS --resume >/dev/null 2>&1 && cmp -s "$T/full/metrics.json" "$T/kr/metrics.json" &&
   [ "$(wc -l <"$T/kr/results.jsonl")" = 6 ] && ok "resuming a finished run" || bad "resuming a finished run"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

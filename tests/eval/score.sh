@@ -25,12 +25,7 @@
 set -u
 G=$1
 D=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../lib.sh"
 check() { # name got want
   if out=$(python3 "$D/check_metrics.py" "$2" "$3" 2>&1); then ok "$1"; else bad "$1"; echo "$out"; fi
 }
@@ -68,11 +63,6 @@ printf '%s\n' '{"question_id": 1, "response": "Coffee"}' '{"question_id": 8, "re
   ok "score vqa on the built-in set" || bad "built-in set: $(cat "$T/out")"
 
 # errors: non-zero exit and a message naming the problem
-expect_fail() { # name, needle, command...
-  name=$1; needle=$2; shift 2
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
-}
 echo '{"question_id": 999, "response": "x"}' >"$T/unknown.jsonl"
 expect_fail "an id not in the data" "not in the data" "$G" score vqa --predictions "$T/unknown.jsonl" --out "$T/e1"
 echo '{"response": "x"}' >"$T/noid.jsonl"
@@ -85,5 +75,4 @@ expect_fail "vqa or coco" "vqa or coco" "$G" score vqb --predictions "$T/p.jsonl
 expect_fail "missing annotation file" "nope.json" "$G" score coco --annotations "$T/nope.json" --predictions "$T/p.jsonl" --out "$T/e6"
 expect_fail "questions without annotations" "both --questions and --annotations" "$G" score vqa --questions "$D/data/questions.json" --predictions "$T/p.jsonl" --out "$T/e7"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -12,12 +12,7 @@ set -u
 G=$1
 D=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$D/../.." && pwd)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../lib.sh"
 IMG=$ROOT/tests/fixtures/images/coffee.jpg
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
@@ -39,11 +34,6 @@ else bad "segment parse failure exits non-zero: $(cat "$T/err")"; fi
 printf '%s' '[{"label": "dog", "segmentation": [[100, 100, 500, 100, 500, 500]]}, {"name": "cat", "points": [{"x": 600, "y": 600}, {"x": 900, "y": 600}, {"x": 900, "y": 900}]}]' >"$T/two.txt"
 "$G" segment --image "$IMG" --response-file "$T/two.txt" --out "$T/two.png" --max-width 300 >"$T/out" 2>&1 &&
   grep -q 'polygon 2: 3 points, label "cat"' "$T/out" && ok "segment: two objects, alternative keys" || bad "two objects: $(cat "$T/out")"
-expect_fail() { # name, needle, command...
-  name=$1; needle=$2; shift 2
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ] && echo "$out" | grep -q -- "$needle"; then ok "$name"; else bad "$name (rc=$rc: $out)"; fi
-}
 expect_fail "segment needs an image" "give one --image" "$G" segment --response x
 expect_fail "segment needs a model or a response" "is required" "$G" segment --image "$IMG"
 expect_fail "segment: a missing image" "cannot read the image" "$G" segment --image "$T/none.png" --response x
@@ -106,5 +96,4 @@ else
   else bad "report side by side: $(cat "$T/err")"; fi
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
