@@ -447,16 +447,21 @@ static void ref_line_label(rp_canvas *c, const rp_bars *b, double x0, double x1,
         }
 }
 
-static g4c_status bars_vertical(rp_canvas *c, const rp_bars *b) {
-    cairo_t *cr = c->cr;
+/* Title, legend and value axis, shared by both orientations; returns the y below the legend. */
+static double bars_head(rp_canvas *c, const rp_bars *b, double *vmax, double *step) {
     double y = draw_title(c, b->title);
     int nl;
     const char *const *ln = NULL;
     rp_rgb lc[RP_MAX_SERIES];
     bar_legend(b, &nl, &ln, lc);
     y += legend(c, y, nl, ln, lc, 1);
-    double vmax, step;
-    value_axis(b, &vmax, &step);
+    value_axis(b, vmax, step);
+    return y;
+}
+
+static g4c_status bars_vertical(rp_canvas *c, const rp_bars *b) {
+    cairo_t *cr = c->cr;
+    double vmax, step, y = bars_head(c, b, &vmax, &step);
     const int nt = (int)floor(vmax / step + 1e-9);
     double tick_w = 0;
     char t[64];
@@ -536,14 +541,7 @@ static g4c_status bars_vertical(rp_canvas *c, const rp_bars *b) {
 
 static g4c_status bars_horizontal(rp_canvas *c, const rp_bars *b) {
     cairo_t *cr = c->cr;
-    double y = draw_title(c, b->title);
-    int nl;
-    const char *const *ln = NULL;
-    rp_rgb lc[RP_MAX_SERIES];
-    bar_legend(b, &nl, &ln, lc);
-    y += legend(c, y, nl, ln, lc, 1);
-    double vmax, step;
-    value_axis(b, &vmax, &step);
+    double vmax, step, y = bars_head(c, b, &vmax, &step);
     const int ns = b->n_series > 0 ? b->n_series : 1;
     char t[256];
     double cat_w = 0, val_w = 0;
