@@ -327,17 +327,21 @@ static char *error_message(const char *body) {
     return s;
 }
 
+/* The request's headers beyond the content type: the API key as a bearer token, when there is one. */
+static int auth_header(const eval_endpoint *ep, char *auth, size_t cap, const char *hdr[1]) {
+    if (!ep->api_key || !*ep->api_key) return 0;
+    snprintf(auth, cap, "Authorization: Bearer %.500s", ep->api_key);
+    hdr[0] = auth;
+    return 1;
+}
+
 /* GET /v1/models: the first model's id (for servers that need "model"); NULL when there is none */
 static char *discover_model(const eval_endpoint *ep) {
     char url[1200];
     api_url(ep->url, "models", url, sizeof url);
     char auth[600];
     const char *hdr[1];
-    int nh = 0;
-    if (ep->api_key && *ep->api_key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %.500s", ep->api_key);
-        hdr[nh++] = auth;
-    }
+    const int nh = auth_header(ep, auth, sizeof auth, hdr);
     int code = 0;
     char *body = NULL;
     size_t len = 0;
@@ -407,11 +411,7 @@ g4c_status eval_endpoint_answer(void *ctx, const eval_sample *s, const char *pro
     char url[1200], auth[600];
     api_url(ep->url, "chat/completions", url, sizeof url);
     const char *hdr[1];
-    int nh = 0;
-    if (ep->api_key && *ep->api_key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %.500s", ep->api_key);
-        hdr[nh++] = auth;
-    }
+    const int nh = auth_header(ep, auth, sizeof auth, hdr);
     int code = 0;
     char *resp = NULL;
     size_t rl = 0;
