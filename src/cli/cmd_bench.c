@@ -36,7 +36,8 @@ static const char *const bench_help =
     "usage: gemma4c bench -m DIR [-p 512] [-n 128] [-r 5] [-t N] [--image-budget N [--mmproj F]] [-o md|json|csv]\n"
     "llama-bench style throughput: pp<p> (prompt tokens/s from an empty cache), tg<n> (generated tokens/s, one at a\n"
     "time), and with --image-budget the vision encode time of one image; mean ± sd over -r repetitions after one\n"
-    "warm-up. -p 0 or -n 0 skips that test.\n";
+    "warm-up. -p 0 or -n 0 skips that test. tg tests also give the weight bytes a token reads and the read rate they\n"
+    "imply (decode's floor is the memory bandwidth: compare with the machine's).\n";
 
 int cmd_bench(int argc, char **argv) {
     if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { fputs(bench_help, stdout); return 0; }
@@ -145,6 +146,9 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     const double peak = ru.ru_maxrss / 1024.0;
     const int threads = o.n_threads ? o.n_threads : g4c_n_cpus();
+    /* decode is a stream of weight bytes: tg tests also report the weight bytes a token reads and the read rate
+     * they imply, to hold against the machine's memory bandwidth (the floor, bench/RESULTS.md) */
+    const double gb_token = g4c_weights_token_bytes(&m->w, &m->cfg) / 1e9;
     if (!strcmp(fmt, "json")) {
         cJSON *arr = cJSON_CreateArray();
         for (int i = 0; i < n_res; i++) {
@@ -157,6 +161,10 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "stddev", res[i].sd);
             cJSON_AddNumberToObject(j, "repetitions", reps);
             cJSON_AddNumberToObject(j, "peak_memory_mib", peak);
+            if (!strncmp(res[i].name, "tg", 2)) {
+                cJSON_AddNumberToObject(j, "weights_gb_per_token", gb_token);
+                cJSON_AddNumberToObject(j, "weights_gb_per_s", res[i].mean * gb_token);
+            }
             cJSON_AddItemToArray(arr, j);
         }
         char *txt = cJSON_Print(arr);
@@ -164,10 +172,13 @@ int cmd_bench(int argc, char **argv) {
         free(txt);
         cJSON_Delete(arr);
     } else if (!strcmp(fmt, "csv")) {
-        puts("model,threads,test,unit,avg,stddev,repetitions,peak_memory_mib");
-        for (int i = 0; i < n_res; i++)
-            printf("%s,%d,%s,%s,%.3f,%.3f,%d,%.0f\n", o.model, threads, res[i].name,
+        puts("model,threads,test,unit,avg,stddev,repetitions,peak_memory_mib,weights_gb_per_token,weights_gb_per_s");
+        for (int i = 0; i < n_res; i++) {
+            printf("%s,%d,%s,%s,%.3f,%.3f,%d,%.0f", o.model, threads, res[i].name,
                    !strncmp(res[i].name, "img", 3) ? "ms" : "t/s", res[i].mean, res[i].sd, reps, peak);
+            if (!strncmp(res[i].name, "tg", 2)) printf(",%.4f,%.2f\n", gb_token, res[i].mean * gb_token);
+            else printf(",,\n");
+        }
     } else {
         printf("| model | backend | threads | test | t/s |\n| --- | --- | ---: | --- | ---: |\n");
         const char *be = g4c_session_default_params().device == G4C_DEVICE_CUDA ? "CUDA" : "CPU"; /* --device */
@@ -178,6 +189,10 @@ int cmd_bench(int argc, char **argv) {
                 printf("| %s | %s | %d | %s | %.2f ± %.2f |\n", o.model, be, threads, res[i].name, res[i].mean, res[i].sd);
         }
         printf("\npeak memory %.0f MiB\n", peak);
+        for (int i = 0; i < n_res; i++)
+            if (!strncmp(res[i].name, "tg", 2))
+                printf("%s reads %.3f GB of weights per token: %.1f GB/s\n", res[i].name, gb_token,
+                       res[i].mean * gb_token);
     }
 done:
     free(logits), free(toks), free(v);

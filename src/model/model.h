@@ -149,6 +149,10 @@ g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *cfg, g4c_poo
 void g4c_weights_repack_free(g4c_weights *w);
 /* Bytes g4c_weights_repack_cpu would copy, and how many matrices. */
 size_t g4c_weights_repack_estimate(g4c_weights *w, const g4c_config *cfg, int *n_mats);
+/* Weight bytes one decoded token reads, the numerator of the decode floor (bytes ÷ memory bandwidth): every matrix
+ * the decoder multiplies by, in full (the tied head too), MoE experts at n_expert_used / n_expert, and one row of
+ * the embedding and per-layer-embedding tables (model/repack.c). */
+size_t g4c_weights_token_bytes(const g4c_weights *w, const g4c_config *cfg);
 
 /* ---- vision tower (vision.c, spec §4.2-§4.6) ------------------------------------------------------------------ */
 

@@ -120,6 +120,24 @@ size_t g4c_weights_repack_estimate(g4c_weights *w, const g4c_config *c, int *n_m
     return total;
 }
 
+static size_t mat_bytes(const g4c_wmat *m) { return m->rows > 0 ? (size_t)m->rows * g4c_wmat_row_bytes(m) : 0; }
+
+size_t g4c_weights_token_bytes(const g4c_weights *w, const g4c_config *c) {
+    size_t total = mat_bytes(&w->lm_head) + mat_bytes(&w->ple_model_proj);
+    if (w->embed.rows > 0) total += g4c_wmat_row_bytes(&w->embed);         /* the token's embedding row */
+    if (w->ple_embed.rows > 0) total += g4c_wmat_row_bytes(&w->ple_embed); /* and its per-layer row */
+    for (int i = 0; i < c->n_layer; i++) {
+        const g4c_layer_w *L = &w->layers[i];
+        const g4c_wmat *dense[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->router, &L->ple_gate,
+                                   &L->ple_proj};
+        for (size_t k = 0; k < sizeof dense / sizeof *dense; k++) total += mat_bytes(dense[k]);
+        const size_t experts = mat_bytes(&L->exp_gate_up) + mat_bytes(&L->exp_gate) + mat_bytes(&L->exp_up) +
+                               mat_bytes(&L->exp_down);
+        if (experts && c->n_expert > 0) total += experts / (size_t)c->n_expert * (size_t)c->n_expert_used;
+    }
+    return total;
+}
+
 void g4c_weights_repack_free(g4c_weights *w) {
     if (w->repacked) munmap(w->repacked, w->repacked_bytes);
     w->repacked = NULL;

@@ -198,6 +198,9 @@ size_t g4c_model_describe(const g4c_model *m, char *buf, size_t size) {
           rep / 1048576.0);
     else
         P("cpu layout      weights read in place from the mapping\n");
+    const size_t tb = g4c_weights_token_bytes(&m->w, c);
+    P("decode reads    %.1f MiB of weights per token (%zu bytes): tokens/s <= memory read bandwidth / this\n",
+      tb / 1048576.0, tb);
     P("layers:\n");
     for (int i = 0; i < c->n_layer; i++) {
         const g4c_layer_cfg *l = &c->layers[i];

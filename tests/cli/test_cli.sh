@@ -26,6 +26,19 @@ else
   bad "logits did not write an .npy"
 fi
 
+# the decode floor's numerator: info's weight bytes per token against an independent count from the headers
+if command -v python3 >/dev/null; then
+  for v in dense-f32 e-f32 moe-f32 moe-bf16; do
+    want=$(python3 "$(dirname "$0")/token_bytes.py" "$FIX/$v")
+    got=$("$G" info -m "$FIX/$v" 2>/dev/null | sed -n 's/^decode reads .*(\([0-9]*\) bytes).*/\1/p')
+    [ -n "$want" ] && [ "$got" = "$want" ] && ok "info: $v reads $got weight bytes per token" ||
+      bad "info: $v weight bytes per token: got '$got' want '$want'"
+  done
+fi
+line=$("$G" bench -m "$FIX/dense-f32" -p 0 -n 4 -r 1 -o csv 2>/dev/null | grep ',tg4,')
+echo "$line" | awk -F, '$9 == 0.0014 && $10 > 0 && $10 / ($5 * $9) > 0.98 && $10 / ($5 * $9) < 1.02' | grep -q . &&
+  ok "bench csv: tg reads weights_gb_per_token x t/s" || bad "bench csv tg line: '$line'"
+
 # errors: non-zero exit and a message naming the problem, no output file left behind
 expect_fail "missing model dir" "config.json" "$G" generate --model "$T/nope" --tokens 2
 expect_fail "token out of vocab" "outside the vocabulary" "$G" generate --model "$FIX/dense-f32" --tokens 2,99999
