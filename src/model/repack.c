@@ -3,7 +3,8 @@
  * of a model; CUDA sessions and the reference path keep reading the ggml layout in the mapped file. The source pages
  * are dropped from memory afterwards (they stay in the page cache and re-fault if something reads them, e.g. the
  * embedding rows of a tied head), so a repacked model costs about the same resident memory as a mapped one.
- * G4C_NO_REPACK=1 in the environment keeps the mapped layout (for A/B measurements). */
+ * G4C_NO_REPACK=1 in the environment keeps the mapped layout (for A/B measurements). Also the weight accounting
+ * `info` and `bench` print: what the repack copies, and the bytes one decoded token reads. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include <stdlib.h>
 #include <sys/mman.h>
