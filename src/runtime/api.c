@@ -315,27 +315,39 @@ g4c_status g4c_session_truncate(g4c_session *s, int n, g4c_err *err) {
     return G4C_OK;
 }
 
+/* What every evaluation checks first: tokens that fit the context and the vocabulary, one soft token per image
+ * placeholder. */
+static g4c_status check_eval(const g4c_session *s, const int32_t *tokens, int n, const float *soft, int n_soft,
+                             g4c_err *err) {
+    const g4c_config *c = &s->model->cfg;
+    if (n <= 0 || !tokens) return G4C_FAIL(err, G4C_E_ARG, "no tokens to evaluate");
+    if (n > s->st.n_ctx - s->st.n_past)
+        return G4C_FAIL(err, G4C_E_ARG, "%d tokens do not fit: %d of the %d-token context are used", n, s->st.n_past,
+                        s->st.n_ctx);
+    int n_ph = 0;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
+            return G4C_FAIL(err, G4C_E_ARG, "token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i,
+                            c->n_vocab);
+        n_ph += g4c_is_mm_placeholder(c, tokens[i]);
+    }
+    if (n_ph != n_soft || (n_soft && !soft))
+        return G4C_FAIL(err, G4C_E_ARG, "the prompt has %d image placeholder tokens but %d soft tokens were given",
+                        n_ph, soft ? n_soft : 0);
+    return G4C_OK;
+}
+
 g4c_status g4c_session_eval_greedy(g4c_session *s, int32_t token, int32_t *next, float *logits, g4c_err *err) {
 #ifdef G4C_HAVE_CUDA
     if (s->cuda) {
-        const g4c_config *c = &s->model->cfg;
-        if (s->st.n_past >= s->st.n_ctx)
-            return G4C_FAIL(err, G4C_E_ARG, "1 token does not fit: %d of the %d-token context are used", s->st.n_past,
-                            s->st.n_ctx);
-        if (token < 0 || token >= c->n_vocab)
-            return G4C_FAIL(err, G4C_E_ARG, "token %d at index 0 is outside the vocabulary [0, %d)", token, c->n_vocab);
-        if (g4c_is_mm_placeholder(c, token))
-            return G4C_FAIL(err, G4C_E_ARG, "the prompt has 1 image placeholder tokens but 0 soft tokens were given");
+        G4C_TRY(check_eval(s, &token, 1, NULL, 0, err));
         G4C_TRY(g4c_cuda_text_forward_greedy(s->cuda, &token, NULL, 1, s->st.n_past, s->st.bidir_off, next, NULL, err));
         s->st.n_past++;
         return G4C_OK;
     }
 #endif
     G4C_TRY(g4c_session_eval(s, &token, 1, logits, G4C_LOGITS_LAST, err));
-    int32_t best = 0;
-    for (int32_t i = 1; i < s->model->cfg.n_vocab; i++)
-        if (logits[i] > logits[best]) best = i;
-    *next = best;
+    *next = g4c_argmax(logits, s->model->cfg.n_vocab);
     return G4C_OK;
 }
 
@@ -350,19 +362,7 @@ g4c_status g4c_session_eval_mm(g4c_session *s, const int32_t *tokens, int n, con
     const g4c_config *c = &m->cfg;
     if (n <= 0 || !tokens) return G4C_FAIL(err, G4C_E_ARG, "no tokens to evaluate");
     if (logits_mode != G4C_LOGITS_NONE && !logits) return G4C_FAIL(err, G4C_E_ARG, "logits buffer is NULL");
-    if (n > s->st.n_ctx - s->st.n_past)
-        return G4C_FAIL(err, G4C_E_ARG, "%d tokens do not fit: %d of the %d-token context are used", n, s->st.n_past,
-                        s->st.n_ctx);
-    int n_ph = 0;
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
-            return G4C_FAIL(err, G4C_E_ARG, "token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i,
-                            c->n_vocab);
-        n_ph += g4c_is_mm_placeholder(c, tokens[i]);
-    }
-    if (n_ph != n_soft || (n_soft && !soft))
-        return G4C_FAIL(err, G4C_E_ARG, "the prompt has %d image placeholder tokens but %d soft tokens were given",
-                        n_ph, soft ? n_soft : 0);
+    G4C_TRY(check_eval(s, tokens, n, soft, n_soft, err));
     const size_t V = (size_t)c->n_vocab, H = (size_t)c->n_embd;
     const int U = s->st.n_ubatch;
     /* chunk boundaries: never inside a placeholder run of a "vision"-masked model (it looks ahead in its run) */
