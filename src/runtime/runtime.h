@@ -30,6 +30,8 @@ struct g4c_session {
  * on the device so that only the id comes down (g4c_cuda_text_forward_greedy); a CPU session computes the logits
  * into logits [n_vocab] and takes their argmax. Checks as g4c_session_eval. */
 g4c_status g4c_session_eval_greedy(g4c_session *s, int32_t token, int32_t *next, float *logits, g4c_err *err);
+/* The first index of the largest of x[0..n) by `>`: greedy's choice, ties to the lowest id (sampler.c). */
+int32_t g4c_argmax(const float *x, int n);
 /* 1 when sampling is plain argmax: temperature <= 0 and no repetition/presence penalty (sampler.c). */
 int g4c_sampler_is_greedy(const g4c_sampler *s);
 

@@ -82,6 +82,13 @@ static int by_prob_desc(const void *a, const void *b) {
     return x->id - y->id;
 }
 
+int32_t g4c_argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 int g4c_sampler_is_greedy(const g4c_sampler *s) {
     const int penalties = s->p.penalty_last_n && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f);
     return s->p.temperature <= 0 && !penalties;
@@ -104,9 +111,7 @@ int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
         }
         lg = s->work;
     }
-    int best = 0;
-    for (int i = 1; i < V; i++)
-        if (lg[i] > lg[best]) best = i;
+    const int best = g4c_argmax(lg, V);
     if (s->p.temperature <= 0) return best;
     float sum = 0;
     for (int i = 0; i < V; i++) sum += expf((lg[i] - lg[best]) / s->p.temperature);
