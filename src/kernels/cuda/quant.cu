@@ -542,10 +542,7 @@ cudaError_t cu_fill_random_q(cudaStream_t st, cu_mat *m, long total_rows, uint64
 
 extern "C" void g4c_cuda_set_quant(int on) { g_quant = on ? 1 : 0; }
 extern "C" int g4c_cuda_quant_enabled(void) {
-    if (g_quant < 0) {
-        const char *e = getenv("G4C_CUDA_QUANT");
-        g_quant = e && !strcmp(e, "0") ? 0 : 1;
-    }
+    if (g_quant < 0) g_quant = cu_env_switch("G4C_CUDA_QUANT") != 0; /* on unless "0" */
     return g_quant;
 }
 extern "C" void g4c_cuda_set_qprefill(int mode) { g_qprefill = mode == G4C_CUDA_QPREFILL_GEMV ? mode : 0; }
