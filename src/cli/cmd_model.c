@@ -196,7 +196,8 @@ done:
 int cmd_info(int argc, char **argv) {
     if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
         puts("usage: gemma4c info --model DIR\nPrints the parsed configuration, per-layer shapes and tensor totals, the KV\n"
-             "cache of a default session (n_ctx 4096) and which matrices the first CPU session repacks (and how many MiB).");
+             "cache of a default session (n_ctx 4096), which matrices the first CPU session repacks (and how many MiB)\n"
+             "and the weight bytes one decoded token reads (decode speed <= memory bandwidth / that).");
         return 0;
     }
     cli_opts o;
