@@ -3,12 +3,13 @@
  * cuBLAS comparison at the real matrix shapes.
  *   bench_cuda --ceilings [--attention]                   copy bandwidth, GEMM rate, GEMV vs cuBLAS [attention kernels]
  *   bench_cuda --model DIR [--pp 512] [--tg 128]          a checkpoint (e.g. from gemma4c synth), public API, device=cuda
- *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N]
+ *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N] [--image N]
  *                                    the real shapes with random weights made on the GPU (no checkpoint, no disk: 31B
  *                                    bf16 needs 62 GB of GPU memory); T = bf16 (default) or q4_0, q8_0, q4_k, q5_k,
  *                                    q6_k (embedding/head Q6_K, router bf16, as `gemma4c quantize --type q4_0`)
  *   bench_cuda --qgemv                the quantized decode GEMV at the real shapes
  * tg follows llama-bench: tg tokens decoded one at a time from an empty context (greedy on the host logits). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,74 @@ static int run_bench(runner *r, int pp, int tg, size_t per_token, double bw) {
     return 1;
 }
 
+/* --image N (with --random): the preset's vision tower (spec §1.3: E models 768 wide x 16 layers, 12 heads of 64,
+ * clipped linears; large models 1152 x 27, 16 heads of 72, standardized) with random bf16 weights, one image of N
+ * soft tokens (9N patches, the grid as close to square as N allows), timed through g4c_cuda_vision_encode. */
+static int vision_bench(g4c_cuda_model *cm, g4c_config *cfg, const char *preset_name, int n_soft, double gemm_tflops) {
+    const int large = strcmp(preset_name, "e4b") != 0;
+    g4c_vision_cfg *v = &cfg->vision;
+    *v = (g4c_vision_cfg){.present = 1, .n_embd = large ? 1152 : 768, .n_layer = large ? 27 : 16,
+                          .n_head = large ? 16 : 12, .head_dim = large ? 72 : 64, .ffn_dim = large ? 4304 : 3072,
+                          .patch_size = 16, .pool = 3, .n_pos = 10240, .clipped_linears = !large,
+                          .standardize = large, .eps = 1e-6f, .rope_theta = 100.f};
+    const int Hv = v->n_embd, qd = v->n_head * v->head_dim, F = v->ffn_dim, P = 768;
+    g4c_vision_w w = {0};
+    w.patch_proj = rnd_mat_t(Hv, P, G4C_DTYPE_BF16);
+    w.mm_proj = rnd_mat_t(cfg->n_embd, Hv, G4C_DTYPE_BF16);
+    w.layers = calloc((size_t)v->n_layer, sizeof *w.layers);
+    if (!w.layers) return 0;
+    for (int i = 0; i < v->n_layer; i++) {
+        g4c_vlayer_w *l = &w.layers[i];
+        g4c_clip_linear *ls[7] = {&l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
+        const int rows[7] = {qd, qd, qd, Hv, F, F, Hv}, cols[7] = {Hv, Hv, Hv, qd, Hv, Hv, F};
+        for (int k = 0; k < 7; k++) {
+            ls[k]->w = rnd_mat_t(rows[k], cols[k], G4C_DTYPE_BF16);
+            /* E models clip every linear: finite bounds wide enough not to bite, so the clamps run */
+            ls[k]->clip[0] = ls[k]->clip[2] = large ? -INFINITY : -1e6f;
+            ls[k]->clip[1] = ls[k]->clip[3] = large ? INFINITY : 1e6f;
+        }
+    }
+    /* the grid: 3a x 3b patches, a·b = n_soft, a the largest divisor <= sqrt */
+    int a = 1;
+    for (int d = 1; d * d <= n_soft; d++)
+        if (n_soft % d == 0) a = d;
+    const int pw = 3 * a, ph = 3 * (n_soft / a), n = pw * ph;
+    float *patches = malloc(sizeof(float) * (size_t)n * P), *out = malloc(sizeof(float) * (size_t)n_soft * cfg->n_embd);
+    int32_t *pos = malloc(sizeof(int32_t) * 2 * (size_t)n);
+    if (!patches || !out || !pos) return 0;
+    uint64_t s = 7;
+    for (size_t i = 0; i < (size_t)n * P; i++) patches[i] = (float)((s = s * 6364136223846793005ull + 1) >> 40) / 16777216.f;
+    for (int i = 0; i < n; i++) pos[2 * i] = i % pw, pos[2 * i + 1] = i / pw;
+    /* MACs: patch embedding, per layer q/k/v/o + gate/up/down + attention (QKᵀ and PV), projector */
+    const double macs = (double)n * P * Hv +
+                        v->n_layer * ((double)n * (4.0 * Hv * qd + 3.0 * Hv * F) + 2.0 * (double)n * n * qd) +
+                        (double)n_soft * Hv * cfg->n_embd;
+    const char *modes[2] = {"split", "bf16"};
+    int ok = 1;
+    for (int mode = 0; mode < 2 && ok; mode++) {
+        g4c_cuda_set_prefill_mode(mode);
+        g4c_err err = {0};
+        double t[5];
+        for (int k = -1; k < 5 && ok; k++) { /* k = -1: upload and warm-up */
+            const double t0 = g4c_time_ms();
+            if (g4c_cuda_vision_encode(cm, &w, patches, pos, n, out, &err) != G4C_OK) {
+                fprintf(stderr, "bench_cuda: image: %s\n", err.msg);
+                ok = 0;
+            }
+            if (k >= 0) t[k] = g4c_time_ms() - t0;
+        }
+        if (!ok) break;
+        qsort(t, 5, sizeof *t, cmp_d);
+        printf("image %d soft tokens (%dx%d patches), mode %-5s %7.2f ms (median of 5; %.0f GFLOP = %.0f TFLOP/s, %.0f%% "
+               "of the %.0f TFLOP/s bf16 GEMM rate)\n",
+               n_soft, pw, ph, modes[mode], t[2], 2 * macs / 1e9, 2 * macs / t[2] / 1e9,
+               100.0 * 2 * macs / t[2] / 1e9 / gemm_tflops, gemm_tflops);
+    }
+    g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
+    free(patches), free(out), free(pos), free(w.layers);
+    return ok;
+}
+
 static void ceilings(double *bw) {
     *bw = g4c_cuda_copy_bandwidth((size_t)2 << 30, 20);
     printf("device-to-device copy: %.0f GB/s (2 GiB, read + write, median of 20)\n", *bw);
@@ -278,12 +347,13 @@ static void attention_table(void) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *rnd = NULL;
-    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0;
+    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0, image = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--random") && i + 1 < argc) rnd = argv[++i];
         else if (!strcmp(argv[i], "--pp") && i + 1 < argc) pp = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--image") && i + 1 < argc) image = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ceilings")) do_ceil = 1;
         else if (!strcmp(argv[i], "--attention")) do_attn = 1;
         else if (!strcmp(argv[i], "--qgemv")) do_qgemv = 1;
@@ -293,7 +363,7 @@ int main(int argc, char **argv) {
                      : !strcmp(t, "q5_k") ? G4C_DTYPE_Q5_K : !strcmp(t, "q6_k") ? G4C_DTYPE_Q6_K : G4C_DTYPE_BF16;
         } else {
             fprintf(stderr, "usage: bench_cuda [--ceilings] [--attention] [--qgemv] [--model DIR | --random e4b|26b-a4b|31b "
-                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N]\n");
+                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N] [--image N]\n");
             return 2;
         }
     }
@@ -351,7 +421,8 @@ int main(int argc, char **argv) {
     printf("weights on the GPU %.2f GB (loaded in %.1f s); bytes read per decoded token %.2f GB\n", bytes / 1e9,
            (g4c_time_ms() - t0) / 1e3, per_token / 1e9);
     r.logits = malloc(sizeof(float) * r.V);
-    const int ok = run_bench(&r, pp, tg, per_token, bw);
+    int ok = run_bench(&r, pp, tg, per_token, bw);
+    if (ok && image > 0 && cm) ok = vision_bench(cm, &cfg, rnd, image, g4c_cuda_gemm_rate(8192, 5));
     free(r.logits);
     g4c_session_free(r.sess);
     g4c_model_free(m);

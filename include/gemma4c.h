@@ -124,7 +124,8 @@ G4C_API int32_t g4c_model_image_token(const g4c_model *model);
 G4C_API int32_t g4c_model_boi_token(const g4c_model *model);
 G4C_API int32_t g4c_model_eoi_token(const g4c_model *model);
 /* Encode one preprocessed image: patches [n_patches][768] (values in [0,1]) and positions [n_patches][2] = (x, y).
- * Writes n_patches / 9 soft tokens of g4c_model_n_embd floats each to out. */
+ * Writes n_patches / 9 soft tokens of g4c_model_n_embd floats each to out. Runs on the GPU once a CUDA session of
+ * the model exists (env G4C_CUDA_VISION=0 keeps it on the CPU), else on the CPU. */
 G4C_API g4c_status g4c_model_encode_image(g4c_model *model, const float *patches, const int32_t *positions,
                                           int n_patches, float *out, g4c_err *err);
 /* Like g4c_session_eval, for a prompt that contains image placeholders: soft [n_soft][n_embd] replaces the

@@ -185,6 +185,11 @@ void g4c_vision_free(g4c_vision_w *w);
  * [n / pool²][n_embd] (the rows that replace the image's placeholder embeddings). */
 g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_pool *pool, const float *patches,
                              const int32_t *pos, int n, float *out, g4c_err *err);
+/* The checks g4c_vision_encode makes of its patch positions (a complete grid, sides multiples of the pooling kernel,
+ * positions inside the table): the grid's width and height, or an error naming the first offence. */
+g4c_status g4c_vision_grid(const g4c_config *c, const int32_t *pos, int n, int *pw, int *ph, g4c_err *err);
+/* The 2-D RoPE tables of n patches: cs, sn [n][2][head_dim/4] (the x axis's angles, then the y axis's). */
+void g4c_vision_rope_tables(const g4c_vision_cfg *v, const int32_t *pos, int n, float *cs, float *sn);
 
 /* ---- KV cache and forward pass ------------------------------------------------------------------------------ */
 

@@ -35,13 +35,23 @@ static void rope2d(float *v, int n, int n_head, int hd, const float *cs, const f
         }
 }
 
-g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_pool *pool, const float *patches,
-                             const int32_t *pos, int n, float *out, g4c_err *err) {
+void g4c_vision_rope_tables(const g4c_vision_cfg *v, const int32_t *pos, int n, float *cs, float *sn) {
+    const int hd = v->head_dim;
+    /* f32 like HF: angle = pos · inv_freq (rounded), then cos/sin */
+    for (int i = 0; i < n; i++)
+        for (int axis = 0; axis < 2; axis++)
+            for (int j = 0; j < hd / 4; j++) {
+                const float inv = 1.0f / powf(v->rope_theta, (float)(2 * j) / (float)(hd / 2));
+                const float ang = (float)pos[2 * i + axis] * inv;
+                cs[(size_t)i * hd / 2 + axis * (hd / 4) + j] = cosf(ang);
+                sn[(size_t)i * hd / 2 + axis * (hd / 4) + j] = sinf(ang);
+            }
+}
+
+g4c_status g4c_vision_grid(const g4c_config *c, const int32_t *pos, int n, int *pw_out, int *ph_out, g4c_err *err) {
     const g4c_vision_cfg *v = &c->vision;
-    const int Hv = v->n_embd, nh = v->n_head, hd = v->head_dim, F = v->ffn_dim, k = v->pool;
-    const int P = 3 * v->patch_size * v->patch_size;
+    const int k = v->pool;
     if (!v->present) return G4C_FAIL(err, G4C_E_ARG, "this model has no vision tower");
-    /* the grid must be complete and poolable: positions in range, sides multiples of the kernel */
     int pw = 0, ph = 0;
     for (int i = 0; i < n; i++) {
         if (pos[2 * i] < 0 || pos[2 * i + 1] < 0 || pos[2 * i] >= v->n_pos || pos[2 * i + 1] >= v->n_pos)
@@ -52,6 +62,17 @@ g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_poo
     }
     if (n <= 0 || pw * ph != n || pw % k || ph % k)
         return G4C_FAIL(err, G4C_E_ARG, "%d patches do not form a %d x %d grid with sides divisible by %d", n, pw, ph, k);
+    *pw_out = pw, *ph_out = ph;
+    return G4C_OK;
+}
+
+g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_pool *pool, const float *patches,
+                             const int32_t *pos, int n, float *out, g4c_err *err) {
+    const g4c_vision_cfg *v = &c->vision;
+    const int Hv = v->n_embd, nh = v->n_head, hd = v->head_dim, F = v->ffn_dim, k = v->pool;
+    const int P = 3 * v->patch_size * v->patch_size;
+    int pw = 0, ph = 0;
+    G4C_TRY(g4c_vision_grid(c, pos, n, &pw, &ph, err));
     const int n_out = n / (k * k);
     const size_t wide = (size_t)(F > nh * hd ? F : nh * hd) > (size_t)P ? (size_t)(F > nh * hd ? F : nh * hd) : (size_t)P;
     float *x = g4c_amalloc((size_t)n * Hv, sizeof(float), err), *a = g4c_amalloc((size_t)n * Hv, sizeof(float), err);
@@ -78,15 +99,7 @@ g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_poo
         const float *py = w->pos_table + ((size_t)v->n_pos + (size_t)pos[2 * i + 1]) * Hv;
         for (int d = 0; d < Hv; d++) x[(size_t)i * Hv + d] += px[d] + py[d];
     }
-    /* RoPE tables, f32 like HF: angle = pos · inv_freq (rounded), then cos/sin */
-    for (int i = 0; i < n; i++)
-        for (int axis = 0; axis < 2; axis++)
-            for (int j = 0; j < hd / 4; j++) {
-                const float inv = 1.0f / powf(v->rope_theta, (float)(2 * j) / (float)(hd / 2));
-                const float ang = (float)pos[2 * i + axis] * inv;
-                cs[(size_t)i * hd / 2 + axis * (hd / 4) + j] = cosf(ang);
-                sn[(size_t)i * hd / 2 + axis * (hd / 4) + j] = sinf(ang);
-            }
+    g4c_vision_rope_tables(v, pos, n, cs, sn);
     for (int i = 0; i < n; i++) hi[i] = n - 1; /* every patch sees every patch */
 
     /* §4.3 encoder blocks */

@@ -161,6 +161,11 @@ g4c_status g4c_model_encode_image(g4c_model *m, const float *patches, const int3
     if (!m->has_vision)
         return G4C_FAIL(err, G4C_E_UNSUPPORTED, "%s: no usable vision tower%s%s", m->path, m->vision_err[0] ? ": " : "",
                         m->vision_err);
+#ifdef G4C_HAVE_CUDA
+    /* once a CUDA session uploaded the model, its images are encoded there too (docs/CUDA.md) */
+    if (m->cuda && g4c_cuda_vision_enabled())
+        return g4c_cuda_vision_encode(m->cuda, &m->vw, patches, positions, n_patches, out, err);
+#endif
     return g4c_vision_encode(&m->cfg, &m->vw, m->pool, patches, positions, n_patches, out, err);
 }
 int g4c_model_n_layer(const g4c_model *m) { return m->cfg.n_layer; }

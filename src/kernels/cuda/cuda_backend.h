@@ -51,6 +51,15 @@ g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const 
  * (the first index on ties), the only value that comes down; logits (may be NULL) also receives them. */
 g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
                                         int n_past, int bidir_off, int32_t *next, float *logits, g4c_err *err);
+/* g4c_vision_encode on the device (same contract and checks; soft tokens into host memory). The first call uploads
+ * the vision tower's weights w into m (kept until g4c_cuda_model_free; m's config must be the one w was bound for).
+ * Prefill mode split: f32 attention GEMMs; bf16: bf16 activations and TF32 attention. */
+g4c_status g4c_cuda_vision_encode(g4c_cuda_model *m, const g4c_vision_w *w, const float *patches, const int32_t *pos,
+                                  int n, float *out, g4c_err *err);
+/* 0 when env G4C_CUDA_VISION is "0" (images stay on the CPU although the model has a CUDA session), else 1;
+ * read at every call. */
+int g4c_cuda_vision_enabled(void);
+
 /* Wait for the session's queued work. */
 g4c_status g4c_cuda_text_sync(g4c_cuda_text *s, g4c_err *err);
 

@@ -20,6 +20,8 @@ typedef struct {
     float layer_scalar;
 } cu_layer;
 
+struct cu_vision; /* vision.cu: the vision tower's weights and scratch, uploaded by the first image */
+
 struct g4c_cuda_model {
     const g4c_config *c;
     const g4c_weights *w; /* host: the PLE table is gathered from it */
@@ -31,6 +33,16 @@ struct g4c_cuda_model {
     void **allocs;
     size_t n_allocs, cap_allocs;
     size_t bytes, per_token;
+    cu_vision *vision;
 };
+
+/* weights.cu, for the other uploads (vision.cu): device memory freed with the model (cu_model_alloc); a matrix as
+ * the decoder's are stored (f32 stays f32, GPU quant types stay quantized, the rest bf16; random when its data is
+ * NULL; not counted in per_token); an f32 vector (ones when h is NULL). */
+g4c_status cu_model_alloc(g4c_cuda_model *M, void **p, size_t bytes, g4c_err *err);
+g4c_status cu_model_upload_mat(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *w, g4c_err *err);
+g4c_status cu_model_upload_vec(g4c_cuda_model *M, float **d, const float *h, int n, g4c_err *err);
+/* vision.cu: the scratch and stream of M->vision (its weights are among M's allocations). */
+void cu_vision_free(cu_vision *v);
 
 #endif

@@ -285,6 +285,14 @@ g4c_status upload_layer(g4c_cuda_model *M, int il, g4c_err *err) {
 
 } // namespace
 
+g4c_status cu_model_alloc(g4c_cuda_model *M, void **p, size_t bytes, g4c_err *err) { return dalloc(M, p, bytes, err); }
+g4c_status cu_model_upload_mat(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *w, g4c_err *err) {
+    return up1(M, d, w, 0.0, err);
+}
+g4c_status cu_model_upload_vec(g4c_cuda_model *M, float **d, const float *h, int n, g4c_err *err) {
+    return up_vec(M, d, h, n, 1.f, err);
+}
+
 extern "C" int g4c_cuda_available(char *why, size_t size) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -355,6 +363,7 @@ extern "C" g4c_status g4c_cuda_model_upload(g4c_cuda_model **out, const g4c_conf
 
 extern "C" void g4c_cuda_model_free(g4c_cuda_model *M) {
     if (!M) return;
+    cu_vision_free(M->vision);
     for (size_t i = 0; i < M->n_allocs; i++) cudaFree(M->allocs[i]);
     free(M->allocs);
     free(M->layers);
