@@ -3,7 +3,7 @@
  * cuBLAS comparison at the real matrix shapes.
  *   bench_cuda --ceilings [--attention]                   copy bandwidth, GEMM rate, GEMV vs cuBLAS [attention kernels]
  *   bench_cuda --model DIR [--pp 512] [--tg 128]          a checkpoint (e.g. from gemma4c synth), public API, device=cuda
- *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N] [--image N]
+ *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N] [--image N] [--profile N]
  *                                    the real shapes with random weights made on the GPU (no checkpoint, no disk: 31B
  *                                    bf16 needs 62 GB of GPU memory); T = bf16 (default) or q4_0, q8_0, q4_k, q5_k,
  *                                    q6_k (embedding/head Q6_K, router bf16, as `gemma4c quantize --type q4_0`)
@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_trace.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "runtime/runtime.h"
 
@@ -264,6 +265,27 @@ static int vision_bench(g4c_cuda_model *cm, g4c_config *cfg, const char *preset_
     return ok;
 }
 
+/* --profile N (with --random): N more tokens greedy on the device, their kernels recorded through CUPTI and
+ * summarized (kernel_trace.h), also inside the profiler's capture range (ncu --profile-from-start off). */
+static int profile_decode(runner *r, int n, size_t per_token, double bw) {
+    int32_t tok = 2, next = 0;
+    g4c_err err = {0};
+    for (int i = 0; i < n + 2; i++, r->n_past++, tok = next) {
+        if (i == 2) { /* after two tokens: the greedy decode graph exists */
+            g4c_cuda_profiler(1);
+            if (kernel_trace_start()) return 0;
+        }
+        if (g4c_cuda_text_forward_greedy(r->text, &tok, NULL, 1, r->n_past, 0, &next, NULL, &err) != G4C_OK) {
+            fprintf(stderr, "bench_cuda: forward failed: %s\n", err.msg);
+            return 0;
+        }
+    }
+    g4c_cuda_profiler(0);
+    printf("\nkernels of %d decoded tokens (greedy on the device, CUPTI activity records):\n", n);
+    kernel_trace_report(stdout, n, (double)per_token, bw);
+    return 1;
+}
+
 static void ceilings(double *bw) {
     *bw = g4c_cuda_copy_bandwidth((size_t)2 << 30, 20);
     printf("device-to-device copy: %.0f GB/s (2 GiB, read + write, median of 20)\n", *bw);
@@ -347,13 +369,14 @@ static void attention_table(void) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *rnd = NULL;
-    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0, image = 0;
+    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0, image = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--random") && i + 1 < argc) rnd = argv[++i];
         else if (!strcmp(argv[i], "--pp") && i + 1 < argc) pp = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--image") && i + 1 < argc) image = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--profile") && i + 1 < argc) profile = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ceilings")) do_ceil = 1;
         else if (!strcmp(argv[i], "--attention")) do_attn = 1;
         else if (!strcmp(argv[i], "--qgemv")) do_qgemv = 1;
@@ -363,7 +386,7 @@ int main(int argc, char **argv) {
                      : !strcmp(t, "q5_k") ? G4C_DTYPE_Q5_K : !strcmp(t, "q6_k") ? G4C_DTYPE_Q6_K : G4C_DTYPE_BF16;
         } else {
             fprintf(stderr, "usage: bench_cuda [--ceilings] [--attention] [--qgemv] [--model DIR | --random e4b|26b-a4b|31b "
-                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N] [--image N]\n");
+                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N] [--image N] [--profile N]\n");
             return 2;
         }
     }
@@ -394,7 +417,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         g4c_session_params sp = g4c_session_default_params();
-        sp.n_ctx = pp + tg + 32, sp.n_ubatch = pp, sp.device = G4C_DEVICE_CUDA;
+        sp.n_ctx = pp + tg + 32, sp.n_ubatch = pp > 16 ? pp : 16, sp.device = G4C_DEVICE_CUDA;
         if (g4c_session_init(&r.sess, m, &sp, &err) != G4C_OK) {
             fprintf(stderr, "bench_cuda: %s\n", err.msg);
             return 1;
@@ -409,7 +432,7 @@ int main(int argc, char **argv) {
         cJSON *j = p ? preset_config(p) : NULL;
         if (!j || g4c_config_parse(&cfg, j, rnd, &err) != G4C_OK || !random_weights(&w, &cfg) ||
             g4c_cuda_model_upload(&cm, &cfg, &w, &err) != G4C_OK ||
-            g4c_cuda_text_init(&r.text, cm, pp + tg + 32, pp, &err) != G4C_OK) {
+            g4c_cuda_text_init(&r.text, cm, pp + tg + 32, pp > 16 ? pp : 16, &err) != G4C_OK) {
             fprintf(stderr, "bench_cuda: --random %s: %s\n", rnd, p ? err.msg : "unknown preset");
             return 1;
         }
@@ -422,6 +445,7 @@ int main(int argc, char **argv) {
            (g4c_time_ms() - t0) / 1e3, per_token / 1e9);
     r.logits = malloc(sizeof(float) * r.V);
     int ok = run_bench(&r, pp, tg, per_token, bw);
+    if (ok && profile > 0 && r.text) ok = profile_decode(&r, profile, per_token, bw);
     if (ok && image > 0 && cm) ok = vision_bench(cm, &cfg, rnd, image, g4c_cuda_gemm_rate(8192, 5));
     free(r.logits);
     g4c_session_free(r.sess);

@@ -34,25 +34,31 @@ for l in open(sys.argv[1]):
     r=json.loads(l)
     for k in ('time_ms','tok_s','prompt_tok_s','gen_tok_s','elapsed_ms','peak_rss_mb'): r.pop(k,None)
     print(json.dumps(r,sort_keys=True))" "$1"; }
-        same() { [ "$2" = "$3" ] && echo "$1: identical" || printf '%s: DIFFERENT\n  cpu:  %s\n  cuda: %s\n' "$1" "$2" "$3"; }
+        same() { if [ -z "$2" ]; then echo "$1: NO OUTPUT"; elif [ "$2" = "$3" ]; then echo "$1: identical ($(echo "$2" | head -c 70 | tr '\n' ' ')...)"
+                 else printf '%s: DIFFERENT\n  cpu:  %s\n  cuda: %s\n' "$1" "$2" "$3"; fi; }
         for dv in cpu cuda; do
-            $G run -m $A/m -p "Describe a cat in one line." -n 24 --temp 0 --device $dv 2>/dev/null >$A/run-$dv.txt
-            $G run -m $A/m --image tests/fixtures/images/chelsea.png --image-budget 280 -p "What is this?" -n 16 --temp 0 \
-                --device $dv 2>$A/img-$dv.err >$A/img-$dv.txt
+            # greedy (the device argmax path; the tiny random model repeats one invisible token, so the JSON record is
+            # compared) and seeded sampling (visible text: logits agree to ~1e-6, far from any sampling threshold)
+            $G run -m $A/m -p "Describe a cat in one line." -n 24 --temp 0 --json --device $dv 2>/dev/null |
+                sed 's/"prompt_tok_per_s.*"stop"/"stop"/' >$A/run-$dv.txt
+            $G run -m $A/m -p "Describe a cat in one line." -n 24 --temp 1 --seed 5 --device $dv 2>/dev/null >$A/runs-$dv.txt
+            $G run -m $A/m --image tests/fixtures/images/chelsea.png --image-budget 280 -p "What is this?" -n 16 --temp 1 \
+                --seed 7 --device $dv 2>$A/img-$dv.err >$A/img-$dv.txt
             $G eval vqa -m $A/m --out $A/vqa-$dv --image-budget 70 --device $dv >/dev/null 2>$A/vqa-$dv.err
             norec $A/vqa-$dv/samples.jsonl >$A/vqa-$dv.rec 2>/dev/null
             $G serve -m $A/m --port 18080 --device $dv >$A/serve-$dv.log 2>&1 & sp=$!
             for i in $(seq 1 60); do python3 -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:18080/health')" 2>/dev/null && break; sleep 0.5; done
             python3 -c "import json,urllib.request
-req=urllib.request.Request('http://127.0.0.1:18080/v1/chat/completions',data=json.dumps({'messages':[{'role':'user','content':'Name three colors.'}],'max_tokens':20,'temperature':0}).encode(),headers={'Content-Type':'application/json'})
+req=urllib.request.Request('http://127.0.0.1:18080/v1/chat/completions',data=json.dumps({'messages':[{'role':'user','content':'Name three colors.'}],'max_tokens':20,'temperature':1,'seed':11}).encode(),headers={'Content-Type':'application/json'})
 print(json.load(urllib.request.urlopen(req))['choices'][0]['message']['content'])" >$A/serve-$dv.txt 2>&1
             kill $sp; wait $sp 2>/dev/null
         done
-        { same "run text (24 tokens)" "$(cat $A/run-cpu.txt)" "$(cat $A/run-cuda.txt)"
-          same "run image (budget 280, 16 tokens)" "$(cat $A/img-cpu.txt)" "$(cat $A/img-cuda.txt)"
+        { same "run text greedy (24 tokens, JSON record without timings)" "$(cat $A/run-cpu.txt)" "$(cat $A/run-cuda.txt)"
+          same "run text sampled (24 tokens, seed 5)" "$(cat $A/runs-cpu.txt)" "$(cat $A/runs-cuda.txt)"
+          same "run image (budget 280, 16 tokens, seed 7)" "$(cat $A/img-cpu.txt)" "$(cat $A/img-cuda.txt)"
           same "eval vqa (13 questions, records without timings)" "$(cat $A/vqa-cpu.rec)" "$(cat $A/vqa-cuda.rec)"
           echo "  vqa lines: $(wc -l <$A/vqa-cpu.rec) cpu, $(wc -l <$A/vqa-cuda.rec) cuda"
-          same "serve chat completion (20 tokens)" "$(cat $A/serve-cpu.txt)" "$(cat $A/serve-cuda.txt)"
+          same "serve chat completion (20 tokens, seed 11)" "$(cat $A/serve-cpu.txt)" "$(cat $A/serve-cuda.txt)"
           grep -h "image\|encode" $A/img-cuda.err | head -3; cat $A/vqa-cuda.err | tail -3; } 2>&1 | tee "$OUT/apps.log" ;;
     qgemv) timeout 120 $D/bin/bench_cuda --qgemv 2>&1 | tee "$OUT/qgemv.log" ;;
     bench) for mt in $2; do # MODEL:TYPE[:nograph]

@@ -142,6 +142,8 @@ double g4c_cuda_copy_bandwidth(size_t bytes, int reps);
 /* Median microseconds of one attention launch over random device data: n queries at positions pos0.., n_head
  * query heads over n_kv_head, head_dim, a cache of cap slots, window (0 = full). */
 double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_head, int head_dim, int cap, int window, int reps);
+/* Start (on = 1) or stop the profiler's capture (cudaProfilerStart/Stop: ncu --profile-from-start off). */
+void g4c_cuda_profiler(int on);
 /* bf16 GEMM m=n=k=size through cuBLAS (f32 accumulate): TFLOP/s (median of reps). */
 double g4c_cuda_gemm_rate(int size, int reps);
 /* A bf16 matrix [rows][cols] times n f32 vectors: median microseconds of the custom GEMV kernel (*us_gemv) and of

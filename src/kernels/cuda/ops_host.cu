@@ -2,6 +2,7 @@
  * launcher the forward pass uses, download the result. Slow by design (every call allocates); never on a hot path.
  * Also the ceilings and the GEMV comparison for bench/bench_cuda.c. */
 #include <algorithm>
+#include <cuda_profiler_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -356,6 +357,12 @@ extern "C" double g4c_cuda_attention_time(int n, int pos0, int n_head, int n_kv_
     }
     cudaEventDestroy(e0), cudaEventDestroy(e1);
     return cudaDeviceSynchronize() == cudaSuccess ? median(t, reps) : -1;
+}
+
+extern "C" void g4c_cuda_profiler(int on) {
+    cudaDeviceSynchronize();
+    if (on) cudaProfilerStart();
+    else cudaProfilerStop();
 }
 
 extern "C" double g4c_cuda_gemm_rate(int size, int reps) {
