@@ -5,7 +5,7 @@
 
 namespace {
 
-constexpr int NORM_THREADS = 256;
+constexpr int NORM_THREADS = 1024;
 
 /* Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the total. */
 __device__ float block_sum(float v) {
@@ -27,25 +27,47 @@ __device__ float block_sum(float v) {
     return total;
 }
 
-__device__ __forceinline__ float row_inv_rms(const float *x, int dim, float eps) {
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(x[i], x[i], ss);
-    ss = block_sum(ss);
-    return 1.0f / sqrtf(ss / (float)dim + eps);
-}
-
 /* Every kernel of this file launched through cu_launch (the decode path's) waits for its predecessor (cu_pdl_wait)
- * before touching memory and lets its successor launch right after; blockDim is a multiple of 32, so with dim % 32 == 0 each warp's
- * iteration covers one aligned block of 32 elements (cu_quant32's contract). */
-__global__ void k_rms_norm(float *y, long ys, const float *x, long xs, const float *__restrict__ w, int dim, float eps,
+ * before touching memory and lets its successor launch right after.
+ *
+ * The norms keep their row in registers: thread t holds elements t + k·blockDim.x, k < E (E·blockDim.x >= dim), so
+ * a row costs one round trip to memory, not one per pass and per element. A decode row is one block: with a
+ * strided loop re-reading memory in each of its 2-3 passes, a 5376-wide norm took 26 us on an H100 (31B decode:
+ * 3.1 of 10.5 ms per token, bench_cuda --profile). blockDim is a multiple of 32, so with dim % 32 == 0 each warp's
+ * k-th element covers one aligned block of 32 elements (cu_quant32's contract). __launch_bounds__(1024): the
+ * register file must hold 1024 threads. */
+template <int E> struct row_regs {
+    float v[E];
+    __device__ __forceinline__ void load(const float *x, int dim) {
+#pragma unroll
+        for (int k = 0; k < E; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            v[k] = i < dim ? x[i] : 0.f;
+        }
+    }
+    /* 1 / sqrt(mean(v²) + eps) over the row */
+    __device__ __forceinline__ float inv_rms(int dim, float eps) const {
+        float ss = 0.f;
+#pragma unroll
+        for (int k = 0; k < E; k++) ss = fmaf(v[k], v[k], ss);
+        return 1.0f / sqrtf(block_sum(ss) / (float)dim + eps);
+    }
+};
+
+template <int E>
+__global__ void __launch_bounds__(1024) k_rms_norm(float *y, long ys, const float *x, long xs, const float *__restrict__ w, int dim, float eps,
                            cu_q8 q) {
     cu_pdl_wait();
     cu_pdl_launch();
-    const float *xr = x + blockIdx.x * xs;
+    row_regs<E> r;
+    r.load(x + blockIdx.x * xs, dim);
     float *yr = y + blockIdx.x * ys;
-    const float inv = row_inv_rms(xr, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float v = w ? xr[i] * inv * w[i] : xr[i] * inv;
+    const float inv = r.inv_rms(dim, eps);
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i >= dim) break;
+        const float v = w ? r.v[k] * inv * w[i] : r.v[k] * inv;
         yr[i] = v;
         if (q.xq) cu_quant32(q, blockIdx.x, dim, i, v);
     }
@@ -57,49 +79,72 @@ struct norm_outs {
     cu_q8 qres;
 };
 
-__global__ void k_rms_norm_add(float *res, const float *__restrict__ a, const float *__restrict__ w, int dim, float eps,
+template <int E>
+__global__ void __launch_bounds__(1024) k_rms_norm_add(float *res, const float *__restrict__ a, const float *__restrict__ w, int dim, float eps,
                                float scale, norm_outs outs) {
     cu_pdl_wait();
     cu_pdl_launch();
-    const float *ar = a + (long)blockIdx.x * dim;
-    float *rr = res + (long)blockIdx.x * dim;
-    const float inv = row_inv_rms(ar, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float v = (rr[i] + ar[i] * inv * w[i]) * scale;
-        rr[i] = v;
+    row_regs<E> ar, rr;
+    ar.load(a + (long)blockIdx.x * dim, dim);
+    float *rp = res + (long)blockIdx.x * dim;
+    rr.load(rp, dim);
+    const float inv = ar.inv_rms(dim, eps);
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i >= dim) break;
+        const float v = (rr.v[k] + ar.v[k] * inv * w[i]) * scale;
+        rr.v[k] = v;
+        rp[i] = v;
         if (outs.qres.xq) cu_quant32(outs.qres, blockIdx.x, dim, i, v);
     }
     if (!outs.n) return;
-    /* the next sub-block's input norm(s) of the updated row (each thread re-reads only what it wrote) */
-    const float inv2 = row_inv_rms(rr, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const float r = rr[i];
+    /* the next sub-block's input norm(s) of the updated row */
+    const float inv2 = rr.inv_rms(dim, eps);
 #pragma unroll
-        for (int k = 0; k < CU_NORM_OUTS; k++) {
-            if (k >= outs.n) break;
-            const cu_norm_out &o = outs.o[k];
-            const float v = o.w ? r * inv2 * o.w[i] : r * inv2;
+    for (int k = 0; k < E; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i >= dim) break;
+#pragma unroll
+        for (int j = 0; j < CU_NORM_OUTS; j++) {
+            if (j >= outs.n) break;
+            const cu_norm_out &o = outs.o[j];
+            const float v = o.w ? rr.v[k] * inv2 * o.w[i] : rr.v[k] * inv2;
             if (o.y) o.y[(long)blockIdx.x * dim + i] = v;
             if (o.q.xq) cu_quant32(o.q, blockIdx.x, dim, i, v);
         }
     }
 }
 
-__global__ void k_rms_norm2_sum(float *y, const float *a, const float *__restrict__ wa, float *b,
+template <int E>
+__global__ void __launch_bounds__(1024) k_rms_norm2_sum(float *y, const float *a, const float *__restrict__ wa, float *b,
                                 const float *__restrict__ wb, int dim, float eps, const float *__restrict__ moe_y,
                                 const float *__restrict__ moe_wt, int n_slot) {
     cu_pdl_wait();
     cu_pdl_launch();
     const long off = (long)blockIdx.x * dim;
-    if (moe_y) /* the experts' weighted sum first, each thread its own elements */
-        for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    row_regs<E> ar, br;
+    ar.load(a + off, dim);
+    if (moe_y) { /* the experts' weighted sum first, each thread its own elements */
+#pragma unroll
+        for (int k = 0; k < E; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
             float acc = 0.f;
-            for (int k = 0; k < n_slot; k++)
-                acc += moe_wt[blockIdx.x * n_slot + k] * moe_y[((long)blockIdx.x * n_slot + k) * dim + i];
-            b[off + i] = acc;
+            if (i < dim)
+                for (int s = 0; s < n_slot; s++)
+                    acc += moe_wt[blockIdx.x * n_slot + s] * moe_y[((long)blockIdx.x * n_slot + s) * dim + i];
+            br.v[k] = acc;
+            if (i < dim) b[off + i] = acc;
         }
-    const float ia = row_inv_rms(a + off, dim, eps), ib = row_inv_rms(b + off, dim, eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) y[off + i] = a[off + i] * ia * wa[i] + b[off + i] * ib * wb[i];
+    } else {
+        br.load(b + off, dim);
+    }
+    const float ia = ar.inv_rms(dim, eps), ib = br.inv_rms(dim, eps);
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (i < dim) y[off + i] = ar.v[k] * ia * wa[i] + br.v[k] * ib * wb[i];
+    }
 }
 
 __device__ __forceinline__ float gelu_tanh(float x) {
@@ -171,13 +216,26 @@ int norm_threads(int dim) {
     return t;
 }
 
+/* Launch kernel template K<E> for rows of dim: 1024 threads (fewer for short rows), E = elements per thread. */
+#define NORM_LAUNCH(K, n_rows, dim, st, ...)                                                                    \
+    [&]() -> cudaError_t {                                                                                     \
+        const int t_ = norm_threads(dim), e_ = ((dim) + t_ - 1) / t_;                                          \
+        const dim3 g_(n_rows), b_(t_);                                                                         \
+        if (e_ <= 1) return cu_launch(K<1>, g_, b_, 0, st, __VA_ARGS__);                                       \
+        if (e_ <= 2) return cu_launch(K<2>, g_, b_, 0, st, __VA_ARGS__);                                       \
+        if (e_ <= 4) return cu_launch(K<4>, g_, b_, 0, st, __VA_ARGS__);                                       \
+        if (e_ <= 8) return cu_launch(K<8>, g_, b_, 0, st, __VA_ARGS__);                                       \
+        if (e_ <= 16) return cu_launch(K<16>, g_, b_, 0, st, __VA_ARGS__);                                     \
+        return cudaErrorInvalidValue; /* rows over 16384 */                                                    \
+    }()
+
 } // namespace
 
 cudaError_t cu_rms_norm(cudaStream_t st, float *y, long ys, const float *x, long xs, const float *w, int n_rows,
                         int dim, float eps, cu_q8 q) {
     if (n_rows <= 0) return cudaSuccess;
     if (q.xq && dim % 32) return cudaErrorInvalidValue;
-    return cu_launch(k_rms_norm, dim3(n_rows), dim3(norm_threads(dim)), 0, st, y, ys, x, xs, w, dim, eps, q);
+    return NORM_LAUNCH(k_rms_norm, n_rows, dim, st, y, ys, x, xs, w, dim, eps, q);
 }
 
 cudaError_t cu_rms_norm_add_ex(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
@@ -189,7 +247,7 @@ cudaError_t cu_rms_norm_add_ex(cudaStream_t st, float *res, const float *a, cons
     int any_q = qres.xq != nullptr;
     for (int k = 0; k < n_out; k++) o.o[k] = out[k], any_q |= out[k].q.xq != nullptr;
     if (any_q && dim % 32) return cudaErrorInvalidValue;
-    return cu_launch(k_rms_norm_add, dim3(n_rows), dim3(norm_threads(dim)), 0, st, res, a, w, dim, eps, scale, o);
+    return NORM_LAUNCH(k_rms_norm_add, n_rows, dim, st, res, a, w, dim, eps, scale, o);
 }
 
 cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const float *w, int n_rows, int dim,
@@ -201,8 +259,7 @@ cudaError_t cu_rms_norm_add(cudaStream_t st, float *res, const float *a, const f
 cudaError_t cu_rms_norm2_sum(cudaStream_t st, float *y, const float *a, const float *wa, float *b, const float *wb,
                              int n_rows, int dim, float eps, const float *moe_y, const float *moe_wt, int n_slot) {
     if (n_rows <= 0) return cudaSuccess;
-    return cu_launch(k_rms_norm2_sum, dim3(n_rows), dim3(norm_threads(dim)), 0, st, y, a, wa, b, wb, dim, eps, moe_y,
-                     moe_wt, n_slot);
+    return NORM_LAUNCH(k_rms_norm2_sum, n_rows, dim, st, y, a, wa, b, wb, dim, eps, moe_y, moe_wt, n_slot);
 }
 
 cudaError_t cu_gelu_mul(cudaStream_t st, float *y, long ys, const float *g, long gs, const float *u, long us,
@@ -251,16 +308,42 @@ cudaError_t cu_scatter_add(cudaStream_t st, float *dst, const float *src, const 
 
 namespace {
 
-/* one block: each thread its strided maximum (first index on ties), then a shared-memory tree */
+/* one block: each thread its strided maximum (first index on ties), then a shared-memory tree. The logits row is
+ * read as float4, 8 loads in flight per thread (a plain strided loop kept one load in flight: 53 us for 262144
+ * logits on an H100, bench_cuda --profile). */
+__device__ __forceinline__ void argmax_take(float v, int i, float &best, int &bi) {
+    if (v > best || (v == best && i < bi)) best = v, bi = i;
+}
+
 __global__ void k_argmax(int *out, const float *__restrict__ x, int n) {
     __shared__ float sv[1024];
     __shared__ int si[1024];
     float best = -INFINITY;
     int bi = 0x7fffffff;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float v = x[i];
-        if (v > best || (v == best && i < bi)) best = v, bi = i;
+    int tail = 0;
+    if (((uintptr_t)x & 15) == 0) {
+        const float4 *x4 = (const float4 *)x;
+        const int n4 = n / 4, bd = blockDim.x;
+        int j = threadIdx.x;
+        for (; j + 7 * bd < n4; j += 8 * bd) {
+            float4 v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) v[u] = x4[j + u * bd];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int i = 4 * (j + u * bd);
+                argmax_take(v[u].x, i, best, bi), argmax_take(v[u].y, i + 1, best, bi);
+                argmax_take(v[u].z, i + 2, best, bi), argmax_take(v[u].w, i + 3, best, bi);
+            }
+        }
+        for (; j < n4; j += bd) {
+            const float4 v = x4[j];
+            argmax_take(v.x, 4 * j, best, bi), argmax_take(v.y, 4 * j + 1, best, bi);
+            argmax_take(v.z, 4 * j + 2, best, bi), argmax_take(v.w, 4 * j + 3, best, bi);
+        }
+        tail = 4 * n4;
     }
+    for (int i = tail + threadIdx.x; i < n; i += blockDim.x) argmax_take(x[i], i, best, bi);
     sv[threadIdx.x] = best, si[threadIdx.x] = bi;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
