@@ -53,7 +53,7 @@ g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens,
                                         int n_past, int bidir_off, int32_t *next, float *logits, g4c_err *err);
 /* g4c_vision_encode on the device (same contract and checks; soft tokens into host memory). The first call uploads
  * the vision tower's weights w into m (kept until g4c_cuda_model_free; m's config must be the one w was bound for).
- * Prefill mode split: f32 attention GEMMs; bf16: bf16 activations and TF32 attention. */
+ * Prefill mode split: f32 attention GEMMs; bf16: bf16 activations and a fused bf16 attention kernel. */
 g4c_status g4c_cuda_vision_encode(g4c_cuda_model *m, const g4c_vision_w *w, const float *patches, const int32_t *pos,
                                   int n, float *out, g4c_err *err);
 /* 0 when env G4C_CUDA_VISION is "0" (images stay on the CPU although the model has a CUDA session), else 1;
@@ -135,6 +135,10 @@ g4c_status g4c_cuda_op_argmax(int *out, const float *x, int n, g4c_err *err);
 /* MoE routing of n tokens: logits [n][n_expert] -> sel, wt [n][k] (model/text.c moe()'s top-k and weights). */
 g4c_status g4c_cuda_op_router_topk(int *sel, float *wt, const float *logits, int n, int n_expert, int k,
                                    const float *per_expert_scale, g4c_err *err);
+/* The vision tower's attention (spec §4.3: bidirectional, scale 1) of q/k/v [n][n_head][head_dim] as the encoder
+ * runs it in prefill mode `mode` (G4C_CUDA_PREFILL_*): split = f32 cuBLAS; bf16 = the fused bf16 kernel. */
+g4c_status g4c_cuda_op_vision_attention(float *out, const float *q, const float *k, const float *v, int n, int n_head,
+                                        int head_dim, int mode, g4c_err *err);
 
 /* ---- measurements for bench/bench_cuda.c ---- */
 /* Device-to-device copy of `bytes`: GB/s counting bytes read plus written (median of reps). */
