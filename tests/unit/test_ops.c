@@ -264,6 +264,9 @@ static void test_attention(void) {
     static const int cases[][7] = {
         {1, 0, 1, 1, 8, 0, 16},   {5, 0, 4, 2, 32, 0, 16},  {1, 15, 4, 1, 64, 0, 16}, {7, 9, 8, 2, 16, 4, 10},
         {12, 30, 4, 4, 32, 8, 19}, {3, 100, 2, 1, 512, 0, 103},
+        /* whole GQA groups per task on the AVX2 path: 8 heads over two key blocks, 3 heads with a window over a
+         * ring that wraps (head_dim 24: 16- and 8-column steps), 16 heads split in two */
+        {9, 70, 8, 1, 64, 0, 79}, {4, 140, 6, 2, 24, 100, 128}, {2, 5, 16, 1, 16, 0, 8},
     };
     g4c_pool *pool;
     CHECK(g4c_pool_init(&pool, 2, NULL) == G4C_OK);

@@ -5,6 +5,7 @@
  * Weights are read in their stored type (f32, bf16, f16) and widened in registers. */
 #include <cpuid.h>
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -119,4 +120,123 @@ int g4c_avx2_supported(void) {
     if (__get_cpuid_max(0, NULL) < 7) return 0;
     __cpuid_count(7, 0, a, b, c, d);
     return (b >> 5) & 1;
+}
+
+/* ---- attention (g4c_attention's AVX2 path) ------------------------------------------------------------------ */
+
+#define INL __attribute__((always_inline)) inline
+
+enum { ATT_KB = 64 }; /* keys per block of the online softmax */
+
+/* s[h * ATT_KB + t] = q_h · k_t for HT heads x KT keys: one 8-lane accumulator per pair over the head dimension
+ * (the KT keys hide the FMA latency that one dot product alone waits on), reduced in hsum's fixed order, so a
+ * score does not depend on the tile shape it was computed in */
+TGT static INL void att_scores(float *s, const float *q, int hd, const float *const *k, int HT, int KT) {
+    __m256 acc[4][4];
+    for (int h = 0; h < HT; h++)
+        for (int t = 0; t < KT; t++) acc[h][t] = _mm256_setzero_ps();
+    const int d8 = hd & ~7;
+    for (int c = 0; c < d8; c += 8) {
+        __m256 kv[4];
+        for (int t = 0; t < KT; t++) kv[t] = _mm256_loadu_ps(k[t] + c);
+        for (int h = 0; h < HT; h++) {
+            const __m256 qv = _mm256_loadu_ps(q + (size_t)h * hd + c);
+            for (int t = 0; t < KT; t++) acc[h][t] = _mm256_fmadd_ps(qv, kv[t], acc[h][t]);
+        }
+    }
+    for (int h = 0; h < HT; h++)
+        for (int t = 0; t < KT; t++) {
+            float x = hsum(acc[h][t]);
+            for (int c = d8; c < hd; c++) x += q[(size_t)h * hd + c] * k[t][c];
+            s[h * ATT_KB + t] = x;
+        }
+}
+
+/* out_h[c, c + 8W) += Σ_t p[h * ATT_KB + t] · v_t[c, c + 8W) over nk keys, for HT heads: each output column gets
+ * the same FMA sequence (keys in order) whatever HT and W */
+TGT static INL void att_pv(float *out, int hd, const float *p, const float *const *v, int nk, int c, int HT, int W) {
+    __m256 acc[4][2];
+    for (int h = 0; h < HT; h++)
+        for (int w = 0; w < W; w++) acc[h][w] = _mm256_loadu_ps(out + (size_t)h * hd + c + 8 * w);
+    for (int t = 0; t < nk; t++) {
+        __m256 vv[2];
+        for (int w = 0; w < W; w++) vv[w] = _mm256_loadu_ps(v[t] + c + 8 * w);
+        for (int h = 0; h < HT; h++) {
+            const __m256 pb = _mm256_set1_ps(p[h * ATT_KB + t]);
+            for (int w = 0; w < W; w++) acc[h][w] = _mm256_fmadd_ps(pb, vv[w], acc[h][w]);
+        }
+    }
+    for (int h = 0; h < HT; h++)
+        for (int w = 0; w < W; w++) _mm256_storeu_ps(out + (size_t)h * hd + c + 8 * w, acc[h][w]);
+}
+
+/* HT (<= 4) heads of one block: scores 2-4 keys at a time, then the values 16 columns at a time */
+TGT static INL void att_heads(float *out, float *s, const float *q, int hd, const float *const *kr,
+                              const float *const *vr, int nk, int HT, int phase) {
+    if (phase == 0) {
+        enum { KT_FEW = 4, KT_MANY = 2 }; /* registers: HT·KT accumulators + KT keys + 1 query vector */
+        const int KT = HT <= 2 ? KT_FEW : KT_MANY;
+        int t = 0;
+        for (; t + KT <= nk; t += KT) att_scores(s + t, q, hd, kr + t, HT, KT);
+        for (; t < nk; t++) att_scores(s + t, q, hd, kr + t, HT, 1);
+        return;
+    }
+    const int d8 = hd & ~7;
+    int c = 0;
+    for (; c + 16 <= d8; c += 16) att_pv(out, hd, s, vr, nk, c, HT, 2);
+    for (; c < d8; c += 8) att_pv(out, hd, s, vr, nk, c, HT, 1);
+    for (; c < hd; c++)
+        for (int h = 0; h < HT; h++)
+            for (int t = 0; t < nk; t++) out[(size_t)h * hd + c] += s[h * ATT_KB + t] * vr[t][c];
+}
+
+TGT static void att_heads_any(float *out, float *s, const float *q, int hd, const float *const *kr,
+                              const float *const *vr, int nk, int ht, int phase) {
+    switch (ht) {
+    case 1: att_heads(out, s, q, hd, kr, vr, nk, 1, phase); break;
+    case 2: att_heads(out, s, q, hd, kr, vr, nk, 2, phase); break;
+    case 3: att_heads(out, s, q, hd, kr, vr, nk, 3, phase); break;
+    default: att_heads(out, s, q, hd, kr, vr, nk, 4, phase); break;
+    }
+}
+
+TGT void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
+                         int cap, int lo, int hi) {
+    float s[G4C_AVX2_ATT_HEADS * ATT_KB], m[G4C_AVX2_ATT_HEADS], l[G4C_AVX2_ATT_HEADS];
+    const float *kr[ATT_KB], *vr[ATT_KB];
+    for (int h = 0; h < gh; h++) m[h] = -INFINITY, l[h] = 0;
+    memset(out, 0, sizeof(float) * (size_t)gh * (size_t)hd);
+    for (int j0 = lo; j0 <= hi; j0 += ATT_KB) {
+        const int nk = hi - j0 + 1 < ATT_KB ? hi - j0 + 1 : ATT_KB;
+        for (int t = 0; t < nk; t++) {
+            const size_t row = (size_t)((j0 + t) % cap) * stride;
+            kr[t] = k + row, vr[t] = v + row;
+        }
+        for (int h0 = 0; h0 < gh; h0 += 4)
+            att_heads_any(out + (size_t)h0 * hd, s + h0 * ATT_KB, q + (size_t)h0 * hd, hd, kr, vr, nk,
+                          gh - h0 < 4 ? gh - h0 : 4, 0);
+        /* online softmax: the block's weights relative to the running max; what was accumulated under an older
+         * max is scaled down to the new one (exp(-inf) = 0 for the first block) */
+        for (int h = 0; h < gh; h++) {
+            float *sh = s + h * ATT_KB, mx = m[h];
+            for (int t = 0; t < nk; t++) mx = sh[t] > mx ? sh[t] : mx;
+            const float scale = expf(m[h] - mx);
+            float sum = 0;
+            for (int t = 0; t < nk; t++) sum += (sh[t] = expf(sh[t] - mx));
+            l[h] = l[h] * scale + sum;
+            m[h] = mx;
+            if (scale != 1.0f) {
+                float *oh = out + (size_t)h * hd;
+                for (int c = 0; c < hd; c++) oh[c] *= scale;
+            }
+        }
+        for (int h0 = 0; h0 < gh; h0 += 4)
+            att_heads_any(out + (size_t)h0 * hd, s + h0 * ATT_KB, q + (size_t)h0 * hd, hd, kr, vr, nk,
+                          gh - h0 < 4 ? gh - h0 : 4, 1);
+    }
+    for (int h = 0; h < gh; h++) {
+        const float inv = 1.0f / l[h];
+        float *oh = out + (size_t)h * hd;
+        for (int c = 0; c < hd; c++) oh[c] *= inv;
+    }
 }

@@ -252,6 +252,7 @@ typedef struct {
     int pos0, n_head;
     float *scratch;
     int scratch_per_thread;
+    int gs; /* query heads per task (attn_group_task) */
 } attn_job;
 
 static void attn_task(void *ctx, int i_task, int i_thread) {
@@ -285,9 +286,42 @@ static void attn_task(void *ctx, int i_task, int i_thread) {
     }
 }
 
+#if defined(__x86_64__)
+/* One task = gs query heads of one token that share a KV head (GQA): they see the same positions (the mask depends
+ * on the token only), so each K and V row is read once for all of them. Per head, one query at a time, the cache
+ * of a long prompt streams from L3 once per head (E2B: 8 heads per KV head, 1 MB of K and V per layer at 512
+ * positions, more than L2); and one dot product at a time waits on its FMA chain. */
+static void attn_group_task(void *ctx, int i_task, int i_thread) {
+    (void)i_thread;
+    const attn_job *j = ctx;
+    const g4c_kv_view *kv = j->kv;
+    const int per_tok = j->n_head / j->gs, t = i_task / per_tok, h0 = i_task % per_tok * j->gs;
+    const int hd = kv->head_dim, kvh = h0 / (j->n_head / kv->n_kv_head);
+    const int pos = j->pos0 + t;
+    const int lo = kv->window > 0 && pos - kv->window + 1 > 0 ? pos - kv->window + 1 : 0;
+    const int hi = kv->hi ? kv->hi[t] : pos;
+    const size_t at = ((size_t)t * j->n_head + h0) * hd;
+    g4c_avx2_attend(j->out + at, j->q + at, j->gs, hd, kv->k + (size_t)kvh * hd, kv->v + (size_t)kvh * hd,
+                    (size_t)kv->n_kv_head * hd, kv->cap, lo, hi);
+}
+#endif
+
 void g4c_attention(g4c_pool *pool, float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
                    int n_head, float *scratch, int scratch_per_thread) {
     /* each query scores at most hi - lo + 1 <= scratch_per_thread keys (callers size it from the cache) */
-    attn_job j = {out, q, kv, pos0, n_head, scratch, scratch_per_thread};
+    attn_job j = {out, q, kv, pos0, n_head, scratch, scratch_per_thread, 1};
+#if defined(__x86_64__)
+    if (avx2()) {
+        /* the whole GQA group per task, halved while that leaves fewer than two tasks per thread (decode); a head's
+         * result does not depend on the group size */
+        int gs = n_head / kv->n_kv_head;
+        while (gs > G4C_AVX2_ATT_HEADS && gs % 2 == 0) gs /= 2;
+        if (gs > G4C_AVX2_ATT_HEADS) gs = 1;
+        while (gs % 2 == 0 && n_tok * (n_head / gs) < 2 * g4c_pool_n_threads(pool)) gs /= 2;
+        j.gs = gs;
+        g4c_pool_run(pool, attn_group_task, &j, n_tok * (n_head / gs));
+        return;
+    }
+#endif
     g4c_pool_run(pool, attn_task, &j, n_tok * n_head);
 }

@@ -31,6 +31,12 @@ void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, 
 /* The same for Q4_1 / Q5_0 / Q5_1 / Q5_K weights (avx2_q8x.c). */
 void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
                        g4c_dtype dt, int n_rows, int64_t cols);
+/* Attention of gh (<= G4C_AVX2_ATT_HEADS) query heads that share one KV head, over positions lo..hi (cpu.c:
+ * g4c_attention). q, out: [gh][hd]; position p's key and value rows at k / v + (p % cap) · stride. Softmax online
+ * over blocks of keys, so it needs no scratch; each head's arithmetic does not depend on gh. */
+enum { G4C_AVX2_ATT_HEADS = 8 };
+void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
+                     int cap, int lo, int hi);
 /* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm. */
 void g4c_avx2_tanh(float *y, const float *x, int64_t n);
 void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
