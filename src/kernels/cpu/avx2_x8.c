@@ -5,7 +5,9 @@
  *   Q8_0: acc_k += d_k · (dx · Σ q·qx)
  *   Q6_K: acc_k += d_k · Σ_chunks dx · Σ_sub sc_k,sub · Σ (q − 32)·qx   (per 256-column block)
  *   Q4_K: see group_q4_k
- * Every output's arithmetic is the same whatever the number of tokens, so decode == prefill bit for bit. */
+ * Prefill of Q4_0 and Q8_0 (4 tokens at a time) runs two groups per pass in inline assembly (group_q4_16x4,
+ * group_q8_16x4) with the same arithmetic. Every output's arithmetic is the same whatever the number of tokens, so
+ * decode == prefill bit for bit. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -185,6 +187,79 @@ TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
+/* Q8_0 prefill, the same pairing: per 4-column slice, |w| of both groups in ymm0/1 (once for the 4 tokens), the
+ * signs moved onto each broadcast activation from the weights in memory (vpsignb's memory operand), the int32 sums
+ * of 2 groups x 4 tokens in ymm8-15. Bit-identical to group_q8 (exact integer sums, then the same f32 steps). */
+#define Q8P_FIRST(J, X, S0, S1)                                                                                     \
+    Q8P_PROD(J, X)                                                                                                  \
+    "vpmaddwd %[ones], %%ymm3, %%ymm" #S0 "\n\t"                                                                    \
+    "vpmaddwd %[ones], %%ymm2, %%ymm" #S1 "\n\t"
+#define Q8P_STEP(J, X, S0, S1)                                                                                      \
+    Q8P_PROD(J, X)                                                                                                  \
+    "vpmaddwd %[ones], %%ymm3, %%ymm3\n\t"                                                                          \
+    "vpmaddwd %[ones], %%ymm2, %%ymm2\n\t"                                                                          \
+    "vpaddd %%ymm3, %%ymm" #S0 ", %%ymm" #S0 "\n\t"                                                                 \
+    "vpaddd %%ymm2, %%ymm" #S1 ", %%ymm" #S1 "\n\t"
+#define Q8P_PROD(J, X)                                                                                              \
+    "vpbroadcastd 8+4*" #J X ", %%ymm2\n\t"                                                                         \
+    "vpsignb 16+32*" #J "(%[g]), %%ymm2, %%ymm3\n\t"                                                                \
+    "vpsignb 16+32*" #J "(%[g],%[gb],1), %%ymm2, %%ymm2\n\t"                                                        \
+    "vpmaddubsw %%ymm3, %%ymm0, %%ymm3\n\t"                                                                         \
+    "vpmaddubsw %%ymm2, %%ymm1, %%ymm2\n\t"
+#define Q8P_SLICE(J, M)                                                                                             \
+    "vpabsb 16+32*" #J "(%[g]), %%ymm0\n\t"                                                                         \
+    "vpabsb 16+32*" #J "(%[g],%[gb],1), %%ymm1\n\t"                                                                 \
+    M(J, Q16_X0, 8, 9) M(J, Q16_X1, 10, 11) M(J, Q16_X2, 12, 13) M(J, Q16_X3, 14, 15)
+/* group_q8's f32 step for one token, both groups: acc += (Σ w·qx · dx) · d */
+#define Q8P_F32(X, S0, S1, A0, A1)                                                                                  \
+    "vbroadcastss 0" X ", %%ymm2\n\t"                                                                               \
+    "vcvtdq2ps %%ymm" #S0 ", %%ymm" #S0 "\n\t"                                                                      \
+    "vcvtdq2ps %%ymm" #S1 ", %%ymm" #S1 "\n\t"                                                                      \
+    "vmulps %%ymm2, %%ymm" #S0 ", %%ymm" #S0 "\n\t"                                                                 \
+    "vmulps %%ymm2, %%ymm" #S1 ", %%ymm" #S1 "\n\t"                                                                 \
+    "vmovaps " #A0 "(%[acc]), %%ymm0\n\t"                                                                           \
+    "vmovaps " #A1 "(%[acc]), %%ymm1\n\t"                                                                           \
+    "vfmadd231ps 0(%[d]), %%ymm" #S0 ", %%ymm0\n\t"                                                                 \
+    "vfmadd231ps 32(%[d]), %%ymm" #S1 ", %%ymm1\n\t"                                                                \
+    "vmovaps %%ymm0, " #A0 "(%[acc])\n\t"                                                                           \
+    "vmovaps %%ymm1, " #A1 "(%[acc])\n\t"
+
+TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g) {
+    static const int16_t ones[16] __attribute__((aligned(32))) = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    float acc[8][8] __attribute__((aligned(32))) = {{0}}, d[2][8] __attribute__((aligned(32)));
+    const int64_t st = nb * (int64_t)sizeof(g4c_q8_block), st3 = 3 * st, gb = nb * 272;
+    const g4c_q8_block *x = xq;
+    for (int64_t b = 0; b < nb; b++, g += 272, x++) {
+        __asm__("prefetcht0 %c[pf](%[g])\n\t"
+                "prefetcht0 %c[pf]+64(%[g])\n\t"
+                "prefetcht0 %c[pf]+128(%[g])\n\t"
+                "prefetcht0 %c[pf]+192(%[g])\n\t"
+                "prefetcht0 %c[pf]+256(%[g])\n\t"
+                "prefetcht0 %c[pf](%[g],%[gb],1)\n\t"
+                "prefetcht0 %c[pf]+64(%[g],%[gb],1)\n\t"
+                "prefetcht0 %c[pf]+128(%[g],%[gb],1)\n\t"
+                "prefetcht0 %c[pf]+192(%[g],%[gb],1)\n\t"
+                "prefetcht0 %c[pf]+256(%[g],%[gb],1)\n\t"
+                "vcvtph2ps (%[g]), %%ymm0\n\t"
+                "vcvtph2ps (%[g],%[gb],1), %%ymm1\n\t"
+                "vmovaps %%ymm0, 0(%[d])\n\t"
+                "vmovaps %%ymm1, 32(%[d])\n\t"
+                Q8P_SLICE(0, Q8P_FIRST) Q8P_SLICE(1, Q8P_STEP) Q8P_SLICE(2, Q8P_STEP) Q8P_SLICE(3, Q8P_STEP)
+                Q8P_SLICE(4, Q8P_STEP) Q8P_SLICE(5, Q8P_STEP) Q8P_SLICE(6, Q8P_STEP) Q8P_SLICE(7, Q8P_STEP)
+                Q8P_F32(Q16_X0, 8, 9, 0, 32) Q8P_F32(Q16_X1, 10, 11, 64, 96) Q8P_F32(Q16_X2, 12, 13, 128, 160)
+                Q8P_F32(Q16_X3, 14, 15, 192, 224)
+                :
+                : [g] "r"(g), [gb] "r"(gb), [x] "r"(x), [st] "r"(st), [st3] "r"(st3), [acc] "r"(acc), [d] "r"(d),
+                  [ones] "m"(ones), [pf] "i"(PF_AHEAD)
+                : "xmm0", "xmm1", "xmm2", "xmm3", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
+                  "xmm15", "memory");
+    }
+    for (int t = 0; t < 4; t++) {
+        _mm256_storeu_ps(y + t * ldy, _mm256_load_ps(acc[2 * t]));
+        _mm256_storeu_ps(y + t * ldy + 8, _mm256_load_ps(acc[2 * t + 1]));
+    }
+}
+
 /* Q6_K: the 8 code vectors (0..63) of chunk c, vector j = elements 4j..4j+3 of each row */
 TGT static INL void unpack_q6(const uint8_t *ch, __m256i w[8]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
@@ -296,13 +371,25 @@ TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_t
     const size_t gbytes = dt == G4C_DTYPE_Q4_K ? (size_t)(cols / 256) * 1184 : 8 * g4c_dtype_bytes(dt, cols);
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * gbytes;
-        if (dt == G4C_DTYPE_Q4_0 && n_tok >= 4 && r0 + 16 <= n_rows) {
+        if ((dt == G4C_DTYPE_Q4_0 || dt == G4C_DTYPE_Q8_0) && n_tok >= 4 && r0 + 16 <= n_rows) {
+            /* prefill: two groups at once for whole quads of tokens, each group alone for the 1-3 left */
             int t0 = 0;
-            for (; t0 + 4 <= n_tok; t0 += 4) group_q4_16x4(y + (size_t)t0 * ldy + r0, ldy, xq + (size_t)t0 * nb, nb, g);
+            for (; t0 + 4 <= n_tok; t0 += 4) {
+                float *yt = y + (size_t)t0 * ldy + r0;
+                const g4c_q8_block *xt = xq + (size_t)t0 * nb;
+                if (dt == G4C_DTYPE_Q4_0) group_q4_16x4(yt, ldy, xt, nb, g);
+                else group_q8_16x4(yt, ldy, xt, nb, g);
+            }
             if (t0 < n_tok)
-                for (int h = 0; h < 2; h++)
-                    DISPATCH(group_q4, n_tok - t0, y + (size_t)t0 * ldy + r0 + 8 * h, ldy, xq + (size_t)t0 * nb, nb,
-                             g + h * gbytes)
+                for (int h = 0; h < 2; h++) {
+                    float *yt = y + (size_t)t0 * ldy + r0 + 8 * h;
+                    const g4c_q8_block *xt = xq + (size_t)t0 * nb;
+                    if (dt == G4C_DTYPE_Q4_0) {
+                        DISPATCH(group_q4, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
+                    } else {
+                        DISPATCH(group_q8, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
+                    }
+                }
             r0 += 16;
             continue;
         }
