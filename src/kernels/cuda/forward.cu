@@ -151,12 +151,13 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     G4C_BLAS(cublasCreate(&s->mm.blas));
     G4C_BLAS(cublasSetStream(s->mm.blas, s->mm.stream));
     G4C_TRY(cu_mm_init(&s->mm, s->U, (int)max_cols, max_out, err));
-    /* Programmatic dependent launch and the fused int8 activations: on for the latency-bound small models, off for
-     * wide ones (a rule fitted to the H100 measurements of bench/RESULTS.md: E4B and 26B-A4B tg128 +11% and +13%,
-     * 31B -8% with both on, not yet measured one at a time there); env G4C_CUDA_PDL / G4C_CUDA_FUSE = 0|1 override. */
+    /* Programmatic dependent launch: on (bench/RESULTS.md: E4B and 26B-A4B tg128 +11% and +13% on an H100; 31B +6%
+     * on an H200 once the norms kept their rows in registers). The fused int8 activations: on for the latency-bound
+     * small models, off for wide ones (31B: 126.9 tok/s without, 126.0 with, H200). Env G4C_CUDA_PDL /
+     * G4C_CUDA_FUSE = 0|1 override. */
     const int small = c->n_embd <= 4096;
     const int env_pdl = cu_env_switch("G4C_CUDA_PDL"), env_fuse = cu_env_switch("G4C_CUDA_FUSE");
-    s->pdl = env_pdl >= 0 ? env_pdl : small;
+    s->pdl = env_pdl >= 0 ? env_pdl : 1;
     s->fuse = env_fuse >= 0 ? env_fuse : small;
     if (c->moe) {
         G4C_TRY(dev(s, (void **)&s->xq2, (size_t)CU_GEMV_MAX_TOK * s->mm.qx_cols, 0, err));
