@@ -5,11 +5,14 @@
 # llama-mtmd-cli (one 960x672 image: 60x42 patches = 280 soft tokens) run on the same files. The file is deleted
 # afterwards (the machine's disk holds one 31B at a time). llama.cpp is not built here: LLAMA_BIN is a directory
 # with llama-bench, llama-mtmd-cli and their libraries, built from source beforehand.
-# Usage: bench/peer_cuda.sh GEMMA4C LLAMA_BIN "PRESET:TYPE ..." [REPS]     logs to $OUT (default /tmp/out)
+# llama.cpp needs the vocabulary in the GGUF: TOKENIZER (a tokenizer.json, `sh scripts/fetch-tokenizer.sh`) goes
+# into synth --tokenizer.
+# Usage: bench/peer_cuda.sh GEMMA4C LLAMA_BIN TOKENIZER "PRESET:TYPE ..." [REPS]     logs to $OUT (default /tmp/out)
 set -u
 G=$1
 L=$2
-REPS=${4:-3}
+TOK=$3
+REPS=${5:-3}
 OUT=${OUT:-/tmp/out}
 W=${PEER_DIR:-/tmp/peer}
 mkdir -p "$OUT" "$W"
@@ -24,11 +27,11 @@ for y in range(h):
     for x in range(w):
         px += bytes(((x * 255) // w, (y * 255) // h, ((x ^ y) * 7) & 255))
 open('$W/img.ppm', 'wb').write(b'P6 %d %d 255\n' % (w, h) + bytes(px))"
-for mt in $3; do
+for mt in $4; do
     p=${mt%%:*}; t=${mt#*:}; d=$W/$p-$t
     echo "== $p $t ($(date -u +%H:%M:%S) UTC)" | tee -a "$OUT/peer.log"
     s0=$(date +%s)
-    timeout 300 "$G" synth --preset "$p" --format gguf --type "$t" --out "$d" >"$OUT/synth-$p-$t.log" 2>&1 ||
+    timeout 300 "$G" synth --preset "$p" --format gguf --type "$t" --tokenizer "$TOK" --out "$d" >"$OUT/synth-$p-$t.log" 2>&1 ||
         { echo "synth failed: $(tail -2 "$OUT/synth-$p-$t.log")" | tee -a "$OUT/peer.log"; continue; }
     echo "synth $(($(date +%s) - s0)) s, $(du -h "$d/model.gguf" | cut -f1) + mmproj $(du -h "$d/mmproj.gguf" | cut -f1)" | tee -a "$OUT/peer.log"
     cat "$d/model.gguf" >/dev/null # page cache: neither side pays the disk
