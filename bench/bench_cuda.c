@@ -165,7 +165,7 @@ static int run_bench(runner *r, int pp, int tg, size_t per_token, double bw) {
         qsort(t, 3, sizeof *t, cmp_d);
         printf("pp%-4d prefill mode %-5s  %8.1f tok/s   (%.1f ms, median of 3)\n", pp, modes[mode], pp / t[1] * 1e3, t[1]);
     }
-    g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
+    g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_AUTO);
     /* runs 1-2: logits to the host, argmax there; runs 3-4 (--random): greedy on the device, only the token crosses */
     for (int k = 0; k < (r->text ? 4 : 2) && tg > 0; k++) {
         reset(r);
@@ -260,7 +260,7 @@ static int vision_bench(g4c_cuda_model *cm, g4c_config *cfg, const char *preset_
                n_soft, pw, ph, modes[mode], t[2], 2 * macs / 1e9, 2 * macs / t[2] / 1e9,
                100.0 * 2 * macs / t[2] / 1e9 / gemm_tflops, gemm_tflops);
     }
-    g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
+    g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_AUTO);
     free(patches), free(out), free(pos), free(w.layers);
     return ok;
 }

@@ -64,11 +64,15 @@ int g4c_cuda_vision_enabled(void);
 g4c_status g4c_cuda_text_sync(g4c_cuda_text *s, g4c_err *err);
 
 /* Prefill matrix products with bf16 weights (n > 8 tokens, cuBLAS):
- *   G4C_CUDA_PREFILL_SPLIT (default): activations as hi + lo bf16 pair, one GEMM over both (about 16 mantissa
- *     bits: rel. error ~1e-5 per product, within the 1e-3 logits bar on the fixtures);
- *   G4C_CUDA_PREFILL_BF16: activations rounded to bf16 (half the FLOPs; 1e-1 logits error on the random fixtures).
- * Process-wide; also read once from the environment variable G4C_CUDA_PREFILL=split|bf16. */
-enum { G4C_CUDA_PREFILL_SPLIT = 0, G4C_CUDA_PREFILL_BF16 = 1 };
+ *   G4C_CUDA_PREFILL_SPLIT: activations as hi + lo bf16 pair, one GEMM over both (about 16 mantissa bits: rel.
+ *     error ~1e-5 per product, within the 1e-3 logits bar on the fixtures);
+ *   G4C_CUDA_PREFILL_BF16: activations rounded to bf16 (half the FLOPs; 1e-1 logits error on the random fixtures);
+ *     the vision tower's fast path (flash attention, bf16 activations);
+ *   G4C_CUDA_PREFILL_AUTO (default): split for f32/bf16/f16 weights, bf16 for the dequantized tiles of quantized
+ *     weights (their own error — 4-8 bit codes, bf16 tiles — dwarfs bf16 activation rounding, and the CPU path
+ *     itself multiplies them by int8 activations); the vision tower as split.
+ * Process-wide; also read once from the environment variable G4C_CUDA_PREFILL=split|bf16|auto. */
+enum { G4C_CUDA_PREFILL_SPLIT = 0, G4C_CUDA_PREFILL_BF16 = 1, G4C_CUDA_PREFILL_AUTO = 2 };
 void g4c_cuda_set_prefill_mode(int mode);
 int g4c_cuda_prefill_mode(void);
 

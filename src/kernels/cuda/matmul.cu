@@ -69,11 +69,15 @@ int cu_pdl_enabled(void) {
 
 void cu_pdl_set(int on) { t_pdl = on; }
 
-extern "C" void g4c_cuda_set_prefill_mode(int mode) { g_mode = mode == G4C_CUDA_PREFILL_BF16 ? mode : 0; }
+extern "C" void g4c_cuda_set_prefill_mode(int mode) {
+    g_mode = mode == G4C_CUDA_PREFILL_SPLIT || mode == G4C_CUDA_PREFILL_BF16 ? mode : G4C_CUDA_PREFILL_AUTO;
+}
 extern "C" int g4c_cuda_prefill_mode(void) {
     if (g_mode < 0) {
         const char *e = getenv("G4C_CUDA_PREFILL");
-        g_mode = e && !strcmp(e, "bf16") ? G4C_CUDA_PREFILL_BF16 : G4C_CUDA_PREFILL_SPLIT;
+        g_mode = e && !strcmp(e, "bf16")    ? G4C_CUDA_PREFILL_BF16
+                 : e && !strcmp(e, "split") ? G4C_CUDA_PREFILL_SPLIT
+                                            : G4C_CUDA_PREFILL_AUTO;
     }
     return g_mode;
 }
@@ -116,7 +120,9 @@ namespace {
 /* Elements of the bf16 tile that quantized prefill dequantizes into (64 MiB). */
 constexpr size_t WT_ELEMS = (size_t)32 << 20;
 
-g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err);
+/* quant_tile: w is a dequantized tile of a quantized matrix (the auto prefill mode rounds its activations) */
+g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, int quant_tile,
+                      g4c_err *err);
 
 /* Quantized weights: int8 activations + cu_qgemv up to CU_GEMV_MAX_TOK tokens; above, tiles of rows dequantized to
  * bf16 and the bf16 GEMM. */
@@ -144,7 +150,7 @@ g4c_status matmul_q(cu_mm *mm, float *y, long ys, const float *x, long xs, const
         G4C_CU(cu_dequant_bf16(mm->stream, mm->wt, w, r0, m));
         cu_mat b = {};
         b.dt = CU_BF16, b.p = mm->wt, b.rows = m, b.cols = w->cols, b.ld = w->cols;
-        G4C_TRY(gemm_dense(mm, y + r0, ys, x, xs, &b, n, err));
+        G4C_TRY(gemm_dense(mm, y + r0, ys, x, xs, &b, n, 1, err));
     }
     return G4C_OK;
 }
@@ -194,19 +200,21 @@ g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, cons
         }
         return G4C_OK;
     }
-    return gemm_dense(mm, y, ys, x, xs, w, n, err);
+    return gemm_dense(mm, y, ys, x, xs, w, n, 0, err);
 }
 
 namespace {
 
-g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, g4c_err *err) {
+g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, int quant_tile,
+                      g4c_err *err) {
     const float one = 1.f, zero = 0.f;
     if (w->dt == CU_F32) {
         G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, n, w->cols, &one, w->p, CUDA_R_32F, w->ld, x,
                               CUDA_R_32F, (int)xs, &zero, y, CUDA_R_32F, (int)ys, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return G4C_OK;
     }
-    const int split = g4c_cuda_prefill_mode() == G4C_CUDA_PREFILL_SPLIT;
+    const int mode = g4c_cuda_prefill_mode();
+    const int split = mode == G4C_CUDA_PREFILL_SPLIT || (mode == G4C_CUDA_PREFILL_AUTO && !quant_tile);
     const int ldb = cu_round8(w->cols);
     /* chunks of tokens that fit the scratch (the LM head over many tokens is the widest) */
     int step = n;
