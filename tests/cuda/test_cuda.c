@@ -456,6 +456,15 @@ static void test_router_topk(void) {
 /* The reference prompt and transformers' greedy tokens (no logits: the GPU is compared with the CPU). */
 static int load_ref(fixture_ref *r, const char *tag) { return fixture_load_ref(r, fix, tag, 0); }
 
+/* A fixture model by tag (4 threads); NULL, counted as a failure, when it does not load. */
+static g4c_model *load_tag(const char *tag) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", fix, tag);
+    g4c_model *m = fixture_load(dir, 4, NULL);
+    CHECKF(m != NULL, "load %s", dir);
+    return m;
+}
+
 static g4c_session *session(g4c_model *m, int device, int n_ctx, int n_ubatch) {
     return fixture_session(m, n_ctx, n_ubatch, device);
 }
@@ -534,11 +543,7 @@ static void check_greedy(g4c_model *m, const fixture_ref *r, const char *what) {
 static void check_variant(const char *tag) {
     fixture_ref r;
     CHECK(load_ref(&r, tag));
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", fix, tag);
-    g4c_model *m;
-    g4c_err err = {0};
-    CHECKF(fixture_model_load(&m, dir, 4, NULL, &err) == G4C_OK, "load %s: %s", dir, err.msg);
+    g4c_model *m = load_tag(tag);
     if (!m) return;
     check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 64, tag);
     check_prefill(m, r.prompt, r.n_prompt, NULL, 0, 5, tag);
@@ -667,11 +672,7 @@ static void test_image_block(void) {
     for (int k = 0; k < 2; k++) {
         fixture_ref r;
         CHECK(load_ref(&r, tags[k]));
-        char dir[512];
-        snprintf(dir, sizeof dir, "%s/%s", fix, tags[k]);
-        g4c_model *m = NULL;
-        g4c_err err = {0};
-        CHECKF(g4c_model_load(&m, dir, NULL, &err) == G4C_OK, "%s", err.msg);
+        g4c_model *m = load_tag(tags[k]);
         if (!m) continue;
         int32_t toks[64];
         int n = 0;
@@ -743,12 +744,9 @@ static void test_vision(void) {
         }
     const char *tags[4] = {"dense-f32", "e-f32", "dense-bf16", "mlx-e-4bit"};
     for (int k = 0; k < 4; k++) {
-        char dir[512];
-        snprintf(dir, sizeof dir, "%s/%s", fix, tags[k]);
-        g4c_model *m = NULL;
-        g4c_err err = {0};
-        CHECKF(g4c_model_load(&m, dir, NULL, &err) == G4C_OK, "%s", err.msg);
+        g4c_model *m = load_tag(tags[k]);
         if (!m) continue;
+        g4c_err err = {0};
         CHECKF(g4c_model_has_vision(m), "%s: no vision tower", tags[k]);
         const int H = g4c_model_n_embd(m);
         static const int grids[2][2] = {{9, 6}, {3, 12}}; /* patches wide x high (pool 3) */
