@@ -1,6 +1,8 @@
 /* Row-wise and elementwise ops: RMSNorm (plain, fused with the residual add, and the MoE layer's two-branch sum),
  * GeGLU, softcap, embedding lookup, PLE input preparation, MoE row gather/scatter. Formulas as kernels/cpu/cpu.c
  * (spec §2): f32 throughout, inv = 1 / sqrtf(mean(x²) + eps), y = x·inv·w. */
+#include <cooperative_groups.h>
+
 #include "kernels/cuda/cuda_int.cuh"
 
 namespace {
@@ -114,6 +116,77 @@ __global__ void __launch_bounds__(1024) k_rms_norm_add(float *res, const float *
             if (o.q.xq) cu_quant32(o.q, blockIdx.x, dim, i, v);
         }
     }
+}
+
+/* k_rms_norm_add for the few rows of a decode step: a cluster of NORM_CL blocks per row, each holding a slice of
+ * CL_THREADS·E elements in registers, the two row sums exchanged through distributed shared memory. One block per
+ * row left a single SM to issue the whole row's loads and run both reductions (31B: 8.6 us per norm, 120 a token).
+ * Slices are multiples of 32 elements, so cu_quant32's blocks stay within one warp. */
+constexpr int NORM_CL = 8, CL_THREADS = 256;
+
+/* Σ over the cluster of each block's v (every block gets the same total: the partials summed in rank order). */
+__device__ __forceinline__ float cluster_sum(float v, float *slot) {
+    namespace cg = cooperative_groups;
+    cg::cluster_group cl = cg::this_cluster();
+    v = block_sum(v);
+    if (threadIdx.x == 0) *slot = v;
+    cl.sync();
+    float t = 0.f;
+    for (int r = 0; r < NORM_CL; r++) t += *cl.map_shared_rank(slot, r);
+    return t;
+}
+
+template <int E>
+__global__ void __launch_bounds__(CL_THREADS) k_rms_norm_add_cl(float *res, const float *__restrict__ a,
+                                                                const float *__restrict__ w, int dim, int slice,
+                                                                float eps, float scale, norm_outs outs) {
+    __shared__ float part[2];
+    cu_pdl_wait();
+    cu_pdl_launch();
+    const int row = blockIdx.x / NORM_CL, s0 = (blockIdx.x % NORM_CL) * slice;
+    const int s1 = min(dim, s0 + slice);
+    const float *ap = a + (long)row * dim;
+    float *rp = res + (long)row * dim;
+    float av[E], rv[E], wv[E];
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        const int i = s0 + threadIdx.x + k * CL_THREADS;
+        av[k] = i < s1 ? ap[i] : 0.f;
+        rv[k] = i < s1 ? rp[i] : 0.f;
+        wv[k] = i < s1 ? w[i] : 0.f;
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < E; k++) ss = fmaf(av[k], av[k], ss);
+    const float inv = 1.0f / sqrtf(cluster_sum(ss, &part[0]) / (float)dim + eps);
+    float ss2 = 0.f;
+#pragma unroll
+    for (int k = 0; k < E; k++) {
+        const int i = s0 + threadIdx.x + k * CL_THREADS;
+        if (i >= s1) break;
+        const float v = (rv[k] + av[k] * inv * wv[k]) * scale;
+        rv[k] = v;
+        rp[i] = v;
+        ss2 = fmaf(v, v, ss2);
+        if (outs.qres.xq) cu_quant32(outs.qres, row, dim, i, v);
+    }
+    if (outs.n) {
+        const float inv2 = 1.0f / sqrtf(cluster_sum(ss2, &part[1]) / (float)dim + eps);
+#pragma unroll
+        for (int k = 0; k < E; k++) {
+            const int i = s0 + threadIdx.x + k * CL_THREADS;
+            if (i >= s1) break;
+#pragma unroll
+            for (int j = 0; j < CU_NORM_OUTS; j++) {
+                if (j >= outs.n) break;
+                const cu_norm_out &o = outs.o[j];
+                const float v = o.w ? rv[k] * inv2 * o.w[i] : rv[k] * inv2;
+                if (o.y) o.y[(long)row * dim + i] = v;
+                if (o.q.xq) cu_quant32(o.q, row, dim, i, v);
+            }
+        }
+    }
+    cooperative_groups::this_cluster().sync(); /* no block leaves while another may still read its partials */
 }
 
 template <int E>
@@ -247,6 +320,23 @@ cudaError_t cu_rms_norm_add_ex(cudaStream_t st, float *res, const float *a, cons
     int any_q = qres.xq != nullptr;
     for (int k = 0; k < n_out; k++) o.o[k] = out[k], any_q |= out[k].q.xq != nullptr;
     if (any_q && dim % 32) return cudaErrorInvalidValue;
+    /* decode rows of wide models: a cluster per row (env G4C_CUDA_NORM_CL=0 keeps one block) */
+    static const int cl_env = cu_env_switch("G4C_CUDA_NORM_CL");
+    const int slice = ((dim + NORM_CL - 1) / NORM_CL + 31) & ~31;
+    if (cl_env != 0 && n_rows <= CU_GEMV_MAX_TOK && dim >= 2048 && slice <= 4 * CL_THREADS) {
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(n_rows * NORM_CL), cfg.blockDim = dim3(CL_THREADS), cfg.stream = st;
+        cudaLaunchAttribute at[2];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = NORM_CL, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+        at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[1].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = at, cfg.numAttrs = cu_pdl_enabled() ? 2 : 1;
+        const int e = (slice + CL_THREADS - 1) / CL_THREADS;
+        if (e <= 1) return cudaLaunchKernelEx(&cfg, k_rms_norm_add_cl<1>, res, a, w, dim, slice, eps, scale, o);
+        if (e <= 2) return cudaLaunchKernelEx(&cfg, k_rms_norm_add_cl<2>, res, a, w, dim, slice, eps, scale, o);
+        return cudaLaunchKernelEx(&cfg, k_rms_norm_add_cl<4>, res, a, w, dim, slice, eps, scale, o);
+    }
     return NORM_LAUNCH(k_rms_norm_add, n_rows, dim, st, res, a, w, dim, eps, scale, o);
 }
 
