@@ -4,7 +4,8 @@
  *
  * Matrix products go through cu_matmul (cuBLAS above 8 rows, the prefill mode's precision). Attention over all
  * patches (bidirectional, scale 1, head dims 64 / 72, §4.3):
- *  - split prefill mode (default, the conformance reference): two f32 strided-batched GEMMs around a row softmax,
+ *  - split and auto prefill modes (auto, the default, is split here; the conformance reference): two f32
+ *    strided-batched GEMMs around a row softmax,
  *    S = Q·Kᵀ per head, softmax per row, O = S·V. The heads are taken a few at a time so that S (n² floats a head)
  *    stays within L2: at 2520 patches (280 soft tokens) one head's scores are 25 MB.
  *  - bf16 prefill mode: one fused kernel (k_flash) on bf16 tensor cores with an online softmax, no score matrix.
