@@ -114,6 +114,15 @@ TGT static INL void group_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     "vpsrlw $4, %%ymm5, %%ymm5\n\t"                                                                                 \
     "vpand %[mask], %%ymm4, %%ymm0\n\t"                                                                             \
     "vpand %[mask], %%ymm5, %%ymm1\n\t"
+/* both groups' f32 sums of one token (ymm S0, S1) times the block scales d into acc[A0], acc[A1] (bytes) */
+#define G16_ACC(S0, S1, A0, A1)                                                                                     \
+    "vmovaps " #A0 "(%[acc]), %%ymm0\n\t"                                                                           \
+    "vmovaps " #A1 "(%[acc]), %%ymm1\n\t"                                                                           \
+    "vfmadd231ps 0(%[d]), %%ymm" #S0 ", %%ymm0\n\t"                                                                 \
+    "vfmadd231ps 32(%[d]), %%ymm" #S1 ", %%ymm1\n\t"                                                                \
+    "vmovaps %%ymm0, " #A0 "(%[acc])\n\t"                                                                           \
+    "vmovaps %%ymm1, " #A1 "(%[acc])\n\t"
+
 /* group_q4's f32 step for one token, both groups: acc += d · (dx · Σ q·qx − 8 · s) */
 #define Q16_F32(X, S0, S1, A0, A1)                                                                                  \
     "vbroadcastss 0" X ", %%ymm2\n\t"                                                                               \
@@ -125,16 +134,20 @@ TGT static INL void group_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     "vcvtdq2ps %%ymm" #S1 ", %%ymm" #S1 "\n\t"                                                                      \
     "vfmsub132ps %%ymm2, %%ymm3, %%ymm" #S0 "\n\t"                                                                  \
     "vfmsub132ps %%ymm2, %%ymm3, %%ymm" #S1 "\n\t"                                                                  \
-    "vmovaps " #A0 "(%[acc]), %%ymm0\n\t"                                                                           \
-    "vmovaps " #A1 "(%[acc]), %%ymm1\n\t"                                                                           \
-    "vfmadd231ps 0(%[d]), %%ymm" #S0 ", %%ymm0\n\t"                                                                 \
-    "vfmadd231ps 32(%[d]), %%ymm" #S1 ", %%ymm1\n\t"                                                                \
-    "vmovaps %%ymm0, " #A0 "(%[acc])\n\t"                                                                           \
-    "vmovaps %%ymm1, " #A1 "(%[acc])\n\t"
+    G16_ACC(S0, S1, A0, A1)
+
+/* the 16-row x 4-token kernels' int16 ones (vpmaddwd pair sums) and their result: acc[2t], acc[2t + 1] = token t's
+ * rows 0-7 and 8-15 */
+static const int16_t ones16[16] __attribute__((aligned(32))) = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+TGT static INL void store_16x4(float *y, int64_t ldy, float acc[8][8]) {
+    for (int t = 0; t < 4; t++) {
+        _mm256_storeu_ps(y + t * ldy, _mm256_load_ps(acc[2 * t]));
+        _mm256_storeu_ps(y + t * ldy + 8, _mm256_load_ps(acc[2 * t + 1]));
+    }
+}
 
 /* rows of the groups at g and g + nb · 144, tokens xq[0..3]: y[t * ldy + 0..15] */
 TGT static void group_q4_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g) {
-    static const int16_t ones[16] __attribute__((aligned(32))) = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     static const uint8_t mask[32] __attribute__((aligned(32))) = {
         15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
         15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15};
@@ -161,15 +174,12 @@ TGT static void group_q4_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int
                 Q16_F32(Q16_X3, 14, 15, 192, 224)
                 :
                 : [g] "r"(g), [gb] "r"(gb), [x] "r"(x), [st] "r"(st), [st3] "r"(st3), [acc] "r"(acc), [d] "r"(d),
-                  [ones] "m"(ones), [mask] "m"(mask), [eight] "m"(eight), [pf0] "i"(PF_AHEAD),
+                  [ones] "m"(ones16), [mask] "m"(mask), [eight] "m"(eight), [pf0] "i"(PF_AHEAD),
                   [pf1] "i"(PF_AHEAD + 64), [pf2] "i"(PF_AHEAD + 128)
                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
                   "xmm14", "xmm15", "memory");
     }
-    for (int t = 0; t < 4; t++) {
-        _mm256_storeu_ps(y + t * ldy, _mm256_load_ps(acc[2 * t]));
-        _mm256_storeu_ps(y + t * ldy + 8, _mm256_load_ps(acc[2 * t + 1]));
-    }
+    store_16x4(y, ldy, acc);
 }
 
 TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g, int NT) {
@@ -217,15 +227,9 @@ TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     "vcvtdq2ps %%ymm" #S1 ", %%ymm" #S1 "\n\t"                                                                      \
     "vmulps %%ymm2, %%ymm" #S0 ", %%ymm" #S0 "\n\t"                                                                 \
     "vmulps %%ymm2, %%ymm" #S1 ", %%ymm" #S1 "\n\t"                                                                 \
-    "vmovaps " #A0 "(%[acc]), %%ymm0\n\t"                                                                           \
-    "vmovaps " #A1 "(%[acc]), %%ymm1\n\t"                                                                           \
-    "vfmadd231ps 0(%[d]), %%ymm" #S0 ", %%ymm0\n\t"                                                                 \
-    "vfmadd231ps 32(%[d]), %%ymm" #S1 ", %%ymm1\n\t"                                                                \
-    "vmovaps %%ymm0, " #A0 "(%[acc])\n\t"                                                                           \
-    "vmovaps %%ymm1, " #A1 "(%[acc])\n\t"
+    G16_ACC(S0, S1, A0, A1)
 
 TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g) {
-    static const int16_t ones[16] __attribute__((aligned(32))) = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     float acc[8][8] __attribute__((aligned(32))) = {{0}}, d[2][8] __attribute__((aligned(32)));
     const int64_t st = nb * (int64_t)sizeof(g4c_q8_block), st3 = 3 * st, gb = nb * 272;
     const g4c_q8_block *x = xq;
@@ -250,14 +254,11 @@ TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int
                 Q8P_F32(Q16_X3, 14, 15, 192, 224)
                 :
                 : [g] "r"(g), [gb] "r"(gb), [x] "r"(x), [st] "r"(st), [st3] "r"(st3), [acc] "r"(acc), [d] "r"(d),
-                  [ones] "m"(ones), [pf] "i"(PF_AHEAD)
+                  [ones] "m"(ones16), [pf] "i"(PF_AHEAD)
                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
                   "xmm15", "memory");
     }
-    for (int t = 0; t < 4; t++) {
-        _mm256_storeu_ps(y + t * ldy, _mm256_load_ps(acc[2 * t]));
-        _mm256_storeu_ps(y + t * ldy + 8, _mm256_load_ps(acc[2 * t + 1]));
-    }
+    store_16x4(y, ldy, acc);
 }
 
 /* Q6_K: the 8 code vectors (0..63) of chunk c, vector j = elements 4j..4j+3 of each row */
