@@ -81,6 +81,18 @@ struct norm_outs {
     cu_q8 qres;
 };
 
+/* element i of the updated row, already times the row's inverse RMS (r), into each output norm: r · w (f32 and/or int8) */
+__device__ __forceinline__ void norm_outs_put(const norm_outs &outs, long row, int dim, int i, float r) {
+#pragma unroll
+    for (int j = 0; j < CU_NORM_OUTS; j++) {
+        if (j >= outs.n) break;
+        const cu_norm_out &o = outs.o[j];
+        const float v = o.w ? r * o.w[i] : r;
+        if (o.y) o.y[row * dim + i] = v;
+        if (o.q.xq) cu_quant32(o.q, row, dim, i, v);
+    }
+}
+
 template <int E>
 __global__ void __launch_bounds__(1024) k_rms_norm_add(float *res, const float *__restrict__ a, const float *__restrict__ w, int dim, float eps,
                                float scale, norm_outs outs) {
@@ -107,14 +119,7 @@ __global__ void __launch_bounds__(1024) k_rms_norm_add(float *res, const float *
     for (int k = 0; k < E; k++) {
         const int i = threadIdx.x + k * blockDim.x;
         if (i >= dim) break;
-#pragma unroll
-        for (int j = 0; j < CU_NORM_OUTS; j++) {
-            if (j >= outs.n) break;
-            const cu_norm_out &o = outs.o[j];
-            const float v = o.w ? rr.v[k] * inv2 * o.w[i] : rr.v[k] * inv2;
-            if (o.y) o.y[(long)blockIdx.x * dim + i] = v;
-            if (o.q.xq) cu_quant32(o.q, blockIdx.x, dim, i, v);
-        }
+        norm_outs_put(outs, blockIdx.x, dim, i, rr.v[k] * inv2);
     }
 }
 
@@ -176,14 +181,7 @@ __global__ void __launch_bounds__(CL_THREADS) k_rms_norm_add_cl(float *res, cons
         for (int k = 0; k < E; k++) {
             const int i = s0 + threadIdx.x + k * CL_THREADS;
             if (i >= s1) break;
-#pragma unroll
-            for (int j = 0; j < CU_NORM_OUTS; j++) {
-                if (j >= outs.n) break;
-                const cu_norm_out &o = outs.o[j];
-                const float v = o.w ? rv[k] * inv2 * o.w[i] : rv[k] * inv2;
-                if (o.y) o.y[(long)row * dim + i] = v;
-                if (o.q.xq) cu_quant32(o.q, row, dim, i, v);
-            }
+            norm_outs_put(outs, row, dim, i, rv[k] * inv2);
         }
     }
     cooperative_groups::this_cluster().sync(); /* no block leaves while another may still read its partials */
