@@ -39,14 +39,21 @@ extern "C" {
  * [..][nb][HB] (Q5_K, Q6_K), s = f16 super-block scale [..][nb] (Q6_K); nb = blocks per row, ld = cols:
  *   Q4_0: QB 16 (nibbles as ggml), MB 2 (f16 d)          Q8_0: QB 32, MB 2
  *   Q4_K: QB 128, MB 16 (d, dmin, 12 scale bytes)        Q5_K: Q4_K + HB 32 (qh)
- *   Q6_K: QB 128 (ql), HB 64 (qh), MB 16 (int8 scales), s (f16 d) */
-enum { CU_F32 = 0, CU_BF16 = 1, CU_Q4_0 = 2, CU_Q8_0 = 3, CU_Q4_K = 4, CU_Q5_K = 5, CU_Q6_K = 6 };
+ *   Q6_K: QB 128 (ql), HB 64 (qh), MB 16 (int8 scales), s (f16 d)
+ *   Q5_0: QB 16 (low nibbles as ggml), MB 2 (f16 d), HB 4 (qh, the 32 fifth bits)
+ * MLX affine (spec §8.3; w = scale·q + bias per group of `group` columns, group 32, 64 or 128): blocks of 32
+ * elements, the group's scale and bias as two f32 (exact) in m [..][cols / group][2], so MB = 256 / group per block:
+ *   MLX4: QB 16, byte j = code j | code 16 + j << 4 (the Q4_0 nibble order, repacked from MLX's LSB-first words)
+ *   MLX8: QB 32, byte j = code j ^ 0x80 (signed, for dp4a; the kernels add 128 back) */
+enum { CU_F32 = 0, CU_BF16 = 1, CU_Q4_0 = 2, CU_Q8_0 = 3, CU_Q4_K = 4, CU_Q5_K = 5, CU_Q6_K = 6, CU_Q5_0 = 7,
+       CU_MLX4 = 8, CU_MLX8 = 9 };
 typedef struct {
     int dt;
     void *p;
     int rows, cols, ld;
     void *m, *h, *s; /* quantized only */
     int nb;
+    int group; /* MLX only: columns per scale/bias group */
 } cu_mat;
 
 static inline cu_mat cu_dense(int dt, void *p, int rows, int cols, int ld) {
@@ -57,12 +64,16 @@ static inline cu_mat cu_dense(int dt, void *p, int rows, int cols, int ld) {
 static inline size_t cu_mat_elsize(const cu_mat *m) { return m->dt == CU_F32 ? 4 : 2; }
 static inline int cu_round8(int n) { return (n + 7) & ~7; }
 static inline int cu_is_quant(const cu_mat *m) { return m->dt >= CU_Q4_0; }
-/* Per-block bytes of a quantized type: quants, metadata, high bits, f16 scale; elements per block. */
+/* Per-block bytes of a quantized type: quants, metadata, high bits, f16 scale; elements per block. MLX types: the
+ * metadata bytes per block of 32 for the given group size. */
 typedef struct {
     int qb, mb, hb, sb, block;
 } cu_qlayout;
-static inline cu_qlayout cu_q_layout(int dt) {
+static inline cu_qlayout cu_q_layout(int dt, int group = 64) {
     switch (dt) {
+    case CU_Q5_0: return {16, 2, 4, 0, 32};
+    case CU_MLX4: return {16, 256 / group, 0, 0, 32};
+    case CU_MLX8: return {32, 256 / group, 0, 0, 32};
     case CU_Q4_0: return {16, 2, 0, 0, 32};
     case CU_Q8_0: return {32, 2, 0, 0, 32};
     case CU_Q4_K: return {128, 16, 0, 0, 256};
@@ -79,7 +90,7 @@ static inline cu_mat cu_mat_rows(const cu_mat *w, long r0, int rows) {
         v.p = (char *)w->p + (size_t)r0 * w->ld * cu_mat_elsize(w);
         return v;
     }
-    const cu_qlayout L = cu_q_layout(w->dt);
+    const cu_qlayout L = cu_q_layout(w->dt, w->group);
     const size_t b0 = (size_t)r0 * w->nb;
     v.p = (char *)w->p + b0 * L.qb;
     v.m = (char *)w->m + b0 * L.mb;

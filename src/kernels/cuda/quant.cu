@@ -1,7 +1,7 @@
-/* Quantized weights on the device (cuda_int.cuh cu_mat CU_Q*): decode GEMV against int8 activations, dequantized
- * bf16 tiles for prefill, embedding rows, random blocks for benchmarks.
+/* Quantized weights on the device (cuda_int.cuh cu_mat CU_Q*, CU_MLX*): decode GEMV against int8 activations,
+ * dequantized bf16 tiles for prefill, embedding rows, random blocks for benchmarks.
  *
- * Every type is read in "chunks" of 16 (Q8_0: 32) quant bytes holding two runs of 16 elements, each run with one
+ * Every type is read in "chunks" of 16 (Q8_0, MLX8: 32) quant bytes holding two runs of 16 elements, each run with one
  * multiplier and one offset: value = s·q − m (q a signed or unsigned byte). A warp owns an output row; its lanes
  * take consecutive chunks, so each load instruction of the warp reads 512 contiguous bytes (16 per lane). The
  * activations are quantized once per matrix product to int8 in blocks of 32 with an f32 scale (like the CPU's
@@ -14,7 +14,11 @@
  *         (sub-block 2p), high -> +32 (sub-block 2p + 1); s = d·sc, m = dmin·min (6-bit, ggml get_scale_min_k4)
  *   Q5_K  Q4_K with bit 2p / 2p + 1 of qh[l0..] as the 5th bit
  *   Q6_K  c = 0..7, half n = c/4, l0 = 16·(c%4): ql bytes 64n + l0.., qh bytes 32n + l0%32..; low nibbles + qh bits
- *         (0 or 2) -> 256b + 128n + l0 + 0..15, high nibbles + qh bits (4 or 6) -> +64; s = d·sc[e/16], q − 32 */
+ *         (0 or 2) -> 256b + 128n + l0 + 0..15, high nibbles + qh bits (4 or 6) -> +64; s = d·sc[e/16], q − 32
+ *   Q5_0  Q4_0 with bit j of qh as the 5th bit of element 32b + j, q − 16
+ *   MLX4  chunk = 32 elements b: low nibbles -> 32b + 0..15, high -> 32b + 16..31 (repacked at upload); s = scale,
+ *         m = −bias of group (32b)/group (both runs: a group holds whole chunks)
+ *   MLX8  chunk = 32 elements b: bytes 0..15 -> 32b + 0..15, 16..31 -> +16, stored as code − 128 (signed), q + 128 */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,11 +52,18 @@ template <> struct qt<CU_Q8_0> { static constexpr int CPB = 1, SUM = 0; };
 template <> struct qt<CU_Q4_K> { static constexpr int CPB = 8, SUM = 1; };
 template <> struct qt<CU_Q5_K> { static constexpr int CPB = 8, SUM = 1; };
 template <> struct qt<CU_Q6_K> { static constexpr int CPB = 8, SUM = 1; };
+template <> struct qt<CU_Q5_0> { static constexpr int CPB = 1, SUM = 1; };
+template <> struct qt<CU_MLX4> { static constexpr int CPB = 1, SUM = 1; };
+template <> struct qt<CU_MLX8> { static constexpr int CPB = 1, SUM = 1; };
 
 struct qmat {
     const uint8_t *q, *m, *h, *s;
     int nb;
+    int gsh; /* MLX: log2(chunks per group), the group of chunk i of the matrix is i >> gsh */
 };
+
+/* The 4 bits of n (0..15) to bit 0 of each byte (Q5_0's fifth bits, 4 elements a word). */
+__device__ __forceinline__ uint32_t spread4(uint32_t n) { return (n * 0x00204081u) & 0x01010101u; }
 
 /* K-quant 6-bit scale and min of sub-block j (0..7) from the 12 bytes sc0 | sc1 | sc2 (three words). */
 __device__ __forceinline__ void scale_min(int j, uint32_t w0, uint32_t w1, uint32_t w2, float &sc, float &mn) {
@@ -83,7 +94,7 @@ __device__ __forceinline__ void load(const qmat &w, long row, int ci, raw &r) {
         r.q = ld16(w.q + base * 128 + 32 * p + l0);
         r.m = ld16(w.m + base * 16);
         if constexpr (DT == CU_Q5_K) r.x = ld16(w.h + base * 32 + l0);
-    } else { /* Q6_K */
+    } else if constexpr (DT == CU_Q6_K) {
         const int blk = ci >> 3, c = ci & 7, hn = c >> 2, l0 = 16 * (c & 3);
         const long base = row * w.nb + blk;
         r.q = ld16(w.q + base * 128 + 64 * hn + l0);
@@ -92,6 +103,20 @@ __device__ __forceinline__ void load(const qmat &w, long row, int ci, raw &r) {
         r.m.x = ld2(w.s + base * 2);
         r.m.y = __ldg(w.m + base * 16 + ia);
         r.m.z = __ldg(w.m + base * 16 + ia + 4);
+    } else if constexpr (DT == CU_Q5_0) {
+        const long base = row * w.nb + ci;
+        r.q = ld16(w.q + base * 16);
+        r.m.x = ld2(w.m + base * 2);
+        r.m.y = __ldg(reinterpret_cast<const unsigned *>(w.h) + base);
+    } else { /* MLX4, MLX8: the chunk's quants, its group's f32 scale and bias */
+        const long base = row * w.nb + ci;
+        if constexpr (DT == CU_MLX4) r.q = ld16(w.q + base * 16);
+        else {
+            r.q = ld16(w.q + base * 32);
+            r.x = ld16(w.q + base * 32 + 16);
+        }
+        const float2 sb = __ldg(reinterpret_cast<const float2 *>(w.m) + (base >> w.gsh));
+        r.m.x = __float_as_uint(sb.x), r.m.y = __float_as_uint(sb.y);
     }
 }
 
@@ -134,6 +159,33 @@ __device__ __forceinline__ void decode(const raw &rw, int ci, run2 &r) {
         r.sa = d * s1, r.ma = dmin * m1, r.sb = d * s2, r.mb = dmin * m2;
         r.oa = 0;
         r.ea = 256 * blk + 64 * p + l0, r.eb = r.ea + 32;
+    } else if constexpr (DT == CU_Q5_0) {
+        const uint32_t qh = rw.m.y;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            r.a[k] = (v[k] & 0x0F0F0F0Fu) | (spread4((qh >> (4 * k)) & 0xF) << 4);
+            r.b[k] = ((v[k] >> 4) & 0x0F0F0F0Fu) | (spread4((qh >> (16 + 4 * k)) & 0xF) << 4);
+        }
+        r.sa = r.sb = h2f(rw.m.x);
+        r.ma = r.mb = 0.f;
+        r.oa = 16;
+        r.ea = 32 * ci, r.eb = 32 * ci + 16;
+    } else if constexpr (DT == CU_MLX4 || DT == CU_MLX8) {
+        if constexpr (DT == CU_MLX4) {
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                r.a[k] = v[k] & 0x0F0F0F0Fu;
+                r.b[k] = (v[k] >> 4) & 0x0F0F0F0Fu;
+            }
+            r.oa = 0;
+        } else {
+            r.a[0] = v[0], r.a[1] = v[1], r.a[2] = v[2], r.a[3] = v[3];
+            r.b[0] = rw.x.x, r.b[1] = rw.x.y, r.b[2] = rw.x.z, r.b[3] = rw.x.w;
+            r.oa = -128; /* stored code − 128: s·(c + 128) + bias */
+        }
+        r.sa = r.sb = __uint_as_float(rw.m.x);
+        r.ma = r.mb = -__uint_as_float(rw.m.y);
+        r.ea = 32 * ci, r.eb = 32 * ci + 16;
     } else { /* Q6_K */
         const int blk = ci >> 3, c = ci & 7, hn = c >> 2, l0 = 16 * (c & 3);
         const int sl = (l0 & 32) ? 2 : 0;
@@ -383,8 +435,14 @@ __global__ void k_embed_q(float *__restrict__ x, qmat w, int cols, const int *__
 }
 
 qmat qm(const cu_mat *w) {
-    return {(const uint8_t *)w->p, (const uint8_t *)w->m, (const uint8_t *)w->h, (const uint8_t *)w->s, w->nb};
+    int gsh = 0;
+    if (w->dt == CU_MLX4 || w->dt == CU_MLX8)
+        while ((32 << gsh) < w->group) gsh++;
+    return {(const uint8_t *)w->p, (const uint8_t *)w->m, (const uint8_t *)w->h, (const uint8_t *)w->s, w->nb, gsh};
 }
+
+/* chunks per block */
+int cpb_of(int dt) { return dt == CU_Q4_K || dt == CU_Q5_K || dt == CU_Q6_K ? 8 : 1; }
 
 /* Warps per row: the fewest that give about three waves of the GPU's resident warps (132 SMs x ~32), at most 4 and
  * at least 64 chunks per warp (bench_cuda --qgemv: 31B down 46.8 -> 37.6 us with 4; E4B qkv slower with 2). */
@@ -460,6 +518,14 @@ __global__ void k_fill_bytes(uint8_t *p, size_t n_bytes, uint64_t seed, int half
     }
 }
 
+/* MLX groups: scale in [lo, 2·lo), bias = −scale·center (codes centred on zero) */
+__global__ void k_fill_mlx_meta(float2 *m, size_t n, uint64_t seed, float lo, float center) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float s = lo * (1.f + (float)(mix64(seed + i * 0x9E3779B97F4A7C15ull) >> 40) * 0x1p-24f);
+        m[i] = make_float2(s, -s * center);
+    }
+}
+
 } // namespace
 
 cudaError_t cu_quantize_act(cudaStream_t st, int8_t *xq, float2 *dx, const float *x, long xs, long xks, int n,
@@ -479,14 +545,16 @@ cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t 
     case CU_Q4_K: return qgemv_t<CU_Q4_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
     case CU_Q5_K: return qgemv_t<CU_Q5_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
     case CU_Q6_K: return qgemv_t<CU_Q6_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_Q5_0: return qgemv_t<CU_Q5_0>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_MLX4: return qgemv_t<CU_MLX4>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+    case CU_MLX8: return qgemv_t<CU_MLX8>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
     default: return cudaErrorInvalidValue;
     }
 }
 
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m) {
     if (m <= 0) return cudaSuccess;
-    const int cpb = w->dt == CU_Q4_0 || w->dt == CU_Q8_0 ? 1 : 8;
-    const long chunks = (long)m * w->nb * cpb;
+    const long chunks = (long)m * w->nb * cpb_of(w->dt);
     const unsigned blocks = (unsigned)((chunks + 255) / 256);
     const qmat q = qm(w);
     switch (w->dt) {
@@ -495,6 +563,9 @@ cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w
     case CU_Q4_K: k_dequant<CU_Q4_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
     case CU_Q5_K: k_dequant<CU_Q5_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
     case CU_Q6_K: k_dequant<CU_Q6_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_Q5_0: k_dequant<CU_Q5_0><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_MLX4: k_dequant<CU_MLX4><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+    case CU_MLX8: k_dequant<CU_MLX8><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -509,13 +580,16 @@ cudaError_t cu_embed_q(cudaStream_t st, float *x, const cu_mat *e, const int *id
     case CU_Q4_K: k_embed_q<CU_Q4_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
     case CU_Q5_K: k_embed_q<CU_Q5_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
     case CU_Q6_K: k_embed_q<CU_Q6_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_Q5_0: k_embed_q<CU_Q5_0><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_MLX4: k_embed_q<CU_MLX4><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+    case CU_MLX8: k_embed_q<CU_MLX8><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
 }
 
 cudaError_t cu_fill_random_q(cudaStream_t st, cu_mat *m, long total_rows, uint64_t seed, float amp) {
-    const cu_qlayout L = cu_q_layout(m->dt);
+    const cu_qlayout L = cu_q_layout(m->dt, m->group);
     const size_t blocks = (size_t)total_rows * m->nb;
     const int threads = 256, grid = 132 * 16;
     /* scales so that |w| ~ amp: the largest code times the scale(s) */
@@ -526,10 +600,16 @@ cudaError_t cu_fill_random_q(cudaStream_t st, cu_mat *m, long total_rows, uint64
     case CU_Q4_K: lo_m = amp / (63.f * 15.f); break;
     case CU_Q5_K: lo_m = amp / (63.f * 31.f); break;
     case CU_Q6_K: lo_q = amp / (127.f * 32.f); break;
+    case CU_Q5_0: lo_q = amp / 16.f; break;
+    case CU_MLX4: lo_q = amp / 8.f; break;
+    case CU_MLX8: lo_q = amp / 128.f; break;
     default: return cudaErrorInvalidValue;
     }
     k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->p, blocks * L.qb, seed, 0, 0, 0.f);
-    if (m->dt == CU_Q4_0 || m->dt == CU_Q8_0)
+    if (m->dt == CU_MLX4 || m->dt == CU_MLX8) /* codes random, w = scale·(code − 2^(bits−1)) */
+        k_fill_mlx_meta<<<grid, threads, 0, st>>>((float2 *)m->m, blocks * L.mb / 8, seed + 1, lo_q,
+                                                  m->dt == CU_MLX4 ? 8.f : 128.f);
+    else if (m->dt == CU_Q4_0 || m->dt == CU_Q8_0 || m->dt == CU_Q5_0)
         k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->m, blocks * L.mb, seed + 1, 2, 0, lo_q);
     else if (m->dt == CU_Q6_K) {
         k_fill_bytes<<<grid, threads, 0, st>>>((uint8_t *)m->m, blocks * L.mb, seed + 1, 0, 0, 0.f);

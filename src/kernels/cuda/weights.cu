@@ -1,8 +1,9 @@
 /* Uploading the decoder's weights once (cuda_model.cuh). f32 matrices stay f32 (exact parity with the CPU), bf16
- * ones are copied as they are, Q4_0/Q8_0/Q4_K/Q5_K/Q6_K blocks are repacked for the quantized kernels (quant.cu),
- * every other dtype (f16, Q4_1/Q5_0/Q5_1, MLX affine, mixed-type concatenations) is expanded row by row through
- * g4c_wmat_row_f32 and rounded to bf16. Rows are padded to
- * a multiple of 8 elements so every row starts 16-byte aligned. q/k/v and gate/up are concatenated. */
+ * ones are copied as they are, Q4_0/Q5_0/Q8_0/Q4_K/Q5_K/Q6_K blocks and MLX affine 4- and 8-bit codes (groups of
+ * 32..256 columns, scales and biases of any float type, kept as f32) are repacked for the quantized kernels
+ * (quant.cu), every other dtype (f16, Q4_1/Q5_1, MLX of other widths or groups, mixed-type concatenations) is expanded
+ * row by row through g4c_wmat_row_f32 and rounded to bf16. Rows are padded to a multiple of 8 elements so every row
+ * starts 16-byte aligned. q/k/v and gate/up are concatenated. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -47,25 +48,65 @@ g4c_status up_vec(g4c_cuda_model *M, float **d, const float *h, int n, float mul
     return st;
 }
 
-int cu_qtype(g4c_dtype t) {
-    switch (t) {
+/* The GPU kernel type of w, or -1 (expanded to bf16). MLX: 4 or 8 bits in groups of 32..256 columns (a power of
+ * two, so that a group holds whole 32-element chunks). */
+int cu_qtype(const g4c_wmat *w) {
+    switch (w->dtype) {
     case G4C_DTYPE_Q4_0: return CU_Q4_0;
+    case G4C_DTYPE_Q5_0: return CU_Q5_0;
     case G4C_DTYPE_Q8_0: return CU_Q8_0;
     case G4C_DTYPE_Q4_K: return CU_Q4_K;
     case G4C_DTYPE_Q5_K: return CU_Q5_K;
     case G4C_DTYPE_Q6_K: return CU_Q6_K;
+    case G4C_DTYPE_U32: {
+        const int g = w->group;
+        if ((w->bits != 4 && w->bits != 8) || g < 32 || g > 256 || (g & (g - 1)) || w->cols % g) return -1;
+        const g4c_dtype sd = w->scale_dtype;
+        if (sd != G4C_DTYPE_F32 && sd != G4C_DTYPE_F16 && sd != G4C_DTYPE_BF16) return -1;
+        return w->bits == 4 ? CU_MLX4 : CU_MLX8;
+    }
     default: return -1;
     }
 }
 
-/* Quantized parts of one type: the ggml blocks split into the cu_mat arrays (cuda_int.cuh), rows chunked through
- * host staging. Random blocks for parts without data. */
+/* Rows [r, r + m) of MLX matrix w into the GPU layout (cuda_int.cuh): quants sq [m][cols/32][QB], the groups'
+ * (scale, bias) as f32 pairs sm [m][cols/group][2]. MLX codes: little-endian words, code c at bits [b·c, b·(c+1)) of
+ * the row (4 bits: byte c/2, low nibble for even c). */
+void repack_mlx(uint8_t *sq, float *sm, const g4c_wmat *w, long r, long m) {
+    const int cols = (int)w->cols, ng = cols / w->group, nch = cols / 32;
+    const size_t rb = g4c_wmat_row_bytes(w), ss = g4c_dtype_infos[w->scale_dtype].size;
+    for (long k = 0; k < m; k++) {
+        const uint8_t *src = (const uint8_t *)w->data + (size_t)(r + k) * rb;
+        if (w->bits == 4)
+            for (int c = 0; c < nch; c++) {
+                const uint8_t *b = src + 16 * c; /* elements 32c .. 32c + 31 */
+                uint8_t *o = sq + ((size_t)k * nch + c) * 16;
+                for (int j = 0; j < 16; j++) {
+                    const int lo = j % 2 ? b[j / 2] >> 4 : b[j / 2] & 15;
+                    const int hi = j % 2 ? b[8 + j / 2] >> 4 : b[8 + j / 2] & 15;
+                    o[j] = (uint8_t)(lo | hi << 4);
+                }
+            }
+        else
+            for (int c = 0; c < cols; c++) sq[(size_t)k * cols + c] = src[c] ^ 0x80;
+        const size_t g0 = (size_t)(r + k) * ng;
+        for (int g = 0; g < ng; g++) {
+            g4c_to_f32(&sm[((size_t)k * ng + g) * 2], (const char *)w->scales + (g0 + g) * ss, w->scale_dtype, 1);
+            g4c_to_f32(&sm[((size_t)k * ng + g) * 2 + 1], (const char *)w->biases + (g0 + g) * ss, w->scale_dtype, 1);
+        }
+    }
+}
+
+/* Quantized parts of one type: the ggml blocks split into the cu_mat arrays (cuda_int.cuh), MLX codes repacked,
+ * rows chunked through host staging. Random blocks for parts without data. */
 g4c_status up_mat_q(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, int n_parts, long rows, int dt,
                     double per_token_share, g4c_err *err) {
     static uint64_t seed = 0x51;
-    const cu_qlayout L = cu_q_layout(dt);
+    const int mlx = dt == CU_MLX4 || dt == CU_MLX8;
+    const cu_qlayout L = cu_q_layout(dt, mlx ? parts[0]->group : 64);
     const int cols = (int)parts[0]->cols;
     d->dt = dt, d->cols = cols, d->ld = cols, d->rows = (int)rows, d->nb = cols / L.block;
+    d->group = mlx ? parts[0]->group : 0;
     const size_t nblk = (size_t)rows * d->nb;
     size_t bytes = nblk * (L.qb + L.mb + L.hb + L.sb);
     G4C_TRY(dalloc(M, &d->p, nblk * L.qb, err));
@@ -74,8 +115,8 @@ g4c_status up_mat_q(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, 
     if (L.sb) G4C_TRY(dalloc(M, &d->s, nblk * L.sb, err));
     M->bytes += bytes;
     M->per_token += (size_t)(bytes * per_token_share);
-    const size_t gg = g4c_dtype_infos[parts[0]->dtype].size; /* ggml block bytes */
-    const long chunk = 1 + (long)((32u << 20) / ((size_t)d->nb * gg));
+    const size_t gg = mlx ? 0 : g4c_dtype_infos[parts[0]->dtype].size; /* ggml block bytes */
+    const long chunk = 1 + (long)((32u << 20) / g4c_wmat_row_bytes(parts[0]));
     uint8_t *stage = NULL;
     long r0 = 0;
     g4c_status st = G4C_OK;
@@ -96,28 +137,35 @@ g4c_status up_mat_q(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, 
             const size_t nbk = (size_t)m * d->nb;
             uint8_t *sq = stage, *sm = sq + nbk * L.qb, *sh = sm + nbk * L.mb, *ss = sh + nbk * L.hb;
             const uint8_t *src = (const uint8_t *)w->data + (size_t)r * d->nb * gg;
-            for (size_t b = 0; b < nbk; b++, src += gg) switch (dt) {
-                case CU_Q4_0:
-                case CU_Q8_0: /* f16 d, quants */
-                    memcpy(sm + b * 2, src, 2);
-                    memcpy(sq + b * L.qb, src + 2, L.qb);
-                    break;
-                case CU_Q4_K: /* d, dmin, scales[12] | qs[128] */
-                    memcpy(sm + b * 16, src, 16);
-                    memcpy(sq + b * 128, src + 16, 128);
-                    break;
-                case CU_Q5_K: /* d, dmin, scales[12] | qh[32] | qs[128] */
-                    memcpy(sm + b * 16, src, 16);
-                    memcpy(sh + b * 32, src + 16, 32);
-                    memcpy(sq + b * 128, src + 48, 128);
-                    break;
-                default: /* Q6_K: ql[128] | qh[64] | scales[16] | d */
-                    memcpy(sq + b * 128, src, 128);
-                    memcpy(sh + b * 64, src + 128, 64);
-                    memcpy(sm + b * 16, src + 192, 16);
-                    memcpy(ss + b * 2, src + 208, 2);
-                    break;
-                }
+            if (mlx) repack_mlx(sq, (float *)sm, w, r, m);
+            else
+                for (size_t b = 0; b < nbk; b++, src += gg) switch (dt) {
+                    case CU_Q4_0:
+                    case CU_Q8_0: /* f16 d, quants */
+                        memcpy(sm + b * 2, src, 2);
+                        memcpy(sq + b * L.qb, src + 2, L.qb);
+                        break;
+                    case CU_Q4_K: /* d, dmin, scales[12] | qs[128] */
+                        memcpy(sm + b * 16, src, 16);
+                        memcpy(sq + b * 128, src + 16, 128);
+                        break;
+                    case CU_Q5_0: /* f16 d | qh[4] | qs[16] */
+                        memcpy(sm + b * 2, src, 2);
+                        memcpy(sh + b * 4, src + 2, 4);
+                        memcpy(sq + b * 16, src + 6, 16);
+                        break;
+                    case CU_Q5_K: /* d, dmin, scales[12] | qh[32] | qs[128] */
+                        memcpy(sm + b * 16, src, 16);
+                        memcpy(sh + b * 32, src + 16, 32);
+                        memcpy(sq + b * 128, src + 48, 128);
+                        break;
+                    default: /* Q6_K: ql[128] | qh[64] | scales[16] | d */
+                        memcpy(sq + b * 128, src, 128);
+                        memcpy(sh + b * 64, src + 128, 64);
+                        memcpy(sm + b * 16, src + 192, 16);
+                        memcpy(ss + b * 2, src + 208, 2);
+                        break;
+                    }
             const cu_mat v = cu_mat_rows(d, r0 + r, (int)m);
             cudaError_t e = cudaMemcpy(v.p, sq, nbk * L.qb, cudaMemcpyHostToDevice);
             if (e == cudaSuccess) e = cudaMemcpy(v.m, sm, nbk * L.mb, cudaMemcpyHostToDevice);
@@ -143,11 +191,12 @@ g4c_status up_mat(g4c_cuda_model *M, cu_mat *d, const g4c_wmat *const *parts, in
         all_f32 &= parts[i]->dtype == G4C_DTYPE_F32 || parts[i]->dtype == G4C_DTYPE_F16; /* f16: exact in f32 */
     }
     if (rows > INT_MAX) return G4C_FAIL(err, G4C_E_UNSUPPORTED, "CUDA upload: a matrix of %ld rows", rows);
-    /* every part of one GPU-kernel quant type: kept quantized; mixed types (q4_k_m's Q6_K attn_v beside Q4_K q/k)
-     * and the other types are expanded to bf16 */
-    const int qt = g4c_cuda_quant_enabled() ? cu_qtype(parts[0]->dtype) : -1;
+    /* every part of one GPU-kernel quant type (MLX: the same width and group size): kept quantized; mixed types
+     * (q4_k_m's Q6_K attn_v beside Q4_K q/k) and the other types are expanded to bf16 */
+    const int qt = g4c_cuda_quant_enabled() ? cu_qtype(parts[0]) : -1;
     int same = qt >= 0;
-    for (int i = 1; i < n_parts; i++) same &= parts[i]->dtype == parts[0]->dtype;
+    for (int i = 1; i < n_parts; i++)
+        same &= cu_qtype(parts[i]) == qt && (parts[0]->dtype != G4C_DTYPE_U32 || parts[i]->group == parts[0]->group);
     if (same) {
         G4C_TRY(up_mat_q(M, d, parts, n_parts, rows, qt, per_token_share, err));
         if (block_rows) d->rows = block_rows;
