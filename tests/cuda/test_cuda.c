@@ -76,16 +76,78 @@ static void quantize_act(float *xt, const float *x, size_t n) {
     }
 }
 
-/* Quantized weights (random blocks from g4c_quantize of random floats). GEMV: against the oracle on the same int8
- * activations (only f32 rounding differs) and, loosely, on the raw ones; GEMM: dequantized to bf16 tiles (bf16
- * weight rounding, ~2^-9 per weight). */
-static void check_matmul_q(g4c_dtype dt, int rows, int cols, int n, int path) {
+/* A quantized test matrix type: a ggml block type, or MLX affine (dt U32: `bits`-bit codes, scale and bias of type
+ * sdt per group of `group` columns). */
+typedef struct {
+    g4c_dtype dt;
+    int bits, group;
+    g4c_dtype sdt;
+} qspec;
+static qspec QB(g4c_dtype dt) { return (qspec){dt, 0, 0, G4C_DTYPE_F32}; }
+static qspec QMLX(int bits, int group, g4c_dtype sdt) { return (qspec){G4C_DTYPE_U32, bits, group, sdt}; }
+static const char *qname(qspec t) {
+    static char b[4][32];
+    static int k;
+    if (t.dt != G4C_DTYPE_U32) return g4c_dtype_infos[t.dt].name;
+    k = (k + 1) % 4;
+    snprintf(b[k], sizeof b[k], "mlx%d/%d %s", t.bits, t.group, g4c_dtype_infos[t.sdt].name);
+    return b[k];
+}
+static void put_scale(void *p, size_t i, g4c_dtype t, float v) {
+    if (t == G4C_DTYPE_F32) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = t == G4C_DTYPE_BF16 ? g4c_f32_to_bf16(v) : g4c_f32_to_f16(v);
+}
+static float get_scale(const void *p, size_t i, g4c_dtype t) {
+    float v;
+    g4c_to_f32(&v, (const char *)p + i * g4c_dtype_infos[t].size, t, 1);
+    return v;
+}
+
+/* wf [rows][cols] quantized as t into *w (its data, scales and biases malloc'd; free with free_qmat). MLX: as
+ * mlx.core.quantize does (per group scale = (max − min) / (2^bits − 1), bias = min, in sdt; codes rounded against the
+ * stored scale and bias), codes packed LSB-first into u32 words. */
+static void make_qmat(g4c_wmat *w, qspec t, const float *wf, int rows, int cols) {
+    *w = (g4c_wmat){.dtype = t.dt, .rows = rows, .cols = cols};
+    if (t.dt != G4C_DTYPE_U32) {
+        const size_t rb = g4c_dtype_bytes(t.dt, cols);
+        uint8_t *q = malloc(rb * rows);
+        for (int r = 0; r < rows; r++) g4c_quantize(q + r * rb, wf + (size_t)r * cols, t.dt, cols);
+        w->data = q;
+        return;
+    }
+    const int ng = cols / t.group, qmax = (1 << t.bits) - 1;
+    const size_t ss = g4c_dtype_infos[t.sdt].size;
+    uint8_t *codes = calloc((size_t)rows * cols * t.bits / 8, 1);
+    void *sc = malloc(ss * rows * ng), *bi = malloc(ss * rows * ng);
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < ng; g++) {
+            const float *v = wf + (size_t)r * cols + (size_t)g * t.group;
+            float lo = v[0], hi = v[0];
+            for (int i = 1; i < t.group; i++) lo = fminf(lo, v[i]), hi = fmaxf(hi, v[i]);
+            const size_t gi = (size_t)r * ng + g;
+            put_scale(sc, gi, t.sdt, (hi - lo) / qmax);
+            put_scale(bi, gi, t.sdt, lo);
+            const float s = get_scale(sc, gi, t.sdt), b = get_scale(bi, gi, t.sdt);
+            for (int i = 0; i < t.group; i++) {
+                float c = s > 0.f ? rintf((v[i] - b) / s) : 0.f;
+                c = c < 0.f ? 0.f : c > qmax ? (float)qmax : c;
+                const size_t bit = ((size_t)r * cols + (size_t)g * t.group + i) * t.bits;
+                codes[bit / 8] |= (uint8_t)((unsigned)c << (bit % 8));
+            }
+        }
+    w->data = codes, w->scales = sc, w->biases = bi;
+    w->scale_dtype = t.sdt, w->group = t.group, w->bits = t.bits;
+}
+static void free_qmat(g4c_wmat *w) { free((void *)w->data), free((void *)w->scales), free((void *)w->biases); }
+
+/* Quantized weights (random blocks from g4c_quantize of random floats, or MLX codes). GEMV: against the oracle on the
+ * same int8 activations (only f32 rounding differs) and, loosely, on the raw ones; GEMM: dequantized to bf16 tiles
+ * (bf16 weight rounding, ~2^-9 per weight). */
+static void check_matmul_q(qspec t, int rows, int cols, int n, int path) {
     float *wf = rnd((size_t)rows * cols, 1.f), *x = rnd((size_t)n * cols, 1.f), *xt = malloc(sizeof(float) * n * cols);
     for (size_t i = 0; i < (size_t)n * cols; i += 97) x[i] *= 8.f; /* outliers: blocks with different scales */
-    const size_t rb = g4c_dtype_bytes(dt, cols);
-    uint8_t *q = malloc(rb * rows);
-    for (int r = 0; r < rows; r++) g4c_quantize(q + r * rb, wf + (size_t)r * cols, dt, cols);
-    g4c_wmat w = {.dtype = dt, .data = q, .rows = rows, .cols = cols};
+    g4c_wmat w;
+    make_qmat(&w, t, wf, rows, cols);
     float *y = malloc(sizeof(float) * n * rows), *ref = malloc(sizeof(float) * n * rows);
     float *ref_raw = malloc(sizeof(float) * n * rows);
     quantize_act(xt, x, (size_t)n * cols);
@@ -101,17 +163,19 @@ static void check_matmul_q(g4c_dtype dt, int rows, int cols, int n, int path) {
      * rounding again */
     const double tol = gemv ? 1e-5
                             : ((size_t)rows * n < 64 ? 1e-2 : 5e-3) * (g4c_cuda_prefill_mode() == G4C_CUDA_PREFILL_SPLIT ? 1 : 2);
-    CHECKF(e <= tol, "matmul %s %dx%d n=%d %s: rel L2 %.3g > %.3g", g4c_dtype_infos[dt].name, rows, cols, n,
-           path_name(path), e, tol);
-    CHECKF(e_raw <= 2e-2 || (size_t)rows * n < 64, "matmul %s %dx%d n=%d %s vs f32 activations: rel L2 %.3g", g4c_dtype_infos[dt].name, rows,
-           cols, n, path_name(path), e_raw);
-    printf("     matmul %-4s %5d x %-5d n %-3d %-4s rel L2 %.2e (vs f32 activations %.2e)\n", g4c_dtype_infos[dt].name,
-           rows, cols, n, path_name(path), e, e_raw);
-    free(wf), free(x), free(xt), free(q), free(y), free(ref), free(ref_raw);
+    CHECKF(e <= tol, "matmul %s %dx%d n=%d %s: rel L2 %.3g > %.3g", qname(t), rows, cols, n, path_name(path), e, tol);
+    CHECKF(e_raw <= 2e-2 || (size_t)rows * n < 64, "matmul %s %dx%d n=%d %s vs f32 activations: rel L2 %.3g",
+           qname(t), rows, cols, n, path_name(path), e_raw);
+    printf("     matmul %-4s %5d x %-5d n %-3d %-4s rel L2 %.2e (vs f32 activations %.2e)\n", qname(t), rows, cols, n,
+           path_name(path), e, e_raw);
+    free_qmat(&w);
+    free(wf), free(x), free(xt), free(y), free(ref), free(ref_raw);
 }
 
 static void test_matmul_quant(void) {
-    static const g4c_dtype types[] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_K, G4C_DTYPE_Q5_K, G4C_DTYPE_Q6_K};
+    const qspec types[] = {QB(G4C_DTYPE_Q4_0), QB(G4C_DTYPE_Q8_0), QB(G4C_DTYPE_Q4_K), QB(G4C_DTYPE_Q5_K),
+                           QB(G4C_DTYPE_Q6_K), QB(G4C_DTYPE_Q5_0), QMLX(4, 64, G4C_DTYPE_BF16),
+                           QMLX(8, 32, G4C_DTYPE_BF16)};
     /* the GEMM path with split activations first (only the tiles' bf16 weights round), then as the default auto mode
      * runs it (bf16 activations for quantized tiles) */
     g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
@@ -129,11 +193,29 @@ static void test_matmul_quant(void) {
         }
     g4c_cuda_set_qgemv_split(0);
     /* 32-element blocks: widths that are not multiples of 256 */
-    check_matmul_q(G4C_DTYPE_Q4_0, 129, 96, 4, 0);
-    check_matmul_q(G4C_DTYPE_Q8_0, 3, 2080, 1, 0);
-    check_matmul_q(G4C_DTYPE_Q4_0, 77, 64, 20, 0);
+    check_matmul_q(QB(G4C_DTYPE_Q4_0), 129, 96, 4, 0);
+    check_matmul_q(QB(G4C_DTYPE_Q8_0), 3, 2080, 1, 0);
+    check_matmul_q(QB(G4C_DTYPE_Q4_0), 77, 64, 20, 0);
+    check_matmul_q(QB(G4C_DTYPE_Q5_0), 129, 96, 4, 0);
+    check_matmul_q(QB(G4C_DTYPE_Q5_0), 3, 2080, 1, 0);
+    /* MLX: every group size (one group, several, a width of 5 groups) and scale type, 4 and 8 bits; GEMV for 1..8
+     * tokens, then the tiles */
+    static const int groups[] = {32, 64, 128};
+    static const g4c_dtype sdts[] = {G4C_DTYPE_F32, G4C_DTYPE_F16, G4C_DTYPE_BF16};
+    for (int bits = 4; bits <= 8; bits += 4)
+        for (int gi = 0; gi < 3; gi++)
+            for (int si = 0; si < 3; si++) {
+                const qspec t = QMLX(bits, groups[gi], sdts[si]);
+                const int g = groups[gi];
+                check_matmul_q(t, 33, g, 1, 0);
+                check_matmul_q(t, 257, 3 * g, 2, 0);
+                check_matmul_q(t, 5, 5 * g, 8, 0);
+                check_matmul_q(t, 1001, 2 * g, 5, G4C_CUDA_MM_GEMV);
+                check_matmul_q(t, 71, 4 * g, 17, G4C_CUDA_MM_GEMM);
+            }
     /* several dequantization tiles (32 Mi elements each) */
-    check_matmul_q(G4C_DTYPE_Q6_K, 70000, 512, 9, G4C_CUDA_MM_GEMM);
+    check_matmul_q(QB(G4C_DTYPE_Q6_K), 70000, 512, 9, G4C_CUDA_MM_GEMM);
+    check_matmul_q(QMLX(4, 64, G4C_DTYPE_BF16), 70000, 512, 9, G4C_CUDA_MM_GEMM);
     g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_AUTO);
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         check_matmul_q(types[k], 513, 512, 40, G4C_CUDA_MM_GEMM);
@@ -585,9 +667,50 @@ static void gguf_prefill(g4c_model *m, const fixture_ref *r, int ubatch, int qpr
             CHECKF(e <= QTOL, "%s ubatch %d: GPU vs CPU worst rel L2 %.3g at position %d", what, ubatch, e, at);
             CHECKF(same * 20 >= n * 19, "%s ubatch %d: top-1 equal at %d of %d positions", what, ubatch, same, n);
         }
-        if (gate == 2) CHECKF(same * 10 >= n * 7, "%s ubatch %d tiles: top-1 equal at %d of %d positions", what, ubatch, same, n);
+        if (gate == 2)
+            CHECKF(same * 10 >= n * 7, "%s ubatch %d %s: top-1 equal at %d of %d positions", what, ubatch,
+                   qprefill ? "gemv" : "tiles", same, n);
         printf("     %-22s ubatch %-2d prefill %-5s worst rel L2 GPU vs CPU %.2e, top-1 equal %d/%d\n", what, ubatch,
                qprefill ? "gemv" : "tiles", e, same, n);
+        free(a), free(b);
+    }
+    g4c_session_free(cpu), g4c_session_free(gpu);
+    g4c_cuda_set_qprefill(G4C_CUDA_QPREFILL_TILES);
+}
+
+/* Greedy decode (32 tokens, both sessions following the CPU's choice) after a GEMV-mode prefill, GPU vs CPU:
+ * tokens identical except at near-ties (the CPU's two choices closer than 4x the step's perturbation). gate: 1 =
+ * that and rel. L2 <= QTOL; 2 = the tokens only; 0 = print only. */
+static void qdecode(g4c_model *m, const fixture_ref *r, const char *what, int gate) {
+    const int V = g4c_model_n_vocab(m);
+    g4c_err err = {0};
+    g4c_cuda_set_qprefill(G4C_CUDA_QPREFILL_GEMV);
+    g4c_session *cpu = session(m, 0, 128, 64), *gpu = session(m, 1, 128, 64);
+    CHECK(cpu && gpu);
+    if (cpu && gpu) {
+        float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
+        CHECK(g4c_session_eval(cpu, r->prompt, r->n_prompt, a, G4C_LOGITS_LAST, &err) == G4C_OK);
+        CHECKF(g4c_session_eval(gpu, r->prompt, r->n_prompt, b, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
+        int same = 1, ties = 0;
+        double worst = 0;
+        for (int i = 0; i < 32; i++) {
+            const double e = test_rel_l2(b, a, V);
+            if (!(e <= worst)) worst = e;
+            const int tc = argmax(a, V), tg = argmax(b, V);
+            if (tg != tc) {
+                double ss = 0;
+                for (int k = 0; k < V; k++) ss += (double)a[k] * a[k];
+                if (a[tc] - a[tg] <= 4 * e * sqrt(ss / V)) ties++;
+                else same = 0;
+            }
+            int32_t t = tc;
+            CHECK(g4c_session_eval(cpu, &t, 1, a, G4C_LOGITS_LAST, &err) == G4C_OK);
+            CHECKF(g4c_session_eval(gpu, &t, 1, b, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
+        }
+        if (gate) CHECKF(same, "%s: GPU greedy tokens differ from the CPU", what);
+        if (gate == 1) CHECKF(worst <= QTOL, "%s: decode logits GPU vs CPU rel L2 %.3g", what, worst);
+        printf("     %-22s decode 32 tokens: greedy %s (%d near-ties), worst rel L2 GPU vs CPU %.2e\n", what,
+               same ? "identical" : "DIFFERENT", ties, worst);
         free(a), free(b);
     }
     g4c_session_free(cpu), g4c_session_free(gpu);
@@ -609,45 +732,12 @@ static void check_gguf(const char *tag, const char *type, int gate) {
     if (!m) return;
     char what[64];
     snprintf(what, sizeof what, "%s %s", tag, type);
-    const int V = g4c_model_n_vocab(m);
     gguf_prefill(m, &r, 64, G4C_CUDA_QPREFILL_GEMV, what, gate);
     gguf_prefill(m, &r, 5, G4C_CUDA_QPREFILL_GEMV, what, gate);
     gguf_prefill(m, &r, 1, G4C_CUDA_QPREFILL_GEMV, what, gate);
     gguf_prefill(m, &r, 64, G4C_CUDA_QPREFILL_TILES, what, gate ? 2 : 0);
     /* greedy decode after a GEMV-mode prefill: the same tokens as the CPU on the same file */
-    g4c_cuda_set_qprefill(G4C_CUDA_QPREFILL_GEMV);
-    g4c_session *cpu = session(m, 0, 128, 64), *gpu = session(m, 1, 128, 64);
-    CHECK(cpu && gpu);
-    if (cpu && gpu) {
-        float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * V);
-        CHECK(g4c_session_eval(cpu, r.prompt, r.n_prompt, a, G4C_LOGITS_LAST, &err) == G4C_OK);
-        CHECKF(g4c_session_eval(gpu, r.prompt, r.n_prompt, b, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
-        int same = 1, ties = 0;
-        double worst = 0;
-        for (int i = 0; i < 32; i++) {
-            const double e = test_rel_l2(b, a, V);
-            if (!(e <= worst)) worst = e;
-            const int tc = argmax(a, V), tg = argmax(b, V);
-            if (tg != tc) {
-                double ss = 0;
-                for (int k = 0; k < V; k++) ss += (double)a[k] * a[k];
-                if (a[tc] - a[tg] <= 4 * e * sqrt(ss / V)) ties++;
-                else same = 0;
-            }
-            int32_t t = tc;
-            CHECK(g4c_session_eval(cpu, &t, 1, a, G4C_LOGITS_LAST, &err) == G4C_OK);
-            CHECKF(g4c_session_eval(gpu, &t, 1, b, G4C_LOGITS_LAST, &err) == G4C_OK, "%s", err.msg);
-        }
-        if (gate) {
-            CHECKF(same, "%s: GPU greedy tokens differ from the CPU", what);
-            CHECKF(worst <= QTOL, "%s: decode logits GPU vs CPU rel L2 %.3g", what, worst);
-        }
-        printf("     %-22s decode 32 tokens: greedy %s (%d near-ties), worst rel L2 GPU vs CPU %.2e\n", what,
-               same ? "identical" : "DIFFERENT", ties, worst);
-        free(a), free(b);
-    }
-    g4c_session_free(cpu), g4c_session_free(gpu);
-    g4c_cuda_set_qprefill(G4C_CUDA_QPREFILL_TILES);
+    qdecode(m, &r, what, gate);
     g4c_model_free(m);
     remove(out);
 }
@@ -662,9 +752,53 @@ static void test_gguf_q4_0(void) {
     check_gguf("moe-f32", "q4_0", 1);
     check_gguf("e-f32", "q4_0", 1);
 }
-/* q4_k_m on the tiny fixtures: rows of 64 fall back to Q5_0 / Q8_0 / F16 (Q5_0 expanded to bf16 on the GPU): the
- * mixed upload runs; numbers printed */
+/* q4_k_m on the tiny fixtures: rows of 64 fall back to Q5_0 / Q8_0 / F16 (Q5_0 kept quantized on the GPU since the
+ * Q5_0 kernel; concatenations of parts of different types still expanded to bf16, which the CPU multiplies on int8
+ * activations): the mixed upload runs; numbers printed */
 static void test_gguf_q4_k_m(void) { check_gguf("dense-f32", "q4_k_m", 0); }
+
+/* ---- MLX affine models (tests/fixtures/mlx-*: every linear and the tied embedding quantized as mlx-vlm does, the
+ * 4-bit ones in groups of 64 with f32 scales (the MoE router 8-bit), mlx-moe-8bit 8-bit in groups of 32 with bf16
+ * scales): GPU vs CPU of the same files. The CPU multiplies MLX weights (dequantized to f32) by f32 activations; the
+ * GPU keeps them quantized (CU_MLX4 / CU_MLX8), so its decode and GEMV-mode prefill products see int8 activations
+ * (per 32: d = max|x| / 127, an rms error of ~0.5% per product, twice the bf16 rounding of activations that these
+ * random models amplify to 0.1-0.3 in the logits, docs/CUDA.md "Precision") and its default prefill bf16-rounded
+ * weights and activations (the q4_0/q8_0 files' tiles: 0.3-0.7). Nothing exact is left to compare at the model
+ * level (the products themselves are checked exactly in test_matmul_quant), so the bound is the tiles' one: the same
+ * top-1 at >= 70% of positions in every prefill mode, greedy tokens identical except at near-ties (qdecode); the
+ * weights must be kept quantized (device bytes below the bf16 expansion's); rel. L2 printed, beside the bf16
+ * expansion's (G4C_CUDA_QUANT=0, the previous upload: bf16 weights on f32 activations). */
+static void check_mlx(const char *tag) {
+    fixture_ref r;
+    CHECK(load_ref(&r, tag));
+    size_t bytes[2] = {0, 0};
+    for (int quant = 1; quant >= 0; quant--) {
+        g4c_cuda_set_quant(quant);
+        g4c_model *m = load_tag(tag);
+        if (!m) break;
+        char what[64];
+        snprintf(what, sizeof what, "%s%s", tag, quant ? "" : " bf16");
+        const int gate = quant ? 2 : 0;
+        gguf_prefill(m, &r, 64, G4C_CUDA_QPREFILL_TILES, what, gate);
+        gguf_prefill(m, &r, 64, G4C_CUDA_QPREFILL_GEMV, what, gate);
+        gguf_prefill(m, &r, 5, G4C_CUDA_QPREFILL_TILES, what, gate);
+        gguf_prefill(m, &r, 1, G4C_CUDA_QPREFILL_TILES, what, gate);
+        qdecode(m, &r, what, quant ? 2 : 0);
+        if (m->cuda) bytes[quant] = g4c_cuda_model_bytes(m->cuda, NULL);
+        g4c_model_free(m);
+    }
+    g4c_cuda_set_quant(1);
+    CHECKF(bytes[1] && bytes[1] < bytes[0], "%s: %zu device bytes quantized, %zu expanded to bf16", tag, bytes[1],
+           bytes[0]);
+    printf("     %-22s device bytes: %zu quantized, %zu as bf16\n", tag, bytes[1], bytes[0]);
+}
+
+static void test_mlx_models(void) {
+    check_mlx("mlx-dense-4bit");
+    check_mlx("mlx-moe-4bit");
+    check_mlx("mlx-e-4bit");
+    check_mlx("mlx-moe-8bit");
+}
 
 /* Soft tokens replacing an image block (bidirectional on sliding layers of "vision" models): GPU vs CPU. */
 static void test_image_block(void) {
@@ -823,5 +957,6 @@ int main(int argc, char **argv) {
         RUN(test_gguf_q4_k_m);
         rmdir(qdir);
     }
+    RUN(test_mlx_models);
     return TEST_REPORT();
 }
