@@ -3,7 +3,7 @@
  * cuBLAS comparison at the real matrix shapes.
  *   bench_cuda --ceilings [--attention]                   copy bandwidth, GEMM rate, GEMV vs cuBLAS [attention kernels]
  *   bench_cuda --model DIR [--pp 512] [--tg 128]          a checkpoint (e.g. from gemma4c synth), public API, device=cuda
- *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N] [--image N] [--profile N]
+ *   bench_cuda --random e4b|26b-a4b|31b [--type T] [--pp N] [--tg N] [--image N] [--profile N] [--profile-pp]
  *                                    the real shapes with random weights made on the GPU (no checkpoint, no disk: 31B
  *                                    bf16 needs 62 GB of GPU memory); T = bf16 (default) or q4_0, q8_0, q4_k, q5_k,
  *                                    q6_k (embedding/head Q6_K, router bf16, as `gemma4c quantize --type q4_0`)
@@ -286,6 +286,28 @@ static int profile_decode(runner *r, int n, size_t per_token, double bw) {
     return 1;
 }
 
+/* --profile-pp (with --random): one --pp-token prefill (default prefill mode) with its kernels recorded through
+ * CUPTI and summarized per forward (the "gemv" floor line does not apply: prefill reads each weight once). */
+static int profile_prefill(runner *r, int n) {
+    int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
+    uint64_t s = 777;
+    for (int i = 0; i < n; i++) toks[i] = (int32_t)(3 + (s = s * 6364136223846793005ull + 1) % 200000);
+    reset(r);
+    int ok = eval(r, toks, n); /* warm-up at this size */
+    reset(r);
+    if (ok && kernel_trace_start()) ok = 0;
+    const double t0 = g4c_time_ms();
+    if (ok) ok = eval(r, toks, n);
+    const double ms = g4c_time_ms() - t0;
+    if (ok) {
+        printf("\nkernels of one %d-token prefill (%.1f ms wall, %.0f tok/s; CUPTI activity records):\n", n, ms,
+               n / ms * 1e3);
+        kernel_trace_report(stdout, 1, 0, 1);
+    }
+    free(toks);
+    return ok;
+}
+
 static void ceilings(double *bw) {
     *bw = g4c_cuda_copy_bandwidth((size_t)2 << 30, 20);
     printf("device-to-device copy: %.0f GB/s (2 GiB, read + write, median of 20)\n", *bw);
@@ -369,7 +391,7 @@ static void attention_table(void) {
 
 int main(int argc, char **argv) {
     const char *model = NULL, *rnd = NULL;
-    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0, image = 0, profile = 0;
+    int pp = 512, tg = 128, do_ceil = 0, do_attn = 0, do_qgemv = 0, image = 0, profile = 0, profile_pp = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--random") && i + 1 < argc) rnd = argv[++i];
@@ -377,6 +399,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tg") && i + 1 < argc) tg = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--image") && i + 1 < argc) image = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile") && i + 1 < argc) profile = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--profile-pp")) profile_pp = 1;
         else if (!strcmp(argv[i], "--ceilings")) do_ceil = 1;
         else if (!strcmp(argv[i], "--attention")) do_attn = 1;
         else if (!strcmp(argv[i], "--qgemv")) do_qgemv = 1;
@@ -386,7 +409,7 @@ int main(int argc, char **argv) {
                      : !strcmp(t, "q5_k") ? G4C_DTYPE_Q5_K : !strcmp(t, "q6_k") ? G4C_DTYPE_Q6_K : G4C_DTYPE_BF16;
         } else {
             fprintf(stderr, "usage: bench_cuda [--ceilings] [--attention] [--qgemv] [--model DIR | --random e4b|26b-a4b|31b "
-                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N] [--image N] [--profile N]\n");
+                            "[--type bf16|q4_0|q8_0|q4_k|q5_k|q6_k]] [--pp N] [--tg N] [--image N] [--profile N] [--profile-pp]\n");
             return 2;
         }
     }
@@ -446,6 +469,7 @@ int main(int argc, char **argv) {
     r.logits = malloc(sizeof(float) * r.V);
     int ok = run_bench(&r, pp, tg, per_token, bw);
     if (ok && profile > 0 && r.text) ok = profile_decode(&r, profile, per_token, bw);
+    if (ok && profile_pp && pp > 0 && r.text) ok = profile_prefill(&r, pp);
     if (ok && image > 0 && cm) ok = vision_bench(cm, &cfg, rnd, image, g4c_cuda_gemm_rate(8192, 5));
     free(r.logits);
     g4c_session_free(r.sess);

@@ -4,14 +4,16 @@
  * over the lanes, element c on lane c % 32), the warps merge through shared memory. Decode (few tokens) splits the
  * keys over several blocks (flash-decoding); the last block of a (token, head) to finish merges the partial
  * results. Prefill (>= 8 tokens)
- * uses query tiles that share K/V tiles in shared memory (k_attn_tiled).
- * Not yet: tensor cores (mma) for QKᵀ and PV, sharing K/V across the heads of a GQA group, bf16 KV. */
+ * uses query tiles that share K/V tiles in shared memory (k_attn_tiled), in f32 on CUDA cores, or (the fast prefill
+ * precision, cu_attention_tc) a flash-attention kernel on bf16 tensor cores (k_attn_mma).
+ * Not yet: sharing K/V across the heads of a GQA group, bf16 KV. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_int.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace {
 
@@ -219,7 +221,179 @@ __global__ void __launch_bounds__(NW * 32) k_attn_tiled(float *__restrict__ out,
     }
 }
 
+
+/* Prefill on tensor cores: one block per (query head, 64 consecutive tokens). Warp w % 4 owns query rows
+ * 16·(w % 4)..+15; for head dims above 256 the output dims are split over warp groups (w / 4: 256 each), each
+ * group computing the same scores (their O accumulators, 128 f32 a thread, would not fit twice). Per tile of TK
+ * keys: the f32 K/V rows (ring slot j % cap) are rounded to bf16 into shared memory, S = Q·Kᵀ by mma (Q rounded
+ * to bf16 once), the mask (window, causal or image-block hi) sets invisible scores to -inf, an online softmax in
+ * f32 keeps each row's max and sum, and P rounded to bf16 feeds O += P·V straight from the S accumulators. Rows
+ * padded by 8 elements so that ldmatrix's eight 16-byte rows hit distinct banks. */
+constexpr int TC_Q = 64, TC_K = 32;
+template <int D> __host__ __device__ constexpr int tc_threads() { return 128 * (D > 256 ? D / 256 : 1); }
+template <int D> constexpr size_t tc_smem() { return (size_t)(TC_Q + 2 * TC_K) * (D + 8) * 2; }
+
+template <int D>
+__global__ void __launch_bounds__(tc_threads<D>()) k_attn_mma(float *__restrict__ out, const float *__restrict__ q,
+                                                           const float *__restrict__ kc, const float *__restrict__ vc,
+                                                           int cap, int nkv, int n_head, int n, int pos0, int window,
+                                                           const int *__restrict__ hi_arr) {
+    constexpr int DO = D > 256 ? 256 : D, NT = tc_threads<D>(), LDS = D + 8, C4 = D / 4;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *sq = reinterpret_cast<__nv_bfloat16 *>(smem_raw), *sk = sq + TC_Q * LDS, *sv = sk + TC_K * LDS;
+    __shared__ int blo, bhi;
+    const int h = blockIdx.x, t0 = blockIdx.y * TC_Q, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wq = warp & 3, d0 = (warp >> 2) * DO, kvh = h / (n_head / nkv);
+    auto lo_of = [&](int t) { const int p = pos0 + t; return window > 0 && p - window + 1 > 0 ? p - window + 1 : 0; };
+    auto hi_of = [&](int t) { return t < n ? (hi_arr ? hi_arr[t] : pos0 + t) : -1; };
+    if (threadIdx.x == 0) blo = INT_MAX, bhi = -1;
+    __syncthreads();
+    if (threadIdx.x < TC_Q && t0 + (int)threadIdx.x < n) {
+        atomicMin(&blo, lo_of(t0 + threadIdx.x));
+        atomicMax(&bhi, hi_of(t0 + threadIdx.x));
+    }
+    /* the query tile, rounded to bf16 */
+    for (int e = threadIdx.x; e < TC_Q * C4; e += NT) {
+        const int r = e / C4, c = e % C4, t = t0 + r;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (t < n) v = reinterpret_cast<const float4 *>(q + ((long)t * n_head + h) * D)[c];
+        *reinterpret_cast<uint2 *>(sq + r * LDS + 4 * c) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+    }
+    __syncthreads();
+    const int lo_min = blo, hi_max = bhi;
+    const int r0 = t0 + wq * 16 + (lane >> 2), r1 = r0 + 8;
+    const int lo0 = lo_of(r0), hi0 = hi_of(r0), lo1 = lo_of(r1), hi1 = hi_of(r1);
+    /* the warp's key range (its 16 rows): tiles outside it are skipped */
+    int wlo = min(r0 < n ? lo0 : INT_MAX, r1 < n ? lo1 : INT_MAX), whi = max(hi0, hi1);
+#pragma unroll
+    for (int sh = 1; sh < 32; sh <<= 1) {
+        wlo = min(wlo, __shfl_xor_sync(0xffffffffu, wlo, sh));
+        whi = max(whi, __shfl_xor_sync(0xffffffffu, whi, sh));
+    }
+    float o[DO / 8][4] = {};
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    for (int j0 = lo_min; j0 <= hi_max; j0 += TC_K) {
+        __syncthreads(); /* the previous tile is consumed */
+        for (int e = threadIdx.x; e < TC_K * C4; e += NT) {
+            const int kk = e / C4, c = e % C4, j = j0 + kk;
+            float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
+            if (j <= hi_max) {
+                const long off = ((long)(j % cap) * nkv + kvh) * D;
+                kv = reinterpret_cast<const float4 *>(kc + off)[c];
+                vv = reinterpret_cast<const float4 *>(vc + off)[c];
+            }
+            *reinterpret_cast<uint2 *>(sk + kk * LDS + 4 * c) = make_uint2(pack_bf16(kv.x, kv.y), pack_bf16(kv.z, kv.w));
+            *reinterpret_cast<uint2 *>(sv + kk * LDS + 4 * c) = make_uint2(pack_bf16(vv.x, vv.y), pack_bf16(vv.z, vv.w));
+        }
+        __syncthreads();
+        if (j0 > whi || j0 + TC_K - 1 < wlo) continue; /* warp-uniform: no row of this warp sees the tile */
+        float s[TC_K / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[4];
+            ldsm4(a, sq + (wq * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+            for (int np = 0; np < TC_K / 16; np++) {
+                uint32_t b[4];
+                ldsm4(b, sk + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(s[2 * np], a, b[0], b[1]);
+                mma16816(s[2 * np + 1], a, b[2], b[3]);
+            }
+        }
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int t = 0; t < TC_K / 8; t++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int j = j0 + t * 8 + 2 * (lane & 3) + (c & 1);
+                const bool vis = c < 2 ? j >= lo0 && j <= hi0 : j >= lo1 && j <= hi1;
+                if (!vis) s[t][c] = -INFINITY;
+            }
+#pragma unroll
+        for (int t = 0; t < TC_K / 8; t++) {
+            mx0 = fmaxf(mx0, fmaxf(s[t][0], s[t][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[t][2], s[t][3]));
+        }
+#pragma unroll
+        for (int sh = 1; sh < 4; sh <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, sh));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, sh));
+        }
+        /* a row that has seen no key yet keeps max -inf; its base is 0 so that exp2 gives 0, not NaN */
+        const float b0 = (mx0 == -INFINITY ? 0.f : mx0) * LOG2E, b1 = (mx1 == -INFINITY ? 0.f : mx1) * LOG2E;
+        const float a0 = exp2f(fmaf(m0, LOG2E, -b0)), a1 = exp2f(fmaf(m1, LOG2E, -b1));
+        m0 = mx0, m1 = mx1, l0 *= a0, l1 *= a1;
+#pragma unroll
+        for (int i = 0; i < DO / 8; i++) o[i][0] *= a0, o[i][1] *= a0, o[i][2] *= a1, o[i][3] *= a1;
+        uint32_t pf[TC_K / 16][4];
+#pragma unroll
+        for (int t = 0; t < TC_K / 8; t++) {
+            const float p0 = exp2f(fmaf(s[t][0], LOG2E, -b0)), p1 = exp2f(fmaf(s[t][1], LOG2E, -b0));
+            const float p2 = exp2f(fmaf(s[t][2], LOG2E, -b1)), p3 = exp2f(fmaf(s[t][3], LOG2E, -b1));
+            l0 += p0 + p1, l1 += p2 + p3;
+            pf[t / 2][(t & 1) * 2] = pack_bf16(p0, p1);
+            pf[t / 2][(t & 1) * 2 + 1] = pack_bf16(p2, p3);
+        }
+#pragma unroll
+        for (int kk = 0; kk < TC_K / 16; kk++)
+#pragma unroll
+            for (int dp = 0; dp < DO / 16; dp++) {
+                uint32_t b[4];
+                ldsm4_t(b, sv + (kk * 16 + (lane & 15)) * LDS + d0 + dp * 16 + (lane >> 4) * 8);
+                mma16816(o[2 * dp], pf[kk], b[0], b[1]);
+                mma16816(o[2 * dp + 1], pf[kk], b[2], b[3]);
+            }
+    }
+#pragma unroll
+    for (int sh = 1; sh < 4; sh <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, sh);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, sh);
+    }
+    const float i0 = l0 > 0.f ? 1.0f / l0 : 0.f, i1 = l1 > 0.f ? 1.0f / l1 : 0.f;
+#pragma unroll
+    for (int i = 0; i < DO / 8; i++) {
+        const int d = d0 + i * 8 + 2 * (lane & 3);
+        if (r0 < n)
+            *reinterpret_cast<float2 *>(out + ((long)r0 * n_head + h) * D + d) = make_float2(o[i][0] * i0, o[i][1] * i0);
+        if (r1 < n)
+            *reinterpret_cast<float2 *>(out + ((long)r1 * n_head + h) * D + d) = make_float2(o[i][2] * i1, o[i][3] * i1);
+    }
+}
+
+template <int D>
+cudaError_t launch_mma(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head) {
+    constexpr size_t smem = tc_smem<D>();
+    static bool attr = false; /* per instantiation, once per process */
+    if (!attr) {
+        const cudaError_t e = cudaFuncSetAttribute(k_attn_mma<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+        attr = true;
+    }
+    k_attn_mma<D><<<dim3(n_head, (n + TC_Q - 1) / TC_Q), tc_threads<D>(), smem, st>>>(
+        out, q, kv->k, kv->v, kv->cap, kv->n_kv_head, n_head, n, pos0, kv->window, kv->hi);
+    return cudaGetLastError();
+}
+
 } // namespace
+
+int cu_attention_tc_ok(int head_dim) {
+    static const int env = cu_env_switch("G4C_CUDA_ATTN_TC");
+    return env != 0 && (head_dim == 32 || head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512);
+}
+
+cudaError_t cu_attention_tc(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head) {
+    if (n <= 0) return cudaSuccess;
+    if (n_head % kv->n_kv_head) return cudaErrorInvalidValue;
+    switch (kv->head_dim) {
+    case 32: return launch_mma<32>(st, out, q, kv, n, pos0, n_head);
+    case 64: return launch_mma<64>(st, out, q, kv, n, pos0, n_head);
+    case 128: return launch_mma<128>(st, out, q, kv, n, pos0, n_head);
+    case 256: return launch_mma<256>(st, out, q, kv, n, pos0, n_head);
+    case 512: return launch_mma<512>(st, out, q, kv, n, pos0, n_head);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
 
 void cu_attention_set_variant(int v) { g_variant = v; }
 int cu_attention_variant(void) {

@@ -90,7 +90,8 @@ int g4c_cuda_qprefill(void);
 
 /* Prefill attention kernel (process-wide; also env G4C_CUDA_ATTN=auto|query|t16|t8|t4): AUTO picks the query tile by
  * the grid size; QUERY is the one-query-per-block kernel; T16/T8/T4 force a tile of 16/8/4 queries. */
-enum { G4C_CUDA_ATTN_AUTO = 0, G4C_CUDA_ATTN_QUERY = 1, G4C_CUDA_ATTN_T16 = 2, G4C_CUDA_ATTN_T8 = 3, G4C_CUDA_ATTN_T4 = 4 };
+enum { G4C_CUDA_ATTN_AUTO = 0, G4C_CUDA_ATTN_QUERY = 1, G4C_CUDA_ATTN_T16 = 2, G4C_CUDA_ATTN_T8 = 3, G4C_CUDA_ATTN_T4 = 4,
+       G4C_CUDA_ATTN_TC = 5 /* g4c_cuda_op_attention of several tokens: the bf16 tensor-core prefill kernel */ };
 void g4c_cuda_set_attention_variant(int variant);
 
 /* ---- single ops on host arrays, for tests/cuda/test_cuda.c (each call uploads, runs, downloads) ---- */

@@ -197,6 +197,10 @@ cudaError_t cu_quantize_act(cudaStream_t st, int8_t *xq, float2 *dx, const float
  * x_per_slot else t, y at y + t·ys + k·yks. */
 cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t *xq, const float2 *dx, int x_per_slot,
                      const cu_mat *w, int n, const int *sel, int n_slot);
+/* MoE prefill, expert-major: w holds n_expert matrices of w.rows rows (expert e's rows from e·w.rows); for each
+ * expert e and each pair p in list[off[e] .. off[e + 1]): y[p][r] = Σ_c w_e[r][c]·x̃[p / x_div][c]. */
+cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *xq, const float2 *dx, int x_div,
+                             const cu_mat *w, int n_expert, const int *off, const int *list);
 /* Rows [r0, r0 + m) of quantized w dequantized to bf16 [m][w.cols] (prefill tiles for cuBLAS). */
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m);
 /* x[t] = row ids[t] of quantized e · scale. */
@@ -288,6 +292,12 @@ cudaError_t cu_attention_part_init(float *part);
 /* qo: the output rows [n][n_head·hd] as int8 activations too (the per-query decode kernel and its merge only). */
 cudaError_t cu_attention(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0,
                          const int *pos_dev, int n_head, int n_split, float *part, cu_q8 qo = {});
+/* Prefill attention on bf16 tensor cores (Q, K, V, P rounded to bf16, f32 accumulation and softmax): the fast
+ * prefill precision (G4C_CUDA_PREFILL=bf16, or auto with quantized weights); same semantics as cu_attention
+ * without its decode options. cu_attention_tc_ok: the head dim has a kernel (32, 64, 128, 256, 512) and
+ * G4C_CUDA_ATTN_TC is not 0. */
+int cu_attention_tc_ok(int head_dim);
+cudaError_t cu_attention_tc(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head);
 /* Index of the largest of x[0..n) (the first on ties) -> *out (device), one block. */
 cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n);
 
@@ -296,5 +306,8 @@ cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n);
  * times per_expert_scale: sel/wt [n][k]. */
 cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, int k, const float *per_expert_scale,
                            int *sel, float *wt);
+/* MoE prefill: the n_pairs (token, slot) pairs of sel [n_pairs] grouped by expert: list [n_pairs] holds the pair
+ * ids of expert e at off[e] .. off[e + 1] (off [n_expert + 1]); order within an expert unspecified. */
+cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list);
 
 #endif

@@ -26,6 +26,9 @@ struct g4c_cuda_text {
     float *x, *a, *h2, *moe_out, *qkv, *q, *attn, *gu, *ffc, *ple, *ple_tok, *pg, *logits, *part;
     int logit_rows;
     float *router, *d_wt, *d_gw, *moe_in, *moe_h, *moe_gu, *moe_c, *moe_y;
+    int *d_off;            /* MoE prefill: per-expert offsets into d_gidx (the pair ids grouped by expert) */
+    int8_t *pxq, *pxq2;    /* MoE prefill: the experts' inputs as int8 (tokens; then the pairs' GeGLU outputs) */
+    float2 *pdx, *pdx2;
     int8_t *xq2; /* decode: the MoE experts' input as int8 activations (alive across the dense MLP's products) */
     float2 *dx2;
     int *d_sel, *d_gidx, *d_ids, *d_hi;
@@ -59,6 +62,24 @@ g4c_status dev(g4c_cuda_text *s, void **p, size_t bytes, int pinned, g4c_err *er
 #define DEVI(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(int) * (size_t)(n), 0, err))
 #define HOSTF(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(float) * (size_t)(n), 1, err))
 #define HOSTI(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(int) * (size_t)(n), 1, err))
+
+/* The prefill precision of a layer (docs/CUDA.md "Precision"): bf16 activations, and attention on bf16 tensor
+ * cores, in the bf16 mode, or in auto when the layer's weights are quantized (their own error dwarfs bf16's) unless
+ * the quantized prefill runs the CPU's arithmetic (G4C_CUDA_QPREFILL=gemv). */
+int fast_prefill(const cu_mat *w) {
+    const int mode = g4c_cuda_prefill_mode();
+    return mode == G4C_CUDA_PREFILL_BF16 ||
+           (mode == G4C_CUDA_PREFILL_AUTO && cu_is_quant(w) && g4c_cuda_qprefill() != G4C_CUDA_QPREFILL_GEMV);
+}
+
+/* MoE prefill expert-major on the int8 kernels (cu_moe_plan + cu_qgemv_grouped: routing stays on the device, the
+ * CPU's arithmetic) when the experts are quantized and the quantized prefill runs the CPU's arithmetic
+ * (G4C_CUDA_QPREFILL=gemv); env G4C_CUDA_MOE_GROUPED=0 keeps the per-expert loop. */
+int grouped_moe(const cu_layer *L, const g4c_config *c) {
+    static const int env = cu_env_switch("G4C_CUDA_MOE_GROUPED");
+    return env != 0 && c->moe && cu_is_quant(&L->exp_gu) && cu_is_quant(&L->exp_down) && c->n_embd % 32 == 0 &&
+           c->moe_ffn_dim % 32 == 0 && g4c_cuda_qprefill() == G4C_CUDA_QPREFILL_GEMV;
+}
 
 int is_placeholder(const g4c_config *c, int tok) {
     return tok == c->image_token_id || tok == c->video_token_id || tok == c->audio_token_id;
@@ -127,7 +148,7 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     }
     if (c->moe) {
         const size_t E = (size_t)c->n_expert, K = (size_t)c->n_expert_used, I = (size_t)c->moe_ffn_dim;
-        const size_t R = U > CU_GEMV_MAX_TOK * K ? U : CU_GEMV_MAX_TOK * K;
+        const size_t R = U * K > CU_GEMV_MAX_TOK * K ? U * K : CU_GEMV_MAX_TOK * K; /* (token, slot) pairs */
         DEVF(s->moe_out, U * H);
         DEVF(s->moe_in, U * H);
         DEVF(s->moe_h, U * H);
@@ -144,6 +165,13 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
         HOSTI(s->h_gidx, U * K);
         HOSTF(s->h_gw, U * K);
         HOSTI(s->h_count, 2 * E + 1);
+        DEVI(s->d_off, E + 1);
+        if (cu_is_quant(&s->M->layers[0].exp_gu) && cu_is_quant(&s->M->layers[0].exp_down)) {
+            G4C_TRY(dev(s, (void **)&s->pxq, U * H, 0, err));
+            G4C_TRY(dev(s, (void **)&s->pdx, sizeof(float2) * U * H / 32, 0, err));
+            G4C_TRY(dev(s, (void **)&s->pxq2, R * I, 0, err));
+            G4C_TRY(dev(s, (void **)&s->pdx2, sizeof(float2) * R * I / 32, 0, err));
+        }
         max_out = 2 * I > max_out ? 2 * I : max_out;
         max_out = E > max_out ? E : max_out;
     }
@@ -184,8 +212,8 @@ g4c_status mm(g4c_cuda_text *s, float *y, long ys, const float *x, long xs, cons
 
 /* §3.8 MoE branch on the residual x: router input moe_in = norm(x)·router_scale and expert input
  * moe_h = pre_ffn_norm_2(x) (q_h: its int8 form) come from the post-attention norm's launch. Decode (n <=
- * CU_GEMV_MAX_TOK): the K experts' outputs -> moe_y [n][K][H] (their weighted sum is formed by cu_rms_norm2_sum);
- * prefill: the weighted sum -> moe_out. */
+ * CU_GEMV_MAX_TOK) and the grouped prefill (grouped_moe): the K experts' outputs -> moe_y [n][K][H] (their weighted
+ * sum is formed by cu_rms_norm2_sum); the per-expert prefill: the weighted sum -> moe_out. */
 g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *err) {
     const g4c_config *c = s->c;
     const int H = c->n_embd, E = c->n_expert, K = c->n_expert_used, I = c->moe_ffn_dim;
@@ -205,6 +233,14 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *e
         else
             G4C_TRY(cu_matmul_sel(&s->mm, s->moe_y, (long)K * H, H, s->moe_c, (long)K * I, I, &D->exp_down, s->d_sel, n,
                                   K, err));
+        return G4C_OK;
+    }
+    if (grouped_moe(D, c)) { /* prefill, expert-major on int8 activations: each expert's rows read once */
+        G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx));
+        G4C_CU(cu_quantize_act(st, s->pxq, s->pdx, s->moe_h, H, 0, n, 1, H));
+        G4C_CU(cu_qgemv_grouped(st, s->moe_gu, 2 * I, s->pxq, s->pdx, K, &D->exp_gu, E, s->d_off, s->d_gidx));
+        G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I, cu_q8{s->pxq2, s->pdx2}));
+        G4C_CU(cu_qgemv_grouped(st, s->moe_y, H, s->pxq2, s->pdx2, 1, &D->exp_down, E, s->d_off, s->d_gidx));
         return G4C_OK;
     }
     /* prefill: each expert once over the tokens routed to it (text.c's loop) */
@@ -365,8 +401,11 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         int max_len = graph ? s->n_ctx : n_past + n; /* graph: any position */
         if (sliding && c->sliding_window < max_len) max_len = c->sliding_window + n;
         const cu_q8 q_o = q_in(s, &D->o, n, 0);
-        G4C_CU(cu_attention(st, s->attn, s->q, &view, n, pos0, pos_dev, nq, cu_attention_splits(n, nq, max_len),
-                            s->part, q_o));
+        if (n >= 16 && !pos_dev && fast_prefill(&D->qkv) && cu_attention_tc_ok(hd))
+            G4C_CU(cu_attention_tc(st, s->attn, s->q, &view, n, pos0, nq));
+        else
+            G4C_CU(cu_attention(st, s->attn, s->q, &view, n, pos0, pos_dev, nq, cu_attention_splits(n, nq, max_len),
+                                s->part, q_o));
         G4C_TRY(mm(s, s->a, H, s->attn, dq, &D->o, n, q_o, err));
         /* x += post_attn_norm(a); h2 = pre_ffn_norm(x) in the same launch (MoE: also the router's and the experts'
          * inputs, norms of the same x) */
@@ -384,7 +423,8 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         G4C_TRY(mm(s, s->a, H, s->ffc, F, &D->down, n, q_dn, err));
         if (c->moe) {
             G4C_TRY(moe(s, D, n, q_eh, err));
-            const int dec = n <= CU_GEMV_MAX_TOK; /* the experts' weighted sum formed in the norm's launch */
+            /* the experts' weighted sum formed in the norm's launch from moe_y [n][K][H] (decode, grouped prefill) */
+            const int dec = n <= CU_GEMV_MAX_TOK || grouped_moe(D, c);
             G4C_CU(cu_rms_norm2_sum(st, s->a, s->a, D->post_ffn_norm_1, s->moe_out, D->post_ffn_norm_2, n, H, c->eps,
                                     dec ? s->moe_y : NULL, dec ? s->d_wt : NULL, c->n_expert_used));
         }

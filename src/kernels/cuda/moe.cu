@@ -1,7 +1,7 @@
 /* MoE routing (spec §3.8, HF Gemma4TextRouter): softmax over the router logits, top-k by probability (ties to the
  * lower expert id), weights renormalized over the k and scaled per expert. One warp per token (a thread per token
- * for unusual sizes). The experts themselves run in forward.cu (gathered GEMV for decode, a
- * per-expert loop over cuBLAS for prefill). */
+ * for unusual sizes). The experts themselves run in forward.cu (gathered GEMV for decode; for prefill the pairs
+ * grouped by expert, cu_moe_plan, then cu_qgemv_grouped; unquantized experts: a per-expert loop over cuBLAS). */
 #include <limits.h>
 #include <math.h>
 
@@ -85,7 +85,38 @@ __global__ void k_router_topk_warp(const float *__restrict__ logits, int n, int 
     }
 }
 
+/* One block: count the pairs of each expert, offsets by a prefix sum, then each pair's slot in its expert's run. */
+__global__ void k_moe_plan(const int *__restrict__ sel, int n_pairs, int E, int *__restrict__ off, int *__restrict__ list) {
+    extern __shared__ int sh[]; /* counts [E + 1], then cursors [E] */
+    int *cnt = sh, *cur = sh + E + 1;
+    for (int e = threadIdx.x; e <= E; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_pairs; i += blockDim.x) {
+        const int e = sel[i];
+        if (e >= 0 && e < E) atomicAdd(&cnt[e + 1], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+        for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e];
+    __syncthreads();
+    for (int e = threadIdx.x; e <= E; e += blockDim.x) {
+        off[e] = cnt[e];
+        if (e < E) cur[e] = cnt[e];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_pairs; i += blockDim.x) {
+        const int e = sel[i];
+        if (e >= 0 && e < E) list[atomicAdd(&cur[e], 1)] = i;
+    }
+}
+
 } // namespace
+
+cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list) {
+    if (n_expert < 1 || n_expert > 4096) return cudaErrorInvalidValue;
+    k_moe_plan<<<1, 1024, sizeof(int) * (2 * n_expert + 1), st>>>(sel, n_pairs, n_expert, off, list);
+    return cudaGetLastError();
+}
 
 cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, int k, const float *per_expert_scale,
                            int *sel, float *wt) {

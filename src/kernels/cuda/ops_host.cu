@@ -273,7 +273,10 @@ extern "C" g4c_status g4c_cuda_op_attention_q8(float *out, g4c_cuda_q8 *q8, cons
     if (n_tok == 1) G4C_CU(sc.up(&dpos, &pos0, 1));
     cu_q8 dq8;
     G4C_CU(q8_alloc(sc, &dq8, q8, n_tok, n_head * hd));
-    G4C_CU(cu_attention(0, dout, dq, &v, n_tok, dpos ? 0 : pos0, dpos, n_head, n_split, part, dq8));
+    if (cu_attention_variant() == G4C_CUDA_ATTN_TC && !dpos && !q8)
+        G4C_CU(cu_attention_tc(0, dout, dq, &v, n_tok, pos0, n_head));
+    else
+        G4C_CU(cu_attention(0, dout, dq, &v, n_tok, dpos ? 0 : pos0, dpos, n_head, n_split, part, dq8));
     G4C_CU(cudaMemcpy(out, dout, sizeof(float) * nq, cudaMemcpyDeviceToHost));
     G4C_CU(q8_down(q8, dq8, n_tok, n_head * hd));
     return G4C_OK;

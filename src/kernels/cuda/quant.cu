@@ -216,11 +216,11 @@ __device__ __forceinline__ void act_meta(const float2 *dx, long xrow_nb, int e, 
 }
 
 /* One batch of a lane's chunks (c0, c0 + stride, ... U of them, those < nch): decode each against the activations
- * of the NT tokens (rows xr0..) and accumulate. */
+ * of the NT tokens (activation rows xr[t]) and accumulate. */
 template <int DT, int NT>
 __device__ __forceinline__ void qgemv_batch(const raw (&rw)[U], int c0, int stride, int nch, float (&acc)[NT], int nt,
-                                            const int8_t *__restrict__ xq, const float2 *__restrict__ dx, int xr0,
-                                            int cols, int nb32) {
+                                            const int8_t *__restrict__ xq, const float2 *__restrict__ dx,
+                                            const int (&xr)[NT], int cols, int nb32) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int ci = c0 + stride * u;
@@ -230,12 +230,12 @@ __device__ __forceinline__ void qgemv_batch(const raw (&rw)[U], int c0, int stri
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             if (t >= nt) break;
-            const int8_t *xr = xq + (long)(xr0 + t) * cols;
-            const uint4 xa = ld16(xr + q.ea), xb = ld16(xr + q.eb);
+            const int8_t *xrow = xq + (long)xr[t] * cols;
+            const uint4 xa = ld16(xrow + q.ea), xb = ld16(xrow + q.eb);
             float da, db;
             int sa, sb;
-            act_meta(dx, (long)(xr0 + t) * nb32, q.ea, da, sa);
-            act_meta(dx, (long)(xr0 + t) * nb32, q.eb, db, sb);
+            act_meta(dx, (long)xr[t] * nb32, q.ea, da, sa);
+            act_meta(dx, (long)xr[t] * nb32, q.eb, db, sb);
             int ia = __dp4a((int)q.a[0], (int)xa.x, 0);
             ia = __dp4a((int)q.a[1], (int)xa.y, ia);
             ia = __dp4a((int)q.a[2], (int)xa.z, ia);
@@ -288,8 +288,9 @@ __global__ void __launch_bounds__(WARPS * 32)
     }
     const int nch = valid ? w.nb * qt<DT>::CPB : 0, nb32 = cols >> 5, stride = 32 * ks;
     float acc[NT];
+    int xr[NT];
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    for (int t = 0; t < NT; t++) acc[t] = 0.f, xr[t] = xr0 + t;
     if constexpr (PDL) {
         int c0 = kp * 32 + lane;
         raw rw[U];
@@ -306,7 +307,7 @@ __global__ void __launch_bounds__(WARPS * 32)
                 for (int u = 0; u < U; u++)
                     if (c0 + stride * u < nch) load<DT>(w, row, c0 + stride * u, rw[u]);
             }
-            qgemv_batch<DT, NT>(rw, c0, stride, nch, acc, nt, xq, dx, xr0, cols, nb32);
+            qgemv_batch<DT, NT>(rw, c0, stride, nch, acc, nt, xq, dx, xr, cols, nb32);
         }
     } else {
         for (int c0 = kp * 32 + lane; c0 < nch; c0 += stride * U) {
@@ -314,7 +315,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 #pragma unroll
             for (int u = 0; u < U; u++)
                 if (c0 + stride * u < nch) load<DT>(w, row, c0 + stride * u, rw[u]);
-            qgemv_batch<DT, NT>(rw, c0, stride, nch, acc, nt, xq, dx, xr0, cols, nb32);
+            qgemv_batch<DT, NT>(rw, c0, stride, nch, acc, nt, xq, dx, xr, cols, nb32);
         }
     }
 #pragma unroll
@@ -342,6 +343,47 @@ __global__ void __launch_bounds__(WARPS * 32)
             for (int k = 1; k < ks; k++) v += part[warp + k][t];
             if (t < nt) yb[t * ys + r] = v;
         }
+}
+
+/* MoE prefill, expert-major: block (row group, expert e) runs WARPS rows of expert e over the pairs routed to it,
+ * list[off[e] .. off[e + 1]) (pair p = token·n_slot + slot), 8 at a time: y[p][r] = Σ w_e[r]·x̃[p / x_div]. Each
+ * expert's weights are read from memory once (the later groups of its pairs find the row in L1/L2) instead of once
+ * per pair, and no routing crosses to the host. */
+template <int DT>
+__global__ void __launch_bounds__(WARPS * 32)
+    k_qgemv_grouped(float *__restrict__ y, long ys, const int8_t *__restrict__ xq, const float2 *__restrict__ dx,
+                    int x_div, qmat w, int rows, int cols, const int *__restrict__ off, const int *__restrict__ list) {
+    constexpr int NT = 8;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, e = blockIdx.y;
+    const int r = blockIdx.x * WARPS + warp;
+    const int p0 = off[e], p1 = off[e + 1];
+    if (r >= rows || p0 == p1) return; /* no block-wide synchronization below */
+    const long row = (long)e * rows + r;
+    const int nch = w.nb * qt<DT>::CPB, nb32 = cols >> 5;
+    for (int g = p0; g < p1; g += NT) {
+        const int nt = min(NT, p1 - g);
+        int xr[NT], pr[NT];
+        float acc[NT];
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            pr[t] = t < nt ? list[g + t] : 0;
+            xr[t] = pr[t] / x_div, acc[t] = 0.f;
+        }
+        for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+            raw rw[U];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (c0 + 32 * u < nch) load<DT>(w, row, c0 + 32 * u, rw[u]);
+            qgemv_batch<DT, NT>(rw, c0, 32, nch, acc, nt, xq, dx, xr, cols, nb32);
+        }
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float v = acc[t];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == t && t < nt) y[(long)pr[t] * ys + r] = v;
+        }
+    }
 }
 
 /* A warp per 32 elements: max |x| by shuffles, each lane rounds its element exactly as the CPU's g4c_quantize_q8
@@ -550,6 +592,27 @@ cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t 
     case CU_MLX8: return qgemv_t<CU_MLX8>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
     default: return cudaErrorInvalidValue;
     }
+}
+
+cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *xq, const float2 *dx, int x_div,
+                             const cu_mat *w, int n_expert, const int *off, const int *list) {
+    const qmat q = qm(w);
+    const dim3 grid((w->rows + WARPS - 1) / WARPS, n_expert);
+    switch (w->dt) {
+#define G4C_QG(T)                                                                                                     \
+    case T: k_qgemv_grouped<T><<<grid, WARPS * 32, 0, st>>>(y, ys, xq, dx, x_div, q, w->rows, w->cols, off, list); break;
+        G4C_QG(CU_Q4_0)
+        G4C_QG(CU_Q8_0)
+        G4C_QG(CU_Q4_K)
+        G4C_QG(CU_Q5_K)
+        G4C_QG(CU_Q6_K)
+        G4C_QG(CU_Q5_0)
+        G4C_QG(CU_MLX4)
+        G4C_QG(CU_MLX8)
+#undef G4C_QG
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
 }
 
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m) {

@@ -20,6 +20,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/cuda_model.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace {
 
@@ -181,7 +182,6 @@ __global__ void k_gelu16(__nv_bfloat16 *g, const __nv_bfloat16 *__restrict__ u, 
 
 /* Queries per block (4 warps of 16 rows) and keys per shared-memory tile. */
 constexpr int FA_Q = 64, FA_K = 64;
-constexpr float LOG2E = 1.4426950408889634f;
 
 /* The padded head dim of the bf16 copies (mma k-steps of 16); 0 when the kernel does not take hd. */
 int flash_dim(int hd) { return hd > 0 && hd <= 128 && hd % 8 == 0 ? (hd + 15) & ~15 : 0; }
@@ -254,35 +254,6 @@ __global__ void k_heads_bf16(head_jobs jobs, int n, int n_pad, int nh, int hd, i
 #pragma unroll
     for (int e = 0; e < 4; e++)
         if (lane + 32 * e < hdp) d[lane + 32 * e] = __float2bfloat16_rn(xv[e]);
-}
-
-__device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void cp_async16(void *s, const void *g) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(s)), "l"(g));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
-/* Four 8x8 bf16 matrices; lane i gives the address of row i % 8 of matrix i / 8 (.trans: transposed). */
-__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldsm4_t(uint32_t (&r)[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-/* c (16x8 f32) += a (16x16 bf16, row) · b (16x8 bf16, col) */
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t *>(&v);
 }
 
 __device__ __forceinline__ void store2(float *p, float a, float b) {
