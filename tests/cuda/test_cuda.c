@@ -172,6 +172,50 @@ static void check_matmul_q(qspec t, int rows, int cols, int n, int path) {
     free(wf), free(x), free(xt), free(y), free(ref), free(ref_raw);
 }
 
+/* MoE prefill's expert-major products (rows stacked per expert, pairs routed at random, some experts empty): the
+ * int8 path against the oracle on the same int8 activations, the tensor-core path against f32 activations (bf16
+ * weights and activations, as the tiles). */
+static void check_moe_experts(qspec t, int E, int rows_e, int cols, int n_pairs, int x_div) {
+    const int rows = E * rows_e, nx = (n_pairs + x_div - 1) / x_div;
+    float *wf = rnd((size_t)rows * cols, 1.f), *x = rnd((size_t)nx * cols, 1.f), *xt = malloc(sizeof(float) * nx * cols);
+    quantize_act(xt, x, (size_t)nx * cols);
+    g4c_wmat w;
+    make_qmat(&w, t, wf, rows, cols);
+    int *sel = malloc(sizeof(int) * n_pairs);
+    uint64_t s = 99;
+    for (int p = 0; p < n_pairs; p++) sel[p] = (int)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 33) % (E - 1);
+    float *all = malloc(sizeof(float) * (size_t)nx * rows), *ref = malloc(sizeof(float) * (size_t)n_pairs * rows_e);
+    float *y = malloc(sizeof(float) * (size_t)n_pairs * rows_e);
+    for (int path = 1; path <= 2; path++) {
+        g4c_ref_matmul(all, path == 1 ? xt : x, &w, nx);
+        for (int p = 0; p < n_pairs; p++)
+            memcpy(ref + (size_t)p * rows_e, all + (size_t)(p / x_div) * rows + (size_t)sel[p] * rows_e,
+                   sizeof(float) * rows_e);
+        g4c_err err = {0};
+        const g4c_status st = g4c_cuda_op_moe_experts(y, x, &w, E, sel, n_pairs, x_div, path, &err);
+        CHECKF(st == G4C_OK, "%s", err.msg);
+        const double e = st == G4C_OK ? test_rel_l2(y, ref, (size_t)n_pairs * rows_e) : 1, tol = path == 1 ? 1e-5 : 1e-2;
+        CHECKF(e <= tol, "moe experts %s E=%d %dx%d pairs=%d x_div=%d %s: rel L2 %.3g > %.3g", qname(t), E, rows_e, cols,
+               n_pairs, x_div, path == 1 ? "int8" : "mma", e, tol);
+        printf("     moe experts %-4s E %d %4d x %-4d pairs %-4d x_div %d %-4s rel L2 %.2e\n", qname(t), E, rows_e, cols,
+               n_pairs, x_div, path == 1 ? "int8" : "mma", e);
+    }
+    free_qmat(&w);
+    free(wf), free(x), free(xt), free(sel), free(all), free(ref), free(y);
+}
+
+static void test_moe_experts(void) {
+    const qspec types[] = {QB(G4C_DTYPE_Q4_0), QB(G4C_DTYPE_Q8_0), QB(G4C_DTYPE_Q4_K), QB(G4C_DTYPE_Q5_K),
+                           QB(G4C_DTYPE_Q6_K), QB(G4C_DTYPE_Q5_0), QMLX(4, 64, G4C_DTYPE_BF16),
+                           QMLX(8, 32, G4C_DTYPE_BF16)};
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        check_moe_experts(types[k], 6, 67, 512, 150, 3);  /* gate|up-like: x per token, 3 slots; the last expert empty */
+        check_moe_experts(types[k], 5, 130, 768, 77, 1);  /* down-like: x per pair */
+    }
+    check_moe_experts(QB(G4C_DTYPE_Q4_0), 9, 64, 96, 300, 8); /* 96 columns: a partial 256-column step */
+    check_moe_experts(QB(G4C_DTYPE_Q8_0), 4, 33, 2816, 40, 2);
+}
+
 static void test_matmul_quant(void) {
     const qspec types[] = {QB(G4C_DTYPE_Q4_0), QB(G4C_DTYPE_Q8_0), QB(G4C_DTYPE_Q4_K), QB(G4C_DTYPE_Q5_K),
                            QB(G4C_DTYPE_Q6_K), QB(G4C_DTYPE_Q5_0), QMLX(4, 64, G4C_DTYPE_BF16),
@@ -959,6 +1003,7 @@ int main(int argc, char **argv) {
                                                               : "auto");
     RUN(test_matmul);
     RUN(test_matmul_quant);
+    RUN(test_moe_experts);
     RUN(test_argmax);
     RUN(test_rms_norm);
     RUN(test_gelu_softcap);

@@ -107,6 +107,11 @@ g4c_status g4c_cuda_op_softcap(float *x, int n, float cap, g4c_err *err);
  * inv_freq [head_dim/2] (model/kv_cache.c's tables: default or proportional). */
 g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_heads, int head_dim, float eps,
                                  const float *inv_freq, int pos0, g4c_err *err);
+/* MoE prefill's expert-major product: w stacks n_expert matrices of w->rows / n_expert rows; pair p (sel[p] its
+ * expert) gets y[p][r] = Σ_c w_sel[p][r][c]·x[p / x_div][c]. path 1: int8 activations (cu_qgemv_grouped), 2: bf16
+ * tensor cores (cu_moe_mma). Quantized w only. */
+g4c_status g4c_cuda_op_moe_experts(float *y, const float *x, const g4c_wmat *w, int n_expert, const int *sel,
+                                   int n_pairs, int x_div, int path, g4c_err *err);
 /* g4c_attention on the device; n_split 0 = the forward pass's choice, else that many key splits. */
 g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head,
                                  int n_split, g4c_err *err);

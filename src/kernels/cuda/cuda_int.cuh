@@ -197,10 +197,16 @@ cudaError_t cu_quantize_act(cudaStream_t st, int8_t *xq, float2 *dx, const float
  * x_per_slot else t, y at y + t·ys + k·yks. */
 cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t *xq, const float2 *dx, int x_per_slot,
                      const cu_mat *w, int n, const int *sel, int n_slot);
-/* MoE prefill, expert-major: w holds n_expert matrices of w.rows rows (expert e's rows from e·w.rows); for each
- * expert e and each pair p in list[off[e] .. off[e + 1]): y[p][r] = Σ_c w_e[r][c]·x̃[p / x_div][c]. */
+/* MoE prefill, expert-major over cu_moe_plan's work tiles (max_tiles: cu_moe_tiles_max): w holds the experts'
+ * matrices of w.rows rows each (expert e's rows from e·w.rows); for each expert e and each pair p in
+ * list[off[e] .. off[e + 1]): y[p][r] = Σ_c w_e[r][c]·x̃[p / x_div][c]. */
 cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *xq, const float2 *dx, int x_div,
-                             const cu_mat *w, int n_expert, const int *off, const int *list);
+                             const cu_mat *w, const int *off, const int *list, const int *tiles, int max_tiles);
+/* cu_qgemv_grouped's product on bf16 tensor cores from f32 activations x [..][xs] (weights rounded to bf16 as
+ * cu_dequant_bf16 does, activations rounded to bf16, f32 accumulation), over cu_moe_plan's work tiles (max_tiles:
+ * cu_moe_tiles_max): the fast prefill precision. */
+cudaError_t cu_moe_mma(cudaStream_t st, float *y, long ys, const float *x, long xs, int x_div, const cu_mat *w,
+                       const int *off, const int *list, const int *tiles, int max_tiles);
 /* Rows [r0, r0 + m) of quantized w dequantized to bf16 [m][w.cols] (prefill tiles for cuBLAS). */
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m);
 /* x[t] = row ids[t] of quantized e · scale. */
@@ -307,7 +313,11 @@ cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n);
 cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, int k, const float *per_expert_scale,
                            int *sel, float *wt);
 /* MoE prefill: the n_pairs (token, slot) pairs of sel [n_pairs] grouped by expert: list [n_pairs] holds the pair
- * ids of expert e at off[e] .. off[e + 1] (off [n_expert + 1]); order within an expert unspecified. */
-cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list);
+ * ids of expert e at off[e] .. off[e + 1] (off [n_expert + 1]); order within an expert unspecified. tiles [1 + 2 ·
+ * cu_moe_tiles_max]: the count, then (expert, first list index) of each run of up to CU_MOE_TILE pairs of one
+ * expert, so that a crowded expert spreads over several blocks. */
+#define CU_MOE_TILE 32
+static inline int cu_moe_tiles_max(int n_pairs, int n_expert) { return n_pairs / CU_MOE_TILE + n_expert; }
+cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list, int *tiles);
 
 #endif

@@ -27,6 +27,7 @@ struct g4c_cuda_text {
     int logit_rows;
     float *router, *d_wt, *d_gw, *moe_in, *moe_h, *moe_gu, *moe_c, *moe_y;
     int *d_off;            /* MoE prefill: per-expert offsets into d_gidx (the pair ids grouped by expert) */
+    int *d_tiles;          /* MoE prefill: cu_moe_plan's work tiles */
     int8_t *pxq, *pxq2;    /* MoE prefill: the experts' inputs as int8 (tokens; then the pairs' GeGLU outputs) */
     float2 *pdx, *pdx2;
     int8_t *xq2; /* decode: the MoE experts' input as int8 activations (alive across the dense MLP's products) */
@@ -72,13 +73,18 @@ int fast_prefill(const cu_mat *w) {
            (mode == G4C_CUDA_PREFILL_AUTO && cu_is_quant(w) && g4c_cuda_qprefill() != G4C_CUDA_QPREFILL_GEMV);
 }
 
-/* MoE prefill expert-major on the int8 kernels (cu_moe_plan + cu_qgemv_grouped: routing stays on the device, the
- * CPU's arithmetic) when the experts are quantized and the quantized prefill runs the CPU's arithmetic
- * (G4C_CUDA_QPREFILL=gemv); env G4C_CUDA_MOE_GROUPED=0 keeps the per-expert loop. */
+/* MoE prefill with quantized experts, expert-major with the routing grouped on the device (cu_moe_plan, no host
+ * round trip): 1 = int8 activations (cu_qgemv_grouped, the CPU's arithmetic) when the quantized prefill runs the
+ * CPU's arithmetic (G4C_CUDA_QPREFILL=gemv); 2 = bf16 tensor cores on weights dequantized in shared memory
+ * (cu_moe_mma) in the bf16 and auto modes; 0 = the per-expert loop through cuBLAS (unquantized experts, the split
+ * mode, or env G4C_CUDA_MOE_GROUPED=0). */
 int grouped_moe(const cu_layer *L, const g4c_config *c) {
     static const int env = cu_env_switch("G4C_CUDA_MOE_GROUPED");
-    return env != 0 && c->moe && cu_is_quant(&L->exp_gu) && cu_is_quant(&L->exp_down) && c->n_embd % 32 == 0 &&
-           c->moe_ffn_dim % 32 == 0 && g4c_cuda_qprefill() == G4C_CUDA_QPREFILL_GEMV;
+    if (env == 0 || !c->moe || !cu_is_quant(&L->exp_gu) || !cu_is_quant(&L->exp_down) || c->n_embd % 32 ||
+        c->moe_ffn_dim % 32)
+        return 0;
+    if (g4c_cuda_qprefill() == G4C_CUDA_QPREFILL_GEMV) return 1;
+    return g4c_cuda_prefill_mode() != G4C_CUDA_PREFILL_SPLIT ? 2 : 0;
 }
 
 int is_placeholder(const g4c_config *c, int tok) {
@@ -166,6 +172,7 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
         HOSTF(s->h_gw, U * K);
         HOSTI(s->h_count, 2 * E + 1);
         DEVI(s->d_off, E + 1);
+        DEVI(s->d_tiles, 1 + 2 * (size_t)cu_moe_tiles_max((int)(U * K), (int)E));
         if (cu_is_quant(&s->M->layers[0].exp_gu) && cu_is_quant(&s->M->layers[0].exp_down)) {
             G4C_TRY(dev(s, (void **)&s->pxq, U * H, 0, err));
             G4C_TRY(dev(s, (void **)&s->pdx, sizeof(float2) * U * H / 32, 0, err));
@@ -235,12 +242,22 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *e
                                   K, err));
         return G4C_OK;
     }
-    if (grouped_moe(D, c)) { /* prefill, expert-major on int8 activations: each expert's rows read once */
-        G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx));
+    const int grouped = grouped_moe(D, c);
+    if (grouped == 2) { /* prefill, expert-major on tensor cores */
+        G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
+        const int mt = cu_moe_tiles_max(n * K, E);
+        G4C_CU(cu_moe_mma(st, s->moe_gu, 2 * I, s->moe_h, H, K, &D->exp_gu, s->d_off, s->d_gidx, s->d_tiles, mt));
+        G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I));
+        G4C_CU(cu_moe_mma(st, s->moe_y, H, s->moe_c, I, 1, &D->exp_down, s->d_off, s->d_gidx, s->d_tiles, mt));
+        return G4C_OK;
+    }
+    if (grouped == 1) { /* prefill, expert-major on int8 activations */
+        G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
         G4C_CU(cu_quantize_act(st, s->pxq, s->pdx, s->moe_h, H, 0, n, 1, H));
-        G4C_CU(cu_qgemv_grouped(st, s->moe_gu, 2 * I, s->pxq, s->pdx, K, &D->exp_gu, E, s->d_off, s->d_gidx));
+        const int mt = cu_moe_tiles_max(n * K, E);
+        G4C_CU(cu_qgemv_grouped(st, s->moe_gu, 2 * I, s->pxq, s->pdx, K, &D->exp_gu, s->d_off, s->d_gidx, s->d_tiles, mt));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I, cu_q8{s->pxq2, s->pdx2}));
-        G4C_CU(cu_qgemv_grouped(st, s->moe_y, H, s->pxq2, s->pdx2, 1, &D->exp_down, E, s->d_off, s->d_gidx));
+        G4C_CU(cu_qgemv_grouped(st, s->moe_y, H, s->pxq2, s->pdx2, 1, &D->exp_down, s->d_off, s->d_gidx, s->d_tiles, mt));
         return G4C_OK;
     }
     /* prefill: each expert once over the tokens routed to it (text.c's loop) */

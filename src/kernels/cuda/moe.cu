@@ -85,8 +85,10 @@ __global__ void k_router_topk_warp(const float *__restrict__ logits, int n, int 
     }
 }
 
-/* One block: count the pairs of each expert, offsets by a prefix sum, then each pair's slot in its expert's run. */
-__global__ void k_moe_plan(const int *__restrict__ sel, int n_pairs, int E, int *__restrict__ off, int *__restrict__ list) {
+/* One block: count the pairs of each expert, offsets by a prefix sum, then each pair's slot in its expert's run;
+ * and the work tiles (cu_moe_plan). */
+__global__ void k_moe_plan(const int *__restrict__ sel, int n_pairs, int E, int *__restrict__ off, int *__restrict__ list,
+                           int *__restrict__ tiles) {
     extern __shared__ int sh[]; /* counts [E + 1], then cursors [E] */
     int *cnt = sh, *cur = sh + E + 1;
     for (int e = threadIdx.x; e <= E; e += blockDim.x) cnt[e] = 0;
@@ -96,8 +98,13 @@ __global__ void k_moe_plan(const int *__restrict__ sel, int n_pairs, int E, int 
         if (e >= 0 && e < E) atomicAdd(&cnt[e + 1], 1);
     }
     __syncthreads();
-    if (threadIdx.x == 0)
+    if (threadIdx.x == 0) {
         for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e];
+        int nt = 0;
+        for (int e = 0; e < E; e++)
+            for (int p = cnt[e]; p < cnt[e + 1]; p += CU_MOE_TILE) tiles[1 + 2 * nt] = e, tiles[2 + 2 * nt] = p, nt++;
+        tiles[0] = nt;
+    }
     __syncthreads();
     for (int e = threadIdx.x; e <= E; e += blockDim.x) {
         off[e] = cnt[e];
@@ -112,9 +119,9 @@ __global__ void k_moe_plan(const int *__restrict__ sel, int n_pairs, int E, int 
 
 } // namespace
 
-cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list) {
+cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list, int *tiles) {
     if (n_expert < 1 || n_expert > 4096) return cudaErrorInvalidValue;
-    k_moe_plan<<<1, 1024, sizeof(int) * (2 * n_expert + 1), st>>>(sel, n_pairs, n_expert, off, list);
+    k_moe_plan<<<1, 1024, sizeof(int) * (2 * n_expert + 1), st>>>(sel, n_pairs, n_expert, off, list, tiles);
     return cudaGetLastError();
 }
 

@@ -79,6 +79,40 @@ extern "C" g4c_status g4c_cuda_op_matmul(float *y, const float *x, const g4c_wma
     return st;
 }
 
+extern "C" g4c_status g4c_cuda_op_moe_experts(float *y, const float *x, const g4c_wmat *w, int n_expert, const int *sel,
+                                              int n_pairs, int x_div, int path, g4c_err *err) {
+    g4c_cuda_model *M = NULL;
+    cu_mat d;
+    G4C_TRY(upload_one(&M, &d, w, err));
+    d.rows /= n_expert; /* the experts' matrices stacked, as the model's exp_gu / exp_down */
+    scope sc;
+    float *dxf, *dy;
+    int *dsel, *doff, *dlist, *dtiles;
+    const int max_tiles = cu_moe_tiles_max(n_pairs, n_expert);
+    int8_t *xq;
+    float2 *xd;
+    const int nx = (n_pairs + x_div - 1) / x_div, cols32 = (d.cols + 31) & ~31;
+    g4c_status st = G4C_OK;
+    cudaError_t e = sc.up(&dxf, x, (size_t)nx * d.cols);
+    if (e == cudaSuccess) e = sc.up<float>(&dy, NULL, (size_t)n_pairs * d.rows);
+    if (e == cudaSuccess) e = cudaMemset(dy, 0xff, sizeof(float) * n_pairs * d.rows); /* NaN poison */
+    if (e == cudaSuccess) e = sc.up(&dsel, sel, (size_t)n_pairs);
+    if (e == cudaSuccess) e = sc.up<int>(&doff, NULL, (size_t)n_expert + 1);
+    if (e == cudaSuccess) e = sc.up<int>(&dlist, NULL, (size_t)n_pairs);
+    if (e == cudaSuccess) e = sc.up<int>(&dtiles, NULL, 1 + 2 * (size_t)max_tiles);
+    if (e == cudaSuccess) e = sc.up<int8_t>(&xq, NULL, (size_t)nx * cols32);
+    if (e == cudaSuccess) e = sc.up<float2>(&xd, NULL, (size_t)nx * cols32 / 32);
+    if (e == cudaSuccess) e = cu_moe_plan(0, dsel, n_pairs, n_expert, doff, dlist, dtiles);
+    if (e == cudaSuccess && path == 1) e = cu_quantize_act(0, xq, xd, dxf, d.cols, 0, nx, 1, d.cols);
+    if (e == cudaSuccess)
+        e = path == 1 ? cu_qgemv_grouped(0, dy, d.rows, xq, xd, x_div, &d, doff, dlist, dtiles, max_tiles)
+                      : cu_moe_mma(0, dy, d.rows, dxf, d.cols, x_div, &d, doff, dlist, dtiles, max_tiles);
+    if (e == cudaSuccess) e = cudaMemcpy(y, dy, sizeof(float) * n_pairs * d.rows, cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess) st = G4C_FAIL(err, G4C_E_IO, "CUDA: %s", cudaGetErrorString(e));
+    g4c_cuda_model_free(M);
+    return st;
+}
+
 extern "C" g4c_status g4c_cuda_op_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps,
                                            g4c_err *err) {
     scope sc;

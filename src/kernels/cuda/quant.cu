@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kernels/cuda/cuda_int.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace {
 
@@ -345,19 +346,20 @@ __global__ void __launch_bounds__(WARPS * 32)
         }
 }
 
-/* MoE prefill, expert-major: block (row group, expert e) runs WARPS rows of expert e over the pairs routed to it,
- * list[off[e] .. off[e + 1]) (pair p = token·n_slot + slot), 8 at a time: y[p][r] = Σ w_e[r]·x̃[p / x_div]. Each
- * expert's weights are read from memory once (the later groups of its pairs find the row in L1/L2) instead of once
- * per pair, and no routing crosses to the host. */
+/* MoE prefill, expert-major: block (row group, work tile of cu_moe_plan) runs WARPS rows of the tile's expert e over
+ * its up to CU_MOE_TILE pairs (pair p = token·n_slot + slot), 8 at a time: y[p][r] = Σ w_e[r]·x̃[p / x_div]. Each
+ * expert's weights are read from memory once per tile (the later groups of its pairs find the row in L1/L2) instead
+ * of once per pair, and no routing crosses to the host. */
 template <int DT>
 __global__ void __launch_bounds__(WARPS * 32)
     k_qgemv_grouped(float *__restrict__ y, long ys, const int8_t *__restrict__ xq, const float2 *__restrict__ dx,
-                    int x_div, qmat w, int rows, int cols, const int *__restrict__ off, const int *__restrict__ list) {
+                    int x_div, qmat w, int rows, int cols, const int *__restrict__ off, const int *__restrict__ list,
+                    const int *__restrict__ tiles) {
     constexpr int NT = 8;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, e = blockIdx.y;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int r = blockIdx.x * WARPS + warp;
-    const int p0 = off[e], p1 = off[e + 1];
-    if (r >= rows || p0 == p1) return; /* no block-wide synchronization below */
+    if ((int)blockIdx.y >= tiles[0] || r >= rows) return; /* no block-wide synchronization below */
+    const int e = tiles[1 + 2 * blockIdx.y], p0 = tiles[2 + 2 * blockIdx.y], p1 = min(p0 + CU_MOE_TILE, off[e + 1]);
     const long row = (long)e * rows + r;
     const int nch = w.nb * qt<DT>::CPB, nb32 = cols >> 5;
     for (int g = p0; g < p1; g += NT) {
@@ -437,35 +439,137 @@ __device__ __forceinline__ void write_chunk(OT *out, const qmat &w, long row, in
     }
 }
 
-/* A thread per chunk; each run of 16 bf16 leaves as two 16-byte stores (element offsets are multiples of 16). */
+/* A thread per chunk, 256 chunks a block = 8192 consecutive elements of the tile (a row's chunks cover it in order,
+ * 8 per K-quant super-block): each run of 16 bf16 goes to shared memory first, then the block writes its 16 KB out
+ * in consecutive 16-byte stores (a warp's store covers 512 contiguous bytes; the runs' own 32-byte pieces at a
+ * 64-byte stride left every store instruction half a sector each). */
+constexpr int DQ_T = 256;
 template <int DT>
-__global__ void k_dequant(__nv_bfloat16 *__restrict__ out, qmat w, int cols, long r0, int m) {
+__global__ void __launch_bounds__(DQ_T) k_dequant(__nv_bfloat16 *__restrict__ out, qmat w, int cols, long r0, int m) {
+    __shared__ __align__(16) __nv_bfloat16 sm[DQ_T * 32];
     const int nch = w.nb * qt<DT>::CPB;
-    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long)m * nch) return;
-    const long rr = i / nch;
-    const int ci = (int)(i - rr * nch);
-    raw rw;
-    load<DT>(w, r0 + rr, ci, rw);
-    run2 q;
-    decode<DT>(rw, ci, q);
+    const long i0 = (long)blockIdx.x * DQ_T, i = i0 + threadIdx.x, total = (long)m * nch;
+    if (i < total) {
+        const long rr = i / nch;
+        const int ci = (int)(i - rr * nch);
+        raw rw;
+        load<DT>(w, r0 + rr, ci, rw);
+        run2 q;
+        decode<DT>(rw, ci, q);
+        const long base = rr * cols - i0 * 32; /* this row's element 0, relative to the block's first element */
 #pragma unroll
-    for (int half = 0; half < 2; half++) {
-        const uint32_t *wv = half ? q.b : q.a;
-        const float s = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
-        uint32_t pk[8];
+        for (int half = 0; half < 2; half++) {
+            const uint32_t *wv = half ? q.b : q.a;
+            const float s = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
+            uint32_t pk[8];
 #pragma unroll
-        for (int k = 0; k < 4; k++)
+            for (int k = 0; k < 4; k++)
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const float v0 = s * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
-                const float v1 = s * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
-                const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);
-                pk[2 * k + j] = *reinterpret_cast<const uint32_t *>(&h);
+                for (int j = 0; j < 2; j++) {
+                    const float v0 = s * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
+                    const float v1 = s * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
+                    const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);
+                    pk[2 * k + j] = *reinterpret_cast<const uint32_t *>(&h);
+                }
+            uint4 *o = reinterpret_cast<uint4 *>(sm + base + (half ? q.eb : q.ea));
+            o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
+            o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
+        }
+    }
+    __syncthreads();
+    const long n_el = (total - i0 < DQ_T ? total - i0 : DQ_T) * 32; /* elements of this block */
+    uint4 *dst = reinterpret_cast<uint4 *>(out + i0 * 32);
+    const uint4 *src = reinterpret_cast<const uint4 *>(sm);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const int v = k * DQ_T + threadIdx.x; /* 16-byte vector index */
+        if ((long)v * 8 < n_el) dst[v] = src[v];
+    }
+}
+
+/* MoE prefill, expert-major on bf16 tensor cores (the fast prefill precision): block (64-row tile, work tile) runs
+ * the up to 32 pairs of one expert e that the tile names (cu_moe_plan). Per 256 columns (8 chunks a row: one K-quant
+ * super-block) the weight tile is dequantized into shared memory as k_dequant rounds it (the same bf16 values as the
+ * tile path) and the pairs' activation rows x[p / x_div] rounded to bf16 beside it; then mma m16n8k16 (warp w:
+ * rows 16w..16w+15 x the 32 pairs), f32 accumulation. Each weight is decoded once per 32 pairs of its expert, no
+ * tile goes through memory and no routing crosses to the host. */
+constexpr int MM_R = 64, MM_T = CU_MOE_TILE, MM_K = 256, MM_LDS = MM_K + 8;
+constexpr size_t MM_SMEM = (size_t)(MM_R + MM_T) * MM_LDS * sizeof(__nv_bfloat16);
+
+template <int DT>
+__global__ void __launch_bounds__(128) k_moe_mma(float *__restrict__ y, long ys, const float *__restrict__ x, long xs,
+                                                 int x_div, qmat w, int rows, int cols, const int *__restrict__ off,
+                                                 const int *__restrict__ list, const int *__restrict__ tiles) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    __nv_bfloat16 *sw = reinterpret_cast<__nv_bfloat16 *>(smem), *sx = sw + MM_R * MM_LDS;
+    __shared__ int pr[MM_T];
+    if ((int)blockIdx.y >= tiles[0]) return; /* block-uniform: fewer tiles than the bound */
+    const int e = tiles[1 + 2 * blockIdx.y], g = tiles[2 + 2 * blockIdx.y];
+    const int r0 = blockIdx.x * MM_R, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int nch = w.nb * qt<DT>::CPB;
+    {
+        const int nt = min(MM_T, off[e + 1] - g);
+        if (threadIdx.x < MM_T) pr[threadIdx.x] = (int)threadIdx.x < nt ? list[g + threadIdx.x] : 0;
+        float acc[4][4] = {};
+        for (int c0 = 0; c0 < nch; c0 += 8) {
+            __syncthreads();
+            for (int i = threadIdx.x; i < MM_R * 8; i += 128) {
+                const int rr = i >> 3, ci = c0 + (i & 7), r = r0 + rr;
+                __nv_bfloat16 *dst = sw + rr * MM_LDS - c0 * 32;
+                if (r >= rows || ci >= nch) { /* zeros where the chunk's 32 weights would go */
+                    uint4 *z = reinterpret_cast<uint4 *>(dst + ci * 32);
+                    z[0] = z[1] = z[2] = z[3] = make_uint4(0, 0, 0, 0);
+                    continue;
+                }
+                raw rw;
+                load<DT>(w, (long)e * rows + r, ci, rw);
+                run2 q;
+                decode<DT>(rw, ci, q);
+#pragma unroll
+                for (int half = 0; half < 2; half++) {
+                    const uint32_t *wv = half ? q.b : q.a;
+                    const float sc = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
+                    uint32_t pk[8];
+#pragma unroll
+                    for (int k = 0; k < 4; k++)
+#pragma unroll
+                        for (int j = 0; j < 2; j++) {
+                            const float v0 = sc * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
+                            const float v1 = sc * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
+                            pk[2 * k + j] = pack_bf16(v0, v1);
+                        }
+                    uint4 *o = reinterpret_cast<uint4 *>(dst + (half ? q.eb : q.ea));
+                    o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
+                    o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
+                }
             }
-        uint4 *o = reinterpret_cast<uint4 *>(out + rr * cols + (half ? q.eb : q.ea));
-        o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
-        o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
+            for (int i = threadIdx.x; i < MM_T * (MM_K / 4); i += 128) {
+                const int tt = i / (MM_K / 4), c4 = i % (MM_K / 4), col = c0 * 32 + 4 * c4;
+                float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+                if (tt < nt && col < cols) v = *reinterpret_cast<const float4 *>(x + (long)(pr[tt] / x_div) * xs + col);
+                *reinterpret_cast<uint2 *>(sx + tt * MM_LDS + 4 * c4) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+            }
+            __syncthreads();
+            const int k16 = min(8, nch - c0) * 2;
+            for (int kk = 0; kk < k16; kk++) {
+                uint32_t a[4];
+                ldsm4(a, sw + (warp * 16 + (lane & 15)) * MM_LDS + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+                for (int np = 0; np < 2; np++) {
+                    uint32_t b[4];
+                    ldsm4(b, sx + (np * 16 + (lane & 7) + (lane >> 4) * 8) * MM_LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                    mma16816(acc[2 * np], a, b[0], b[1]);
+                    mma16816(acc[2 * np + 1], a, b[2], b[3]);
+                }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < 4; t++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int tok = t * 8 + 2 * (lane & 3) + (c & 1), r = r0 + warp * 16 + (lane >> 2) + (c >> 1) * 8;
+                if (tok < nt && r < rows) y[(long)pr[tok] * ys + r] = acc[t][c];
+            }
     }
 }
 
@@ -595,12 +699,12 @@ cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t 
 }
 
 cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *xq, const float2 *dx, int x_div,
-                             const cu_mat *w, int n_expert, const int *off, const int *list) {
+                             const cu_mat *w, const int *off, const int *list, const int *tiles, int max_tiles) {
     const qmat q = qm(w);
-    const dim3 grid((w->rows + WARPS - 1) / WARPS, n_expert);
+    const dim3 grid((w->rows + WARPS - 1) / WARPS, max_tiles);
     switch (w->dt) {
 #define G4C_QG(T)                                                                                                     \
-    case T: k_qgemv_grouped<T><<<grid, WARPS * 32, 0, st>>>(y, ys, xq, dx, x_div, q, w->rows, w->cols, off, list); break;
+    case T: k_qgemv_grouped<T><<<grid, WARPS * 32, 0, st>>>(y, ys, xq, dx, x_div, q, w->rows, w->cols, off, list, tiles); break;
         G4C_QG(CU_Q4_0)
         G4C_QG(CU_Q8_0)
         G4C_QG(CU_Q4_K)
@@ -613,6 +717,38 @@ cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *x
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
+}
+
+namespace {
+template <int DT>
+cudaError_t moe_mma_t(cudaStream_t st, float *y, long ys, const float *x, long xs, int x_div, const cu_mat *w,
+                      const int *off, const int *list, const int *tiles, int max_tiles) {
+    static bool attr = false; /* per instantiation, once per process */
+    if (!attr) {
+        const cudaError_t e = cudaFuncSetAttribute(k_moe_mma<DT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MM_SMEM);
+        if (e != cudaSuccess) return e;
+        attr = true;
+    }
+    k_moe_mma<DT><<<dim3((w->rows + MM_R - 1) / MM_R, max_tiles), 128, MM_SMEM, st>>>(y, ys, x, xs, x_div, qm(w), w->rows,
+                                                                                     w->cols, off, list, tiles);
+    return cudaGetLastError();
+}
+} // namespace
+
+cudaError_t cu_moe_mma(cudaStream_t st, float *y, long ys, const float *x, long xs, int x_div, const cu_mat *w,
+                       const int *off, const int *list, const int *tiles, int max_tiles) {
+    if (w->cols % 4 || max_tiles < 1) return cudaErrorInvalidValue;
+    switch (w->dt) {
+    case CU_Q4_0: return moe_mma_t<CU_Q4_0>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_Q8_0: return moe_mma_t<CU_Q8_0>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_Q4_K: return moe_mma_t<CU_Q4_K>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_Q5_K: return moe_mma_t<CU_Q5_K>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_Q6_K: return moe_mma_t<CU_Q6_K>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_Q5_0: return moe_mma_t<CU_Q5_0>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_MLX4: return moe_mma_t<CU_MLX4>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    case CU_MLX8: return moe_mma_t<CU_MLX8>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+    default: return cudaErrorInvalidValue;
+    }
 }
 
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m) {
