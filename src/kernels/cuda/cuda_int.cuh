@@ -204,9 +204,9 @@ cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *x
                              const cu_mat *w, const int *off, const int *list, const int *tiles, int max_tiles);
 /* cu_qgemv_grouped's product on bf16 tensor cores from f32 activations x [..][xs] (weights rounded to bf16 as
  * cu_dequant_bf16 does, activations rounded to bf16, f32 accumulation), over cu_moe_plan's work tiles (max_tiles:
- * cu_moe_tiles_max): the fast prefill precision. */
+ * cu_moe_tiles_max): the fast prefill precision. w.cols % 8 == 0; xb: scratch of cu_moe_mma_scratch elements. */
 cudaError_t cu_moe_mma(cudaStream_t st, float *y, long ys, const float *x, long xs, int x_div, const cu_mat *w,
-                       const int *off, const int *list, const int *tiles, int max_tiles);
+                       const int *off, const int *list, const int *tiles, int max_tiles, __nv_bfloat16 *xb);
 /* Rows [r0, r0 + m) of quantized w dequantized to bf16 [m][w.cols] (prefill tiles for cuBLAS). */
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m);
 /* x[t] = row ids[t] of quantized e · scale. */
@@ -318,6 +318,8 @@ cudaError_t cu_router_topk(cudaStream_t st, float *logits, int n, int n_expert, 
  * expert, so that a crowded expert spreads over several blocks. */
 #define CU_MOE_TILE 32
 static inline int cu_moe_tiles_max(int n_pairs, int n_expert) { return n_pairs / CU_MOE_TILE + n_expert; }
+/* bf16 elements of cu_moe_mma's scratch xb (the work tiles' activation rows) */
+static inline size_t cu_moe_mma_scratch(int max_tiles, int cols) { return (size_t)max_tiles * CU_MOE_TILE * cols; }
 cudaError_t cu_moe_plan(cudaStream_t st, const int *sel, int n_pairs, int n_expert, int *off, int *list, int *tiles);
 
 #endif

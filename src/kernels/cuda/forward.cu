@@ -28,6 +28,7 @@ struct g4c_cuda_text {
     float *router, *d_wt, *d_gw, *moe_in, *moe_h, *moe_gu, *moe_c, *moe_y;
     int *d_off;            /* MoE prefill: per-expert offsets into d_gidx (the pair ids grouped by expert) */
     int *d_tiles;          /* MoE prefill: cu_moe_plan's work tiles */
+    __nv_bfloat16 *moe_xb; /* MoE prefill: cu_moe_mma's activation tiles */
     int8_t *pxq, *pxq2;    /* MoE prefill: the experts' inputs as int8 (tokens; then the pairs' GeGLU outputs) */
     float2 *pdx, *pdx2;
     int8_t *xq2; /* decode: the MoE experts' input as int8 activations (alive across the dense MLP's products) */
@@ -174,6 +175,8 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
         DEVI(s->d_off, E + 1);
         DEVI(s->d_tiles, 1 + 2 * (size_t)cu_moe_tiles_max((int)(U * K), (int)E));
         if (cu_is_quant(&s->M->layers[0].exp_gu) && cu_is_quant(&s->M->layers[0].exp_down)) {
+            const size_t xbe = cu_moe_mma_scratch(cu_moe_tiles_max((int)(U * K), (int)E), (int)(H > I ? H : I));
+            G4C_TRY(dev(s, (void **)&s->moe_xb, sizeof(__nv_bfloat16) * xbe, 0, err));
             G4C_TRY(dev(s, (void **)&s->pxq, U * H, 0, err));
             G4C_TRY(dev(s, (void **)&s->pdx, sizeof(float2) * U * H / 32, 0, err));
             G4C_TRY(dev(s, (void **)&s->pxq2, R * I, 0, err));
@@ -246,9 +249,9 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *e
     if (grouped == 2) { /* prefill, expert-major on tensor cores */
         G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
         const int mt = cu_moe_tiles_max(n * K, E);
-        G4C_CU(cu_moe_mma(st, s->moe_gu, 2 * I, s->moe_h, H, K, &D->exp_gu, s->d_off, s->d_gidx, s->d_tiles, mt));
+        G4C_CU(cu_moe_mma(st, s->moe_gu, 2 * I, s->moe_h, H, K, &D->exp_gu, s->d_off, s->d_gidx, s->d_tiles, mt, s->moe_xb));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I));
-        G4C_CU(cu_moe_mma(st, s->moe_y, H, s->moe_c, I, 1, &D->exp_down, s->d_off, s->d_gidx, s->d_tiles, mt));
+        G4C_CU(cu_moe_mma(st, s->moe_y, H, s->moe_c, I, 1, &D->exp_down, s->d_off, s->d_gidx, s->d_tiles, mt, s->moe_xb));
         return G4C_OK;
     }
     if (grouped == 1) { /* prefill, expert-major on int8 activations */

@@ -100,13 +100,15 @@ extern "C" g4c_status g4c_cuda_op_moe_experts(float *y, const float *x, const g4
     if (e == cudaSuccess) e = sc.up<int>(&doff, NULL, (size_t)n_expert + 1);
     if (e == cudaSuccess) e = sc.up<int>(&dlist, NULL, (size_t)n_pairs);
     if (e == cudaSuccess) e = sc.up<int>(&dtiles, NULL, 1 + 2 * (size_t)max_tiles);
+    __nv_bfloat16 *xb = NULL;
+    if (e == cudaSuccess) e = sc.up<__nv_bfloat16>(&xb, NULL, cu_moe_mma_scratch(max_tiles, d.cols));
     if (e == cudaSuccess) e = sc.up<int8_t>(&xq, NULL, (size_t)nx * cols32);
     if (e == cudaSuccess) e = sc.up<float2>(&xd, NULL, (size_t)nx * cols32 / 32);
     if (e == cudaSuccess) e = cu_moe_plan(0, dsel, n_pairs, n_expert, doff, dlist, dtiles);
     if (e == cudaSuccess && path == 1) e = cu_quantize_act(0, xq, xd, dxf, d.cols, 0, nx, 1, d.cols);
     if (e == cudaSuccess)
         e = path == 1 ? cu_qgemv_grouped(0, dy, d.rows, xq, xd, x_div, &d, doff, dlist, dtiles, max_tiles)
-                      : cu_moe_mma(0, dy, d.rows, dxf, d.cols, x_div, &d, doff, dlist, dtiles, max_tiles);
+                      : cu_moe_mma(0, dy, d.rows, dxf, d.cols, x_div, &d, doff, dlist, dtiles, max_tiles, xb);
     if (e == cudaSuccess) e = cudaMemcpy(y, dy, sizeof(float) * n_pairs * d.rows, cudaMemcpyDeviceToHost);
     if (e != cudaSuccess) st = G4C_FAIL(err, G4C_E_IO, "CUDA: %s", cudaGetErrorString(e));
     g4c_cuda_model_free(M);

@@ -487,90 +487,125 @@ __global__ void __launch_bounds__(DQ_T) k_dequant(__nv_bfloat16 *__restrict__ ou
     }
 }
 
-/* MoE prefill, expert-major on bf16 tensor cores (the fast prefill precision): block (64-row tile, work tile) runs
- * the up to 32 pairs of one expert e that the tile names (cu_moe_plan). Per 256 columns (8 chunks a row: one K-quant
- * super-block) the weight tile is dequantized into shared memory as k_dequant rounds it (the same bf16 values as the
- * tile path) and the pairs' activation rows x[p / x_div] rounded to bf16 beside it; then mma m16n8k16 (warp w:
- * rows 16w..16w+15 x the 32 pairs), f32 accumulation. Each weight is decoded once per 32 pairs of its expert, no
- * tile goes through memory and no routing crosses to the host. */
+/* MoE prefill, expert-major on bf16 tensor cores (the fast prefill precision). k_moe_gather first writes each work
+ * tile's (cu_moe_plan) up to 32 activation rows x[p / x_div], rounded to bf16, contiguously into xb [tile][32][ldx].
+ * Then block (64-row tile, work tile) of k_moe_mma runs the tile's pairs against expert e's rows: per 256 columns
+ * (8 chunks a row: one K-quant super-block) the weights are dequantized into shared memory as k_dequant rounds them
+ * (the same bf16 values as the tile path) and mma m16n8k16 multiplies them with the activation tile (warp w: rows
+ * 16w..16w+15 x the 32 pairs, f32 accumulation). Pipelined: the next step's weight chunks are loaded into
+ * registers and its activation tile is copied (cp.async, two buffers) while this step's products run. Each weight
+ * is decoded once per tile of its expert, no dequantized tile goes through memory, no routing crosses to the host. */
 constexpr int MM_R = 64, MM_T = CU_MOE_TILE, MM_K = 256, MM_LDS = MM_K + 8;
-constexpr size_t MM_SMEM = (size_t)(MM_R + MM_T) * MM_LDS * sizeof(__nv_bfloat16);
+constexpr size_t MM_SMEM = (size_t)(MM_R + 2 * MM_T) * MM_LDS * sizeof(__nv_bfloat16);
+
+__global__ void k_moe_gather(__nv_bfloat16 *__restrict__ xb, int ldx, const float *__restrict__ x, long xs, int x_div,
+                             int cols, const int *__restrict__ off, const int *__restrict__ list,
+                             const int *__restrict__ tiles) {
+    if ((int)blockIdx.x >= tiles[0]) return;
+    const int e = tiles[1 + 2 * blockIdx.x], g = tiles[2 + 2 * blockIdx.x], nt = min(MM_T, off[e + 1] - g);
+    const int c4n = ldx / 4;
+    for (int i = threadIdx.x; i < MM_T * c4n; i += blockDim.x) {
+        const int tt = i / c4n, c = 4 * (i % c4n);
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (tt < nt && c < cols) v = *reinterpret_cast<const float4 *>(x + (long)(list[g + tt] / x_div) * xs + c);
+        *reinterpret_cast<uint2 *>(xb + ((long)blockIdx.x * MM_T + tt) * ldx + c) =
+            make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+    }
+}
 
 template <int DT>
-__global__ void __launch_bounds__(128) k_moe_mma(float *__restrict__ y, long ys, const float *__restrict__ x, long xs,
-                                                 int x_div, qmat w, int rows, int cols, const int *__restrict__ off,
+__global__ void __launch_bounds__(128) k_moe_mma(float *__restrict__ y, long ys, const __nv_bfloat16 *__restrict__ xb,
+                                                 int ldx, qmat w, int rows, const int *__restrict__ off,
                                                  const int *__restrict__ list, const int *__restrict__ tiles) {
+    constexpr int CPT = MM_R * 8 / 128; /* weight chunks per thread and step */
     extern __shared__ __align__(16) unsigned char smem[];
-    __nv_bfloat16 *sw = reinterpret_cast<__nv_bfloat16 *>(smem), *sx = sw + MM_R * MM_LDS;
-    __shared__ int pr[MM_T];
+    __nv_bfloat16 *sw = reinterpret_cast<__nv_bfloat16 *>(smem), *sx = sw + MM_R * MM_LDS; /* sx: two buffers */
     if ((int)blockIdx.y >= tiles[0]) return; /* block-uniform: fewer tiles than the bound */
-    const int e = tiles[1 + 2 * blockIdx.y], g = tiles[2 + 2 * blockIdx.y];
+    const int e = tiles[1 + 2 * blockIdx.y], g = tiles[2 + 2 * blockIdx.y], nt = min(MM_T, off[e + 1] - g);
     const int r0 = blockIdx.x * MM_R, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int nch = w.nb * qt<DT>::CPB;
-    {
-        const int nt = min(MM_T, off[e + 1] - g);
-        if (threadIdx.x < MM_T) pr[threadIdx.x] = (int)threadIdx.x < nt ? list[g + threadIdx.x] : 0;
-        float acc[4][4] = {};
-        for (int c0 = 0; c0 < nch; c0 += 8) {
-            __syncthreads();
-            for (int i = threadIdx.x; i < MM_R * 8; i += 128) {
-                const int rr = i >> 3, ci = c0 + (i & 7), r = r0 + rr;
-                __nv_bfloat16 *dst = sw + rr * MM_LDS - c0 * 32;
-                if (r >= rows || ci >= nch) { /* zeros where the chunk's 32 weights would go */
-                    uint4 *z = reinterpret_cast<uint4 *>(dst + ci * 32);
-                    z[0] = z[1] = z[2] = z[3] = make_uint4(0, 0, 0, 0);
-                    continue;
-                }
-                raw rw;
-                load<DT>(w, (long)e * rows + r, ci, rw);
-                run2 q;
-                decode<DT>(rw, ci, q);
+    const int nch = w.nb * qt<DT>::CPB, steps = (nch + 7) / 8;
+    const __nv_bfloat16 *xt = xb + (long)blockIdx.y * MM_T * ldx;
+    auto load_w = [&](int c0, raw (&rw)[CPT]) {
 #pragma unroll
-                for (int half = 0; half < 2; half++) {
-                    const uint32_t *wv = half ? q.b : q.a;
-                    const float sc = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
-                    uint32_t pk[8];
+        for (int u = 0; u < CPT; u++) {
+            const int i = threadIdx.x + 128 * u, r = r0 + (i >> 3), ci = c0 + (i & 7);
+            if (r < rows && ci < nch) load<DT>(w, (long)e * rows + r, ci, rw[u]);
+        }
+    };
+    auto load_x = [&](int c0, __nv_bfloat16 *dst) { /* 32 rows x 256 columns (those < ldx; the rest zeroed) */
+        for (int i = threadIdx.x; i < MM_T * (MM_K / 8); i += 128) {
+            const int tt = i / (MM_K / 8), c = 8 * (i % (MM_K / 8)), col = c0 * 32 + c;
+            __nv_bfloat16 *d = dst + tt * MM_LDS + c;
+            if (col < ldx) cp_async16(d, xt + (long)tt * ldx + col);
+            else *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        }
+        cp_async_commit();
+    };
+    raw rw[CPT];
+    load_w(0, rw);
+    load_x(0, sx);
+    float acc[4][4] = {};
+    for (int st = 0; st < steps; st++) {
+        const int c0 = st * 8;
+        __syncthreads(); /* the previous step's products have read sw and the buffer that load_x refills below */
 #pragma unroll
-                    for (int k = 0; k < 4; k++)
-#pragma unroll
-                        for (int j = 0; j < 2; j++) {
-                            const float v0 = sc * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
-                            const float v1 = sc * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
-                            pk[2 * k + j] = pack_bf16(v0, v1);
-                        }
-                    uint4 *o = reinterpret_cast<uint4 *>(dst + (half ? q.eb : q.ea));
-                    o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
-                    o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
-                }
+        for (int u = 0; u < CPT; u++) {
+            const int i = threadIdx.x + 128 * u, rr = i >> 3, ci = c0 + (i & 7), r = r0 + rr;
+            __nv_bfloat16 *dst = sw + rr * MM_LDS - c0 * 32;
+            if (r >= rows || ci >= nch) { /* zeros where the chunk's 32 weights would go */
+                uint4 *z = reinterpret_cast<uint4 *>(dst + ci * 32);
+                z[0] = z[1] = z[2] = z[3] = make_uint4(0, 0, 0, 0);
+                continue;
             }
-            for (int i = threadIdx.x; i < MM_T * (MM_K / 4); i += 128) {
-                const int tt = i / (MM_K / 4), c4 = i % (MM_K / 4), col = c0 * 32 + 4 * c4;
-                float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-                if (tt < nt && col < cols) v = *reinterpret_cast<const float4 *>(x + (long)(pr[tt] / x_div) * xs + col);
-                *reinterpret_cast<uint2 *>(sx + tt * MM_LDS + 4 * c4) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
-            }
-            __syncthreads();
-            const int k16 = min(8, nch - c0) * 2;
-            for (int kk = 0; kk < k16; kk++) {
-                uint32_t a[4];
-                ldsm4(a, sw + (warp * 16 + (lane & 15)) * MM_LDS + kk * 16 + (lane >> 4) * 8);
+            run2 q;
+            decode<DT>(rw[u], ci, q);
 #pragma unroll
-                for (int np = 0; np < 2; np++) {
-                    uint32_t b[4];
-                    ldsm4(b, sx + (np * 16 + (lane & 7) + (lane >> 4) * 8) * MM_LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-                    mma16816(acc[2 * np], a, b[0], b[1]);
-                    mma16816(acc[2 * np + 1], a, b[2], b[3]);
-                }
+            for (int half = 0; half < 2; half++) {
+                const uint32_t *wv = half ? q.b : q.a;
+                const float sc = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
+                uint32_t pk[8];
+#pragma unroll
+                for (int k = 0; k < 4; k++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) {
+                        const float v0 = sc * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
+                        const float v1 = sc * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
+                        pk[2 * k + j] = pack_bf16(v0, v1);
+                    }
+                uint4 *o = reinterpret_cast<uint4 *>(dst + (half ? q.eb : q.ea));
+                o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
+                o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
             }
         }
+        if (st + 1 < steps) {
+            load_w(c0 + 8, rw); /* in flight during this step's products */
+            load_x(c0 + 8, sx + ((st + 1) & 1) * MM_T * MM_LDS);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const __nv_bfloat16 *sxs = sx + (st & 1) * MM_T * MM_LDS;
+        const int k16 = min(8, nch - c0) * 2;
+        for (int kk = 0; kk < k16; kk++) {
+            uint32_t a[4];
+            ldsm4(a, sw + (warp * 16 + (lane & 15)) * MM_LDS + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
-        for (int t = 0; t < 4; t++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                const int tok = t * 8 + 2 * (lane & 3) + (c & 1), r = r0 + warp * 16 + (lane >> 2) + (c >> 1) * 8;
-                if (tok < nt && r < rows) y[(long)pr[tok] * ys + r] = acc[t][c];
+            for (int np = 0; np < 2; np++) {
+                uint32_t b[4];
+                ldsm4(b, sxs + (np * 16 + (lane & 7) + (lane >> 4) * 8) * MM_LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(acc[2 * np], a, b[0], b[1]);
+                mma16816(acc[2 * np + 1], a, b[2], b[3]);
             }
+        }
     }
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int tok = t * 8 + 2 * (lane & 3) + (c & 1), r = r0 + warp * 16 + (lane >> 2) + (c >> 1) * 8;
+            if (tok < nt && r < rows) y[(long)list[g + tok] * ys + r] = acc[t][c];
+        }
 }
 
 template <int DT>
@@ -721,7 +756,7 @@ cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *x
 
 namespace {
 template <int DT>
-cudaError_t moe_mma_t(cudaStream_t st, float *y, long ys, const float *x, long xs, int x_div, const cu_mat *w,
+cudaError_t moe_mma_t(cudaStream_t st, float *y, long ys, const __nv_bfloat16 *xb, int ldx, const cu_mat *w,
                       const int *off, const int *list, const int *tiles, int max_tiles) {
     static bool attr = false; /* per instantiation, once per process */
     if (!attr) {
@@ -729,24 +764,30 @@ cudaError_t moe_mma_t(cudaStream_t st, float *y, long ys, const float *x, long x
         if (e != cudaSuccess) return e;
         attr = true;
     }
-    k_moe_mma<DT><<<dim3((w->rows + MM_R - 1) / MM_R, max_tiles), 128, MM_SMEM, st>>>(y, ys, x, xs, x_div, qm(w), w->rows,
-                                                                                     w->cols, off, list, tiles);
+    k_moe_mma<DT><<<dim3((w->rows + MM_R - 1) / MM_R, max_tiles), 128, MM_SMEM, st>>>(y, ys, xb, ldx, qm(w), w->rows, off,
+                                                                                     list, tiles);
     return cudaGetLastError();
 }
 } // namespace
 
 cudaError_t cu_moe_mma(cudaStream_t st, float *y, long ys, const float *x, long xs, int x_div, const cu_mat *w,
-                       const int *off, const int *list, const int *tiles, int max_tiles) {
-    if (w->cols % 4 || max_tiles < 1) return cudaErrorInvalidValue;
+                       const int *off, const int *list, const int *tiles, int max_tiles, __nv_bfloat16 *xb) {
+    if (w->cols % 8 || max_tiles < 1) return cudaErrorInvalidValue;
+    k_moe_gather<<<max_tiles, 256, 0, st>>>(xb, w->cols, x, xs, x_div, w->cols, off, list, tiles);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
     switch (w->dt) {
-    case CU_Q4_0: return moe_mma_t<CU_Q4_0>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_Q8_0: return moe_mma_t<CU_Q8_0>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_Q4_K: return moe_mma_t<CU_Q4_K>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_Q5_K: return moe_mma_t<CU_Q5_K>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_Q6_K: return moe_mma_t<CU_Q6_K>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_Q5_0: return moe_mma_t<CU_Q5_0>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_MLX4: return moe_mma_t<CU_MLX4>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
-    case CU_MLX8: return moe_mma_t<CU_MLX8>(st, y, ys, x, xs, x_div, w, off, list, tiles, max_tiles);
+#define G4C_MM(T)                                                                                                     \
+    case T: return moe_mma_t<T>(st, y, ys, xb, w->cols, w, off, list, tiles, max_tiles);
+        G4C_MM(CU_Q4_0)
+        G4C_MM(CU_Q8_0)
+        G4C_MM(CU_Q4_K)
+        G4C_MM(CU_Q5_K)
+        G4C_MM(CU_Q6_K)
+        G4C_MM(CU_Q5_0)
+        G4C_MM(CU_MLX4)
+        G4C_MM(CU_MLX8)
+#undef G4C_MM
     default: return cudaErrorInvalidValue;
     }
 }
