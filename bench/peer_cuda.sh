@@ -40,8 +40,9 @@ for mt in $4; do
         --device cuda 2>&1 | tee -a "$OUT/peer.log"
     echo "-- llama.cpp" | tee -a "$OUT/peer.log"
     timeout 300 "$L/llama-bench" -m "$d/model.gguf" -p 512 -n 128 -r "$REPS" -ngl 99 2>&1 | grep -E "^\|| error|failed" | tee -a "$OUT/peer.log"
+    # the synthesized GGUF carries no chat template: llama.cpp's built-in "gemma" one
     timeout 200 "$L/llama-mtmd-cli" -m "$d/model.gguf" --mmproj "$d/mmproj.gguf" --image "$W/img.ppm" -p "Describe." \
-        -n 1 -ngl 99 --temp 0 >"$OUT/mtmd-$p-$t.log" 2>&1
+        -n 1 -ngl 99 --temp 0 --chat-template gemma >"$OUT/mtmd-$p-$t.log" 2>&1
     grep -iE "encoded in|image.*tokens|n_tokens|error|failed" "$OUT/mtmd-$p-$t.log" | head -6 | tee -a "$OUT/peer.log"
     rm -rf "$d"
 done
