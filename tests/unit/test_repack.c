@@ -142,6 +142,56 @@ static void test_matmul(void) {
         }
 }
 
+/* Q8_0 at the extremes of its integer range (weights -128, +-127; activations +-127, where the prefill kernel's
+ * maddubs lanes come closest to int16 saturation): scales of 1, so every output is an exact integer and must equal
+ * Σ w·x, for the 16-row prefill kernel (n = 8, odd row count: the last group alone) and for decode (n = 1). */
+static void test_q8_extremes(void) {
+    const int rows = 40, cols = 160, n = 8, nb = cols / 32;
+    uint64_t seed = 3;
+    int8_t *wq = malloc((size_t)rows * cols);
+    uint8_t *q = malloc((size_t)rows * nb * 34);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const uint64_t v = test_rng_u64(&seed);
+            /* rows 0-7 all -128, rows 8-15 +-127 alternating by column, the rest random with extra -128 / 127 */
+            const int rnd = v % 4 == 0 ? -128 : v % 4 == 1 ? 127 : (int)(v >> 8 & 255) - 128;
+            wq[r * cols + c] = (int8_t)(r < 8 ? -128 : r < 16 ? (c % 2 ? 127 : -127) : rnd);
+        }
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++) {
+            uint8_t *blk = q + ((size_t)r * nb + b) * 34;
+            blk[0] = 0x00, blk[1] = 0x3C; /* f16 1.0 */
+            memcpy(blk + 2, wq + r * cols + 32 * b, 32);
+        }
+    float *x = malloc(sizeof(float) * n * cols), *got = malloc(sizeof(float) * n * rows);
+    float *one = malloc(sizeof(float) * rows);
+    for (int t = 0; t < n; t++)
+        for (int c = 0; c < cols; c++) {
+            const uint64_t v = test_rng_u64(&seed);
+            /* every block keeps a +-127 (scale 1); tokens 0/1 all -127 / +127, token 2 alternating, then random */
+            const int rnd = c % 32 == 5 ? 127 : (int)(v % 255) - 127;
+            const int xv = t == 0 ? -127 : t == 1 ? 127 : t == 2 ? (c % 2 ? 127 : -127) : rnd;
+            x[t * cols + c] = (float)xv;
+        }
+    g4c_wmat w = {.dtype = G4C_DTYPE_Q8_0, .data = q, .rows = rows, .cols = cols};
+    void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
+    g4c_cpu_repack(p, &w);
+    w.x8 = p;
+    g4c_matmul(pool, got, x, &w, n);
+    int bad = 0, bad1 = 0;
+    for (int t = 0; t < n; t++) {
+        g4c_matmul(pool, one, x + (size_t)t * cols, &w, 1);
+        for (int r = 0; r < rows; r++) {
+            int64_t want = 0;
+            for (int c = 0; c < cols; c++) want += (int64_t)wq[r * cols + c] * (int64_t)x[t * cols + c];
+            bad += got[t * rows + r] != (float)want;
+            bad1 += one[r] != (float)want;
+        }
+    }
+    CHECKF(!bad && !bad1, "Q8_0 extremes: %d prefill and %d decode outputs differ from the exact sums", bad, bad1);
+    free(p), free(q), free(wq), free(x), free(got), free(one);
+}
+
 int main(void) {
     g4c_err err = {0};
     if (g4c_pool_init(&pool, 2, &err) != G4C_OK || g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(1024), &err)) {
@@ -155,6 +205,7 @@ int main(void) {
         RUN(test_layout_q6_k);
         RUN(test_layout_q4_k);
         RUN(test_matmul);
+        RUN(test_q8_extremes);
     }
     g4c_pool_free(pool);
     return TEST_REPORT();

@@ -6,8 +6,8 @@
  *   Q6_K: acc_k += d_k · Σ_chunks dx · Σ_sub sc_k,sub · Σ (q − 32)·qx   (per 256-column block)
  *   Q4_K: see group_q4_k
  * Prefill of Q4_0 and Q8_0 (4 tokens at a time) runs two groups per pass in inline assembly (group_q4_16x4,
- * group_q8_16x4) with the same arithmetic. Every output's arithmetic is the same whatever the number of tokens, so
- * decode == prefill bit for bit. */
+ * group_q8_16x4, the latter on the activations as g4c_q8s_block) with the same arithmetic. Every output's arithmetic
+ * is the same whatever the number of tokens, so decode == prefill bit for bit. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -139,6 +139,10 @@ TGT static INL void group_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int6
 /* the 16-row x 4-token kernels' int16 ones (vpmaddwd pair sums) and their result: acc[2t], acc[2t + 1] = token t's
  * rows 0-7 and 8-15 */
 static const int16_t ones16[16] __attribute__((aligned(32))) = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+/* zeroed with vector stores: the initializer "= {{0}}" became a rep stosq, ~3% of a Q8_0 prefill (perf annotate) */
+TGT static INL void zero_16x4(float acc[8][8]) {
+    for (int i = 0; i < 8; i++) _mm256_store_ps(acc[i], _mm256_setzero_ps());
+}
 TGT static INL void store_16x4(float *y, int64_t ldy, float acc[8][8]) {
     for (int t = 0; t < 4; t++) {
         _mm256_storeu_ps(y + t * ldy, _mm256_load_ps(acc[2 * t]));
@@ -152,7 +156,8 @@ TGT static void group_q4_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int
         15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
         15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15};
     static const float eight[8] __attribute__((aligned(32))) = {8, 8, 8, 8, 8, 8, 8, 8};
-    float acc[8][8] __attribute__((aligned(32))) = {{0}}, d[2][8] __attribute__((aligned(32)));
+    float acc[8][8] __attribute__((aligned(32))), d[2][8] __attribute__((aligned(32)));
+    zero_16x4(acc);
     const int64_t st = nb * (int64_t)sizeof(g4c_q8_block), st3 = 3 * st, gb = nb * 144;
     const g4c_q8_block *x = xq;
     for (int64_t b = 0; b < nb; b++, g += 144, x++) {
@@ -197,28 +202,37 @@ TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
-/* Q8_0 prefill, the same pairing: per 4-column slice, |w| of both groups in ymm0/1 (once for the 4 tokens), the
- * signs moved onto each broadcast activation from the weights in memory (vpsignb's memory operand), the int32 sums
- * of 2 groups x 4 tokens in ymm8-15. Bit-identical to group_q8 (exact integer sums, then the same f32 steps). */
-#define Q8P_FIRST(J, X, S0, S1)                                                                                     \
-    Q8P_PROD(J, X)                                                                                                  \
-    "vpmaddwd %[ones], %%ymm3, %%ymm" #S0 "\n\t"                                                                    \
-    "vpmaddwd %[ones], %%ymm2, %%ymm" #S1 "\n\t"
-#define Q8P_STEP(J, X, S0, S1)                                                                                      \
-    Q8P_PROD(J, X)                                                                                                  \
-    "vpmaddwd %[ones], %%ymm3, %%ymm3\n\t"                                                                          \
-    "vpmaddwd %[ones], %%ymm2, %%ymm2\n\t"                                                                          \
+/* Q8_0 prefill, the same pairing, against the activations as g4c_q8s_block (cpu_int.h): per 4-column slice the raw
+ * weights of both groups in ymm0/1 (loaded once for the 4 tokens), per token |q| broadcast in ymm2 and its sign
+ * mask in ymm7; maddubs(|q|, w ^ m) then needs no vpsignb per group and token (vpsignb issues on 2 of the 4 vector
+ * pipes, one of them a multiplier that maddubs and madd need: with it the kernel took ~15 cycles per 256 MACs in L1,
+ * without it ~11.5; bench/RESULTS.md, fifth session). Each maddubs lane is a0·b0 + a1·b1 with b = w ^ m in
+ * [-128, 127] and a = |q| <= 127 where m = 0, <= 128 where m = -1 (then b = -w - 1): each product lies in
+ * [-16384, 16256], the lane in [-32768, 32512], so maddubs never saturates. The int32 sums of 2 groups x 4 tokens
+ * stay in ymm8-15 and start from k (Σ_{q<0} |q|, what the flipped bits took away). Exact integer sums, then
+ * group_q8's f32 steps: bit-identical to group_q8, so decode == prefill still holds. */
+#define Q8S_PROD(J, X)                                                                                              \
+    "vpbroadcastd 8+4*" #J X ", %%ymm2\n\t"                                                                         \
+    "vpbroadcastd 40+4*" #J X ", %%ymm7\n\t"                                                                        \
+    "vpxor %%ymm7, %%ymm0, %%ymm3\n\t"                                                                              \
+    "vpxor %%ymm7, %%ymm1, %%ymm7\n\t"                                                                              \
+    "vpmaddubsw %%ymm3, %%ymm2, %%ymm3\n\t"                                                                         \
+    "vpmaddubsw %%ymm7, %%ymm2, %%ymm2\n\t"                                                                         \
+    "vpmaddwd %%ymm6, %%ymm3, %%ymm3\n\t"                                                                           \
+    "vpmaddwd %%ymm6, %%ymm2, %%ymm2\n\t"
+/* first slice of a block: the sums start from k */
+#define Q8S_FIRST(J, X, S0, S1)                                                                                     \
+    Q8S_PROD(J, X)                                                                                                  \
+    "vpbroadcastd 4" X ", %%ymm7\n\t"                                                                               \
+    "vpaddd %%ymm7, %%ymm3, %%ymm" #S0 "\n\t"                                                                       \
+    "vpaddd %%ymm7, %%ymm2, %%ymm" #S1 "\n\t"
+#define Q8S_STEP(J, X, S0, S1)                                                                                      \
+    Q8S_PROD(J, X)                                                                                                  \
     "vpaddd %%ymm3, %%ymm" #S0 ", %%ymm" #S0 "\n\t"                                                                 \
     "vpaddd %%ymm2, %%ymm" #S1 ", %%ymm" #S1 "\n\t"
-#define Q8P_PROD(J, X)                                                                                              \
-    "vpbroadcastd 8+4*" #J X ", %%ymm2\n\t"                                                                         \
-    "vpsignb 16+32*" #J "(%[g]), %%ymm2, %%ymm3\n\t"                                                                \
-    "vpsignb 16+32*" #J "(%[g],%[gb],1), %%ymm2, %%ymm2\n\t"                                                        \
-    "vpmaddubsw %%ymm3, %%ymm0, %%ymm3\n\t"                                                                         \
-    "vpmaddubsw %%ymm2, %%ymm1, %%ymm2\n\t"
-#define Q8P_SLICE(J, M)                                                                                             \
-    "vpabsb 16+32*" #J "(%[g]), %%ymm0\n\t"                                                                         \
-    "vpabsb 16+32*" #J "(%[g],%[gb],1), %%ymm1\n\t"                                                                 \
+#define Q8S_SLICE(J, M)                                                                                             \
+    "vmovdqu 16+32*" #J "(%[g]), %%ymm0\n\t"                                                                        \
+    "vmovdqu 16+32*" #J "(%[g],%[gb],1), %%ymm1\n\t"                                                                \
     M(J, Q16_X0, 8, 9) M(J, Q16_X1, 10, 11) M(J, Q16_X2, 12, 13) M(J, Q16_X3, 14, 15)
 /* group_q8's f32 step for one token, both groups: acc += (Σ w·qx · dx) · d */
 #define Q8P_F32(X, S0, S1, A0, A1)                                                                                  \
@@ -229,10 +243,26 @@ TGT static INL void group_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int6
     "vmulps %%ymm2, %%ymm" #S1 ", %%ymm" #S1 "\n\t"                                                                 \
     G16_ACC(S0, S1, A0, A1)
 
-TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g) {
-    float acc[8][8] __attribute__((aligned(32))) = {{0}}, d[2][8] __attribute__((aligned(32)));
-    const int64_t st = nb * (int64_t)sizeof(g4c_q8_block), st3 = 3 * st, gb = nb * 272;
-    const g4c_q8_block *x = xq;
+TGT void g4c_avx2_q8_signs(g4c_q8s_block *dst, const g4c_q8_block *src, int64_t n_blocks) {
+    const __m256i z = _mm256_setzero_si256();
+    for (int64_t i = 0; i < n_blocks; i++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)src[i].q);
+        const __m256i a = _mm256_abs_epi8(q), m = _mm256_cmpgt_epi8(z, q);
+        const __m256i s = _mm256_sad_epu8(_mm256_and_si256(a, m), z); /* Σ_{q<0} |q| in 4 partial sums */
+        __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        t = _mm_add_epi64(t, _mm_unpackhi_epi64(t, t));
+        dst[i].d = src[i].d;
+        dst[i].k = _mm_cvtsi128_si32(t);
+        _mm256_storeu_si256((__m256i *)dst[i].a, a);
+        _mm256_storeu_si256((__m256i *)dst[i].m, m);
+    }
+}
+
+TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8s_block *xs, int64_t nb, const uint8_t *g) {
+    float acc[8][8] __attribute__((aligned(32))), d[2][8] __attribute__((aligned(32)));
+    zero_16x4(acc);
+    const int64_t st = nb * (int64_t)sizeof(g4c_q8s_block), st3 = 3 * st, gb = nb * 272;
+    const g4c_q8s_block *x = xs;
     for (int64_t b = 0; b < nb; b++, g += 272, x++) {
         __asm__("prefetcht0 %c[pf](%[g])\n\t"
                 "prefetcht0 %c[pf]+64(%[g])\n\t"
@@ -244,19 +274,20 @@ TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int
                 "prefetcht0 %c[pf]+128(%[g],%[gb],1)\n\t"
                 "prefetcht0 %c[pf]+192(%[g],%[gb],1)\n\t"
                 "prefetcht0 %c[pf]+256(%[g],%[gb],1)\n\t"
+                "vmovdqa %[ones], %%ymm6\n\t"
                 "vcvtph2ps (%[g]), %%ymm0\n\t"
                 "vcvtph2ps (%[g],%[gb],1), %%ymm1\n\t"
                 "vmovaps %%ymm0, 0(%[d])\n\t"
                 "vmovaps %%ymm1, 32(%[d])\n\t"
-                Q8P_SLICE(0, Q8P_FIRST) Q8P_SLICE(1, Q8P_STEP) Q8P_SLICE(2, Q8P_STEP) Q8P_SLICE(3, Q8P_STEP)
-                Q8P_SLICE(4, Q8P_STEP) Q8P_SLICE(5, Q8P_STEP) Q8P_SLICE(6, Q8P_STEP) Q8P_SLICE(7, Q8P_STEP)
+                Q8S_SLICE(0, Q8S_FIRST) Q8S_SLICE(1, Q8S_STEP) Q8S_SLICE(2, Q8S_STEP) Q8S_SLICE(3, Q8S_STEP)
+                Q8S_SLICE(4, Q8S_STEP) Q8S_SLICE(5, Q8S_STEP) Q8S_SLICE(6, Q8S_STEP) Q8S_SLICE(7, Q8S_STEP)
                 Q8P_F32(Q16_X0, 8, 9, 0, 32) Q8P_F32(Q16_X1, 10, 11, 64, 96) Q8P_F32(Q16_X2, 12, 13, 128, 160)
                 Q8P_F32(Q16_X3, 14, 15, 192, 224)
                 :
                 : [g] "r"(g), [gb] "r"(gb), [x] "r"(x), [st] "r"(st), [st3] "r"(st3), [acc] "r"(acc), [d] "r"(d),
                   [ones] "m"(ones16), [pf] "i"(PF_AHEAD)
-                : "xmm0", "xmm1", "xmm2", "xmm3", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14",
-                  "xmm15", "memory");
+                : "xmm0", "xmm1", "xmm2", "xmm3", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
+                  "xmm14", "xmm15", "memory");
     }
     store_16x4(y, ldy, acc);
 }
@@ -366,23 +397,28 @@ TGT static INL void group_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, in
     default: fn(__VA_ARGS__, 4); break;                                                                             \
     }
 
-TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
-                          int n_rows, int64_t cols) {
+TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, int n_tok,
+                          const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
     const size_t gbytes = dt == G4C_DTYPE_Q4_K ? (size_t)(cols / 256) * 1184 : 8 * g4c_dtype_bytes(dt, cols);
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * gbytes;
-        if ((dt == G4C_DTYPE_Q4_0 || dt == G4C_DTYPE_Q8_0) && n_tok >= 4 && r0 + 16 <= n_rows) {
-            /* prefill: two groups at once for whole quads of tokens, each group alone for the 1-3 left */
+        if ((dt == G4C_DTYPE_Q4_0 || (dt == G4C_DTYPE_Q8_0 && xs)) && n_tok >= 4 && r0 + 16 <= n_rows) {
+            /* prefill: two groups at once for whole quads of tokens, each group alone for the 1-3 left. Q8_0 runs
+             * two such pairs per quad where it can, so the second reads the quad's activations (72 bytes per block
+             * and token) from L1/L2 instead of L3. */
+            const int pairs = dt == G4C_DTYPE_Q8_0 && r0 + 32 <= n_rows ? 2 : 1;
             int t0 = 0;
             for (; t0 + 4 <= n_tok; t0 += 4) {
                 float *yt = y + (size_t)t0 * ldy + r0;
                 const g4c_q8_block *xt = xq + (size_t)t0 * nb;
                 if (dt == G4C_DTYPE_Q4_0) group_q4_16x4(yt, ldy, xt, nb, g);
-                else group_q8_16x4(yt, ldy, xt, nb, g);
+                else
+                    for (int p = 0; p < pairs; p++)
+                        group_q8_16x4(yt + 16 * p, ldy, xs + (size_t)t0 * nb, nb, g + 2 * p * gbytes);
             }
             if (t0 < n_tok)
-                for (int h = 0; h < 2; h++) {
+                for (int h = 0; h < 2 * pairs; h++) {
                     float *yt = y + (size_t)t0 * ldy + r0 + 8 * h;
                     const g4c_q8_block *xt = xq + (size_t)t0 * nb;
                     if (dt == G4C_DTYPE_Q4_0) {
@@ -391,7 +427,7 @@ TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_t
                         DISPATCH(group_q8, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
                     }
                 }
-            r0 += 16;
+            r0 += 16 * pairs;
             continue;
         }
         for (int t0 = 0; t0 < n_tok; t0 += MAX_T) {

@@ -54,6 +54,7 @@ typedef struct {
     const g4c_wmat *w;
     int n;
     const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
+    const g4c_q8s_block *xs; /* the same for the Q8_0 prefill kernel (cpu_int.h), or NULL */
     g4c_rows_q8_fn rows_q8; /* the integer kernel for w's type, with xq */
     int64_t task_rows;      /* rows per pool task: ROW_BLOCK, or a multiple of 8 for the interleaved layout */
 } matmul_job;
@@ -66,8 +67,8 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
     if (j->xq && w->x8) {
-        g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->n, (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w),
-                         w->dtype, (int)nr, cols);
+        g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->xs, j->n,
+                         (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w), w->dtype, (int)nr, cols);
         return;
     }
 #endif
@@ -111,6 +112,7 @@ size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (
 
 typedef struct {
     g4c_q8_block *xq;
+    g4c_q8s_block *xs; /* or NULL */
     const float *x;
     int64_t cols;
     int n, n_tasks;
@@ -121,7 +123,12 @@ static void quant_task(void *ctx, int i_task, int i_thread) {
     const quant_job *q = ctx;
     const int a = q->n * i_task / q->n_tasks, b = q->n * (i_task + 1) / q->n_tasks;
     const int64_t nb = q->cols / 32;
-    for (int t = a; t < b; t++) g4c_simd_quantize_q8(q->xq + (size_t)t * nb, q->x + (size_t)t * q->cols, q->cols);
+    for (int t = a; t < b; t++) {
+        g4c_simd_quantize_q8(q->xq + (size_t)t * nb, q->x + (size_t)t * q->cols, q->cols);
+#if defined(__x86_64__)
+        if (q->xs) g4c_avx2_q8_signs(q->xs + (size_t)t * nb, q->xq + (size_t)t * nb, nb);
+#endif
+    }
 }
 
 enum { MAX_MM = 32 };
@@ -143,13 +150,14 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
     G4C_ASSERT(count >= 1 && count <= MAX_MM);
     matmul_job jobs[MAX_MM];
     int first[MAX_MM + 1], src[MAX_MM]; /* src[i]: the earlier product whose quantized input i shares, or i */
-    size_t at[MAX_MM], total = 0;
+    int need_xs[MAX_MM] = {0};          /* input i also as g4c_q8s_block: a Q8_0 prefill reads it */
+    size_t at[MAX_MM], at_s[MAX_MM], total = 0;
     g4c_pool_lock(pool);
     /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
      * (quantized once per input, shared by the tasks) */
     for (int i = 0; i < count; i++) {
         const g4c_wmat *w = mm[i].w;
-        jobs[i] = (matmul_job){pool, mm[i].y, mm[i].x, w, n, NULL, NULL, ROW_BLOCK};
+        jobs[i] = (matmul_job){pool, mm[i].y, mm[i].x, w, n, NULL, NULL, NULL, ROW_BLOCK};
         const g4c_rows_q8_fn rows_q8 = avx2() ? g4c_simd_rows_q8_for(w->dtype) : NULL;
         src[i] = -1;
         if (!rows_q8 || w->cols % g4c_dtype_infos[w->dtype].block) continue;
@@ -161,7 +169,15 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
             at[i] = total;
             total += sizeof(g4c_q8_block) * (size_t)(w->cols / 32) * (size_t)n;
         }
+#if defined(__x86_64__)
+        if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && n >= 4) need_xs[src[i]] = 1;
+#endif
     }
+    for (int i = 0; i < count; i++)
+        if (src[i] == i && need_xs[i]) {
+            at_s[i] = total;
+            total += sizeof(g4c_q8s_block) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
+        }
     char *xq = total ? g4c_pool_shared(pool, total) : NULL;
     for (int i = 0; i < count; i++) {
         if (src[i] < 0) continue;
@@ -170,9 +186,11 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
             continue;
         }
         jobs[i].xq = (const g4c_q8_block *)(xq + at[src[i]]);
+        jobs[i].xs = need_xs[src[i]] ? (const g4c_q8s_block *)(xq + at_s[src[i]]) : NULL;
         if (src[i] != i) continue;
         /* prefill: quantizing the activations is a few % of the time, so it is split too */
-        quant_job qj = {(g4c_q8_block *)(xq + at[i]), mm[i].x, mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
+        quant_job qj = {(g4c_q8_block *)(xq + at[i]), (g4c_q8s_block *)jobs[i].xs, mm[i].x, mm[i].w->cols, n,
+                        n >= 8 ? (n < 64 ? n : 64) : 1};
         if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
         else quant_task(&qj, 0, 0);
     }

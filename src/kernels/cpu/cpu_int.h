@@ -22,6 +22,18 @@ typedef struct {
     int8_t q[32];
 } g4c_q8_block;
 
+/* The same activations as the Q8_0 prefill kernel reads them (avx2_x8.c, group_q8_16x4): per block d, |q|, the
+ * sign mask m of q (0 or -1 per byte) and k = Σ_{q<0} |q|. That kernel multiplies |q| (unsigned) by the weights with
+ * their bits flipped where q < 0 (w ^ -1 = -w - 1, no sign instruction per row and token) and adds k back:
+ * Σ |q|·(w ^ m) + k = Σ q·w, exactly. Built once per call (cpu.c), shared by all rows. */
+typedef struct {
+    float d;
+    int32_t k;
+    uint8_t a[32];
+    int8_t m[32];
+} g4c_q8s_block;
+void g4c_avx2_q8_signs(g4c_q8s_block *dst, const g4c_q8_block *src, int64_t n_blocks);
+
 /* x [cols] (cols a multiple of 32) -> cols / 32 blocks, round to nearest, d = max|x| / 127. */
 void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
 void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
@@ -40,9 +52,10 @@ void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k,
 /* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm. */
 void g4c_avx2_tanh(float *y, const float *x, int64_t n);
 void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
-/* Q4_0 / Q8_0 / Q4_K / Q6_K weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c); n_rows % 8 == 0. */
-void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
-                      int n_rows, int64_t cols);
+/* Q4_0 / Q8_0 / Q4_K / Q6_K weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c);
+ * n_rows % 8 == 0. xs: xq as g4c_q8s_block, or NULL; Q8_0 runs its 16-row prefill kernel (n_tok >= 4) only with it. */
+void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, int n_tok,
+                      const void *x8, g4c_dtype dt, int n_rows, int64_t cols);
 
 /* aarch64 (neon.c): the same contracts. NEON itself is part of ARMv8-A; the integer kernels use the dot-product
  * instructions (SDOT) when getauxval(AT_HWCAP) reports them, else widening multiplies. Weight types: all eight
