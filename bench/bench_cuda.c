@@ -200,7 +200,8 @@ static int run_bench(runner *r, int pp, int tg, size_t per_token, double bw) {
 /* --image N (with --random): the preset's vision tower (spec §1.3: E models 768 wide x 16 layers, 12 heads of 64,
  * clipped linears; large models 1152 x 27, 16 heads of 72, standardized) with random bf16 weights, one image of N
  * soft tokens (9N patches, the grid as close to square as N allows), timed through g4c_cuda_vision_encode. */
-static int vision_bench(g4c_cuda_model *cm, g4c_config *cfg, const char *preset_name, int n_soft, double gemm_tflops) {
+static int vision_bench(g4c_cuda_model *cm, g4c_config *cfg, const char *preset_name, int n_soft, double gemm_tflops,
+                        int profile) {
     const int large = strcmp(preset_name, "e4b") != 0;
     g4c_vision_cfg *v = &cfg->vision;
     *v = (g4c_vision_cfg){.present = 1, .n_embd = large ? 1152 : 768, .n_layer = large ? 27 : 16,
@@ -260,6 +261,15 @@ static int vision_bench(g4c_cuda_model *cm, g4c_config *cfg, const char *preset_
                n_soft, pw, ph, modes[mode], t[2], 2 * macs / 1e9, 2 * macs / t[2] / 1e9,
                100.0 * 2 * macs / t[2] / 1e9 / gemm_tflops, gemm_tflops);
     }
+    if (ok && profile) { /* --profile-pp: the kernels of one encode in the bf16 mode */
+        g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_BF16);
+        g4c_err err = {0};
+        ok = !kernel_trace_start() && g4c_cuda_vision_encode(cm, &w, patches, pos, n, out, &err) == G4C_OK;
+        if (ok) {
+            printf("\nkernels of one image encode, mode bf16 (CUPTI activity records):\n");
+            kernel_trace_report(stdout, 1, 0, 1);
+        }
+    }
     g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_AUTO);
     free(patches), free(out), free(pos), free(w.layers);
     return ok;
@@ -287,7 +297,8 @@ static int profile_decode(runner *r, int n, size_t per_token, double bw) {
 }
 
 /* --profile-pp (with --random): one --pp-token prefill (default prefill mode) with its kernels recorded through
- * CUPTI and summarized per forward (the "gemv" floor line does not apply: prefill reads each weight once). */
+ * CUPTI and summarized per forward (the "gemv" floor line does not apply: prefill reads each weight once); with
+ * --image N also one image encode in the bf16 mode. */
 static int profile_prefill(runner *r, int n) {
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
     uint64_t s = 777;
@@ -470,7 +481,7 @@ int main(int argc, char **argv) {
     int ok = run_bench(&r, pp, tg, per_token, bw);
     if (ok && profile > 0 && r.text) ok = profile_decode(&r, profile, per_token, bw);
     if (ok && profile_pp && pp > 0 && r.text) ok = profile_prefill(&r, pp);
-    if (ok && image > 0 && cm) ok = vision_bench(cm, &cfg, rnd, image, g4c_cuda_gemm_rate(8192, 5));
+    if (ok && image > 0 && cm) ok = vision_bench(cm, &cfg, rnd, image, g4c_cuda_gemm_rate(8192, 5), profile_pp);
     free(r.logits);
     g4c_session_free(r.sess);
     g4c_model_free(m);

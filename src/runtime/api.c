@@ -356,6 +356,24 @@ g4c_status g4c_session_eval_greedy(g4c_session *s, int32_t token, int32_t *next,
     return G4C_OK;
 }
 
+g4c_status g4c_session_eval_topk(g4c_session *s, int32_t token, int k, float temperature, float *logit, int32_t *id,
+                                 float *stats, int *n_out, float *logits, g4c_err *err) {
+    *n_out = 0;
+#ifdef G4C_HAVE_CUDA
+    if (s->cuda && k >= 1 && k <= G4C_SESSION_TOPK_MAX && k <= s->model->cfg.n_vocab && temperature > 0) {
+        G4C_TRY(check_eval(s, &token, 1, NULL, 0, err));
+        G4C_TRY(g4c_cuda_text_forward_topk(s->cuda, token, s->st.n_past, s->st.bidir_off, k, temperature, logit, id,
+                                           stats, err));
+        s->st.n_past++;
+        *n_out = k;
+        return G4C_OK;
+    }
+#else
+    (void)k, (void)temperature, (void)logit, (void)id, (void)stats;
+#endif
+    return g4c_session_eval(s, &token, 1, logits, G4C_LOGITS_LAST, err);
+}
+
 g4c_status g4c_session_eval(g4c_session *s, const int32_t *tokens, int n, float *logits, int logits_mode,
                             g4c_err *err) {
     return g4c_session_eval_mm(s, tokens, n, NULL, 0, logits, logits_mode, err);

@@ -97,12 +97,19 @@ g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *s
     /* plain greedy: each step's argmax comes with its evaluation (on a GPU session only the id comes down) */
     const int greedy = g4c_sampler_is_greedy(smp);
     int32_t next = -1; /* that argmax for the coming step, when greedy */
+    /* top-k sampling: on a GPU session only the k best logits come down (g4c_session_eval_topk) */
+    const int topk = greedy ? 0 : g4c_sampler_topk(smp);
+    float cand_logit[G4C_SESSION_TOPK_MAX], cand_stats[2];
+    int32_t cand_id[G4C_SESSION_TOPK_MAX];
+    int n_cand = 0; /* > 0: the coming step samples from those instead of logits */
     while (rc == G4C_OK && stats->n_gen < o->max_tokens) {
         if (o->cancel && *o->cancel) {
             stats->stop = G4C_STOP_CANCEL;
             break;
         }
-        const int32_t t = next >= 0 ? next : g4c_sampler_sample(smp, logits);
+        const int32_t t = next >= 0  ? next
+                          : n_cand > 0 ? g4c_sampler_sample_topk(smp, cand_logit, cand_id, n_cand, cand_stats[0], cand_stats[1])
+                                       : g4c_sampler_sample(smp, logits);
         if (stats->n_gen == 0) stats->t_first_ms = g4c_time_ms() - t0;
         stats->n_gen++;
         g4c_sampler_accept(smp, t);
@@ -139,6 +146,9 @@ g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *s
         }
         if (stats->n_gen == o->max_tokens) break;
         if (greedy) rc = g4c_session_eval_greedy(s, t, &next, logits, err);
+        else if (topk && topk <= G4C_SESSION_TOPK_MAX)
+            rc = g4c_session_eval_topk(s, t, topk, g4c_sampler_temperature(smp), cand_logit, cand_id, cand_stats, &n_cand,
+                                       logits, err);
         else rc = g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, err);
     }
     if (stats->stop != G4C_STOP_STRING) {

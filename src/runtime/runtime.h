@@ -34,6 +34,21 @@ g4c_status g4c_session_eval_greedy(g4c_session *s, int32_t token, int32_t *next,
 int32_t g4c_argmax(const float *x, int n);
 /* 1 when sampling is plain argmax: temperature <= 0 and no repetition/presence penalty (sampler.c). */
 int g4c_sampler_is_greedy(const g4c_sampler *s);
+/* k when a step's choice depends only on the k best logits (by value, ties to the lower id), the largest logit and
+ * the sum over the vocabulary of exp((logit - largest) / temperature): temperature > 0, top_k = k > 0 (at most the
+ * vocabulary), no penalty; else 0 (sampler.c). */
+int g4c_sampler_topk(const g4c_sampler *s);
+float g4c_sampler_temperature(const g4c_sampler *s);
+/* g4c_sampler_sample from those: the n candidates (logit[i], id[i], any order), the largest logit and that sum. */
+int32_t g4c_sampler_sample_topk(g4c_sampler *s, const float *logit, const int32_t *id, int n, float best_logit,
+                                float sum);
+/* One decoding step sampled from the top k on a CUDA session (k <= G4C_SESSION_TOPK_MAX): token is evaluated at the
+ * session's next position and only its k best logits, their ids and the two statistics of g4c_sampler_topk come down
+ * (*n_out = k). A CPU session, or a k the device does not take, computes the logits into logits [n_vocab] instead
+ * (*n_out = 0: sample those). Checks as g4c_session_eval. */
+#define G4C_SESSION_TOPK_MAX 64
+g4c_status g4c_session_eval_topk(g4c_session *s, int32_t token, int k, float temperature, float *logit, int32_t *id,
+                                 float *stats, int *n_out, float *logits, g4c_err *err);
 
 /* ---- generation (generate.c) ---- */
 

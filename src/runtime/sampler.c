@@ -94,6 +94,54 @@ int g4c_sampler_is_greedy(const g4c_sampler *s) {
     return s->p.temperature <= 0 && !penalties;
 }
 
+/* The steps after the candidates: s->c[0..n) hold (logit, id); probabilities against the best logit and the sum over
+ * the whole vocabulary, then top-p, min-p and the draw. */
+static int32_t sample_from(g4c_sampler *s, int n, float best_logit, float sum) {
+    for (int i = 0; i < n; i++) s->c[i].p = expf((s->c[i].p - best_logit) / s->p.temperature) / sum;
+    qsort(s->c, (size_t)n, sizeof *s->c, by_prob_desc);
+    if (s->p.top_p < 1.0f) {
+        float mass = 0, acc = 0;
+        for (int i = 0; i < n; i++) mass += s->c[i].p;
+        for (int i = 0; i < n; i++) {
+            acc += s->c[i].p / mass;
+            if (acc >= s->p.top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (s->p.min_p > 0)
+        for (int i = 1; i < n; i++)
+            if (s->c[i].p < s->p.min_p * s->c[0].p) {
+                n = i;
+                break;
+            }
+    float mass = 0;
+    for (int i = 0; i < n; i++) mass += s->c[i].p;
+    float r = (float)((xorshift(&s->rng) >> 40) * 0x1p-24) * mass;
+    float acc = 0;
+    for (int i = 0; i < n; i++) {
+        acc += s->c[i].p;
+        if (r < acc) return s->c[i].id;
+    }
+    return s->c[n - 1].id;
+}
+
+int g4c_sampler_topk(const g4c_sampler *s) {
+    const int penalties = s->p.penalty_last_n && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f);
+    if (penalties || s->p.temperature <= 0 || s->p.top_k <= 0) return 0;
+    return s->p.top_k < s->n_vocab ? s->p.top_k : s->n_vocab;
+}
+
+float g4c_sampler_temperature(const g4c_sampler *s) { return s->p.temperature; }
+
+int32_t g4c_sampler_sample_topk(g4c_sampler *s, const float *logit, const int32_t *id, int n, float best_logit,
+                                float sum) {
+    if (n < 1) return 0;
+    for (int i = 0; i < n; i++) s->c[i] = (cand){logit[i], id[i]};
+    return sample_from(s, n, best_logit, sum);
+}
+
 int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
     const int V = s->n_vocab;
     const float *lg = logits;
@@ -147,32 +195,5 @@ int32_t g4c_sampler_sample(g4c_sampler *s, const float *logits) {
     } else {
         for (int i = 0; i < V; i++) s->c[i] = (cand){lg[i], i};
     }
-    for (int i = 0; i < n; i++) s->c[i].p = expf((s->c[i].p - lg[best]) / s->p.temperature) / sum;
-    qsort(s->c, (size_t)n, sizeof *s->c, by_prob_desc);
-    if (s->p.top_p < 1.0f) {
-        float mass = 0, acc = 0;
-        for (int i = 0; i < n; i++) mass += s->c[i].p;
-        for (int i = 0; i < n; i++) {
-            acc += s->c[i].p / mass;
-            if (acc >= s->p.top_p) {
-                n = i + 1;
-                break;
-            }
-        }
-    }
-    if (s->p.min_p > 0)
-        for (int i = 1; i < n; i++)
-            if (s->c[i].p < s->p.min_p * s->c[0].p) {
-                n = i;
-                break;
-            }
-    float mass = 0;
-    for (int i = 0; i < n; i++) mass += s->c[i].p;
-    float r = (float)((xorshift(&s->rng) >> 40) * 0x1p-24) * mass;
-    float acc = 0;
-    for (int i = 0; i < n; i++) {
-        acc += s->c[i].p;
-        if (r < acc) return s->c[i].id;
-    }
-    return s->c[n - 1].id;
+    return sample_from(s, n, lg[best], sum);
 }

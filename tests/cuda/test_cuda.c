@@ -555,6 +555,43 @@ static void test_attention(void) {
     g4c_cuda_set_attention_variant(G4C_CUDA_ATTN_AUTO);
 }
 
+/* sampling's top-k: the same candidates as the CPU sampler's heap (value desc, ties to the lower id; NaN as -inf),
+ * the largest logit, and the sum of exp((x - largest) / T) against f64 */
+static int tk_cmp(const void *a, const void *b) {
+    const float *x = *(const float *const *)a, *y = *(const float *const *)b;
+    if (*x != *y) return *x > *y ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static void test_topk(void) {
+    static const int cfg[][2] = {{262144, 64}, {262144, 1}, {262144, 40}, {1000, 64}, {70, 64}, {5000, 7}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        const int n = cfg[c][0], k = cfg[c][1];
+        float *x = rnd((size_t)n, 8.f);
+        for (int i = 0; i < n; i += 97) x[i] = x[(i * 7 + 13) % n]; /* ties */
+        x[n / 3] = NAN, x[n / 2] = -INFINITY, x[n - 1] = 9.f, x[0] = 9.f;       /* a NaN, a -inf, a tie at the top */
+        const float **order = malloc(sizeof(float *) * n);
+        float *xs = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) xs[i] = x[i] != x[i] ? -INFINITY : x[i], order[i] = xs + i;
+        qsort(order, (size_t)n, sizeof *order, tk_cmp);
+        const float T = c % 2 ? 0.7f : 1.0f;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += exp(((double)xs[i] - *order[0]) / T);
+        float vals[64], stats[2];
+        int ids[64];
+        g4c_err err = {0};
+        const g4c_status st = g4c_cuda_op_topk(vals, ids, stats, x, n, k, T, &err);
+        CHECKF(st == G4C_OK, "%s", err.msg);
+        int same = st == G4C_OK;
+        for (int j = 0; j < k && same; j++) same = ids[j] == (int)(order[j] - xs) && vals[j] == *order[j];
+        const double es = fabs(stats[1] - sum) / sum;
+        CHECKF(same && stats[0] == *order[0] && es <= 1e-5, "top-k n=%d k=%d: candidates %s, max %g vs %g, sum rel %.3g",
+               n, k, same ? "same" : "DIFFERENT", stats[0], *order[0], es);
+        printf("     top-k n %-6d k %-2d T %.1f: candidates identical, sum rel error %.2e\n", n, k, T, es);
+        free(x), free(xs), free(order);
+    }
+}
+
 /* model/text.c moe()'s routing, in f64 */
 static void ref_topk(int *sel, double *wt, const float *lg, int E, int K, const float *pes) {
     double p[512], mx = -INFINITY, sum = 0, tot = 0;
@@ -970,6 +1007,9 @@ static void test_vision(void) {
                 unsetenv("G4C_CUDA_VISION");
             }
             CHECK(s != NULL);
+            /* the f32 precision (split), which auto keeps for unquantized decoders (mlx-e-4bit's is quantized: auto
+             * would take bf16 there) */
+            g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_SPLIT);
             CHECKF(g4c_model_encode_image(m, patches, pos, n, gpu, &err) == G4C_OK, "%s", err.msg);
             const double e = test_rel_l2(gpu, cpu, (size_t)n_out * H);
             CHECKF(e <= 1e-3, "%s %dx%d: vision GPU vs CPU rel L2 %.3g", tags[k], pw, ph, e);
@@ -1005,6 +1045,7 @@ int main(int argc, char **argv) {
     RUN(test_matmul_quant);
     RUN(test_moe_experts);
     RUN(test_argmax);
+    RUN(test_topk);
     RUN(test_rms_norm);
     RUN(test_gelu_softcap);
     RUN(test_fused_q8);

@@ -107,6 +107,57 @@ static void collect(void *user, const char *t, size_t len) {
     k->out[k->n] = 0;
 }
 
+/* The GPU's path (g4c_sampler_sample_topk: the k best logits, the largest and the vocabulary's exp-sum computed
+ * elsewhere) draws what g4c_sampler_sample draws from the full logits, step for step with the same seed; and
+ * g4c_sampler_topk says when that holds (no penalties, temperature > 0, top_k > 0). */
+static void test_topk_candidates(void) {
+    enum { N = 3000 };
+    float *lg = malloc(sizeof(float) * N);
+    uint64_t r = 77;
+    for (int i = 0; i < N; i++) lg[i] = (float)((r = r * 6364136223846793005ull + 1) >> 40) / 16777216.f * 12.f;
+    lg[10] = lg[20] = 13.f; /* a tie at the top */
+    const float temps[2] = {1.0f, 0.6f};
+    const float top_ps[2] = {0.95f, 1.0f};
+    for (int c = 0; c < 2; c++) {
+        g4c_sampler_params p = g4c_sampler_default_params();
+        p.temperature = temps[c], p.top_p = top_ps[c], p.top_k = 40, p.min_p = c ? 0.05f : 0.f, p.seed = 99 + c;
+        g4c_sampler *a, *b;
+        CHECK(g4c_sampler_init(&a, &p, N, NULL) == G4C_OK && g4c_sampler_init(&b, &p, N, NULL) == G4C_OK);
+        CHECK(g4c_sampler_topk(a) == 40);
+        /* the candidates as a device would give them: the 40 best by value (ties to the lower id), in any order */
+        int ids[N];
+        for (int i = 0; i < N; i++) ids[i] = i;
+        for (int i = 0; i < 40; i++)
+            for (int j = i + 1; j < N; j++)
+                if (lg[ids[j]] > lg[ids[i]] || (lg[ids[j]] == lg[ids[i]] && ids[j] < ids[i])) {
+                    const int t = ids[i];
+                    ids[i] = ids[j], ids[j] = t;
+                }
+        float cv[40];
+        int32_t ci[40];
+        for (int i = 0; i < 40; i++) cv[39 - i] = lg[ids[i]], ci[39 - i] = ids[i]; /* reversed: order does not matter */
+        double sum = 0;
+        for (int i = 0; i < N; i++) sum += exp((lg[i] - lg[ids[0]]) / temps[c]);
+        int same = 1;
+        for (int step = 0; step < 500; step++)
+            same &= g4c_sampler_sample(a, lg) == g4c_sampler_sample_topk(b, cv, ci, 40, lg[ids[0]], (float)sum);
+        CHECK(same);
+        g4c_sampler_free(a), g4c_sampler_free(b);
+    }
+    g4c_sampler_params p = g4c_sampler_default_params();
+    g4c_sampler *s;
+    p.repeat_penalty = 1.1f; /* penalties change the logits: the full path */
+    CHECK(g4c_sampler_init(&s, &p, N, NULL) == G4C_OK && g4c_sampler_topk(s) == 0);
+    g4c_sampler_free(s);
+    p = g4c_sampler_default_params(), p.top_k = 0; /* no top-k: every logit is a candidate */
+    CHECK(g4c_sampler_init(&s, &p, N, NULL) == G4C_OK && g4c_sampler_topk(s) == 0);
+    g4c_sampler_free(s);
+    p = g4c_sampler_default_params(), p.temperature = 0;
+    CHECK(g4c_sampler_init(&s, &p, N, NULL) == G4C_OK && g4c_sampler_topk(s) == 0);
+    g4c_sampler_free(s);
+    free(lg);
+}
+
 static void test_stop_strings_across_tokens(void) {
     const char *stops[] = {"STOP", "\n\nUser:"};
     const char *pieces[] = {"Hello", " wor", "ld\n", "\nUs", "er:", " never"};
@@ -142,5 +193,6 @@ int main(void) {
     RUN(test_truncation);
     RUN(test_penalties);
     RUN(test_stop_strings_across_tokens);
+    RUN(test_topk_candidates);
     return TEST_REPORT();
 }

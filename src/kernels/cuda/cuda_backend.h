@@ -51,6 +51,11 @@ g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const 
  * (the first index on ties), the only value that comes down; logits (may be NULL) also receives them. */
 g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
                                         int n_past, int bidir_off, int32_t *next, float *logits, g4c_err *err);
+/* One decode step (token at n_past) with top-k selection on the device: the k best of its softcapped logits (by
+ * value, ties to the lower id; k <= 64) into logit/id (sorted), stats[0] the largest logit, stats[1] the sum over the
+ * vocabulary of exp((logit - largest) / temperature): all that g4c_sampler_sample_topk needs, and all that comes down. */
+g4c_status g4c_cuda_text_forward_topk(g4c_cuda_text *s, int32_t token, int n_past, int bidir_off, int k,
+                                      float temperature, float *logit, int32_t *id, float *stats, g4c_err *err);
 /* g4c_vision_encode on the device (same contract and checks; soft tokens into host memory). The first call uploads
  * the vision tower's weights w into m (kept until g4c_cuda_model_free; m's config must be the one w was bound for).
  * Prefill mode split: f32 attention GEMMs; bf16: bf16 activations and a fused bf16 attention kernel. */
@@ -112,6 +117,10 @@ g4c_status g4c_cuda_op_norm_rope(float *x, const float *w, int n_tok, int n_head
  * tensor cores (cu_moe_mma). Quantized w only. */
 g4c_status g4c_cuda_op_moe_experts(float *y, const float *x, const g4c_wmat *w, int n_expert, const int *sel,
                                    int n_pairs, int x_div, int path, g4c_err *err);
+/* Sampling's top-k on the device (k <= 64): the k best of x [n] by (value desc, id asc; NaN as -inf) into vals/ids
+ * (sorted), stats[0] the largest, stats[1] the sum of exp((x - largest) / temp). */
+g4c_status g4c_cuda_op_topk(float *vals, int *ids, float *stats, const float *x, int n, int k, float temp,
+                            g4c_err *err);
 /* g4c_attention on the device; n_split 0 = the forward pass's choice, else that many key splits. */
 g4c_status g4c_cuda_op_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head,
                                  int n_split, g4c_err *err);

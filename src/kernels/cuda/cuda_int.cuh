@@ -306,6 +306,13 @@ int cu_attention_tc_ok(int head_dim);
 cudaError_t cu_attention_tc(cudaStream_t st, float *out, const float *q, const cu_kv *kv, int n, int pos0, int n_head);
 /* Index of the largest of x[0..n) (the first on ties) -> *out (device), one block. */
 cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n);
+/* Sampling's top-k of x [n] (k <= CU_TOPK_MAX; NaN as -inf): the k best by (value desc, id asc) into out_v/out_i
+ * (sorted), stats[0] = the largest value, stats[1] = Σ exp((x - largest) / *temp) (temp in device memory, so that a
+ * captured graph serves every temperature). scratch: cu_topk_scratch_floats(n, k) floats. */
+#define CU_TOPK_MAX 64
+size_t cu_topk_scratch_floats(int n, int k);
+cudaError_t cu_topk(cudaStream_t st, const float *x, int n, int k, const float *temp, float *scratch, float *out_v,
+                    int *out_i, float *stats);
 
 /* ---- moe.cu ---- */
 /* Router probabilities (softmax of logits [n][E], in place), top-k (ties to the lower id) and renormalized weights

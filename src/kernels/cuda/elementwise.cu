@@ -445,9 +445,109 @@ __global__ void k_argmax(int *out, const float *__restrict__ x, int n) {
     if (threadIdx.x == 0) *out = si[0] == 0x7fffffff ? 0 : si[0];
 }
 
+/* Top-k for sampling (spec §7; runtime/sampler.c's candidates): slices of TK_SLICE logits, each sorted in shared
+ * memory by (value desc, id asc) with a bitonic network, keep their k best, their largest value and the sum of
+ * exp((v - largest) / T) over the slice; one block then sorts the slices' candidates the same way and rescales the
+ * sums to the overall largest. NaN counts as -inf. */
+constexpr int TK_SLICE = 2048;
+
+__device__ __forceinline__ bool tk_better(float av, int ai, float bv, int bi) { return av > bv || (av == bv && ai < bi); }
+
+/* bitonic sort of v/id [n] (n a power of two) in shared memory, best first */
+__device__ void tk_sort(float *v, int *id, int n) {
+    for (int size = 2; size <= n; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            __syncthreads();
+            for (int p = threadIdx.x; p < n / 2; p += blockDim.x) {
+                const int i = (p / stride) * 2 * stride + p % stride, l = i + stride;
+                const bool first_best = (i & size) == 0;
+                const bool swap = first_best ? tk_better(v[l], id[l], v[i], id[i]) : tk_better(v[i], id[i], v[l], id[l]);
+                if (swap) {
+                    const float tv = v[i];
+                    const int ti = id[i];
+                    v[i] = v[l], id[i] = id[l], v[l] = tv, id[l] = ti;
+                }
+            }
+        }
+    __syncthreads();
+}
+
+__global__ void k_topk_part(const float *__restrict__ x, int n, int k, const float *__restrict__ temp,
+                            float *__restrict__ pv, int *__restrict__ pi, float2 *__restrict__ pstat) {
+    __shared__ float v[TK_SLICE];
+    __shared__ int id[TK_SLICE];
+    __shared__ float red[32];
+    const int base = blockIdx.x * TK_SLICE;
+    for (int j = threadIdx.x; j < TK_SLICE; j += blockDim.x) {
+        const int i = base + j;
+        const float xv = i < n ? x[i] : -INFINITY;
+        v[j] = xv != xv ? -INFINITY : xv, id[j] = i < n ? i : 0x7fffffff;
+    }
+    tk_sort(v, id, TK_SLICE);
+    for (int j = threadIdx.x; j < k; j += blockDim.x) pv[blockIdx.x * k + j] = v[j], pi[blockIdx.x * k + j] = id[j];
+    const float mx = v[0], t = *temp;
+    float sum = 0.f;
+    if (mx != -INFINITY)
+        for (int j = threadIdx.x; j < TK_SLICE; j += blockDim.x) sum += expf((v[j] - mx) / t);
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float tot = 0.f;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) tot += red[w];
+        pstat[blockIdx.x] = make_float2(mx, tot);
+    }
+}
+
+__global__ void k_topk_merge(const float *__restrict__ pv, const int *__restrict__ pi, const float2 *__restrict__ pstat,
+                             int n_part, int k, int n2, const float *__restrict__ temp, float *__restrict__ out_v,
+                             int *__restrict__ out_i, float *__restrict__ stats) {
+    extern __shared__ float smf[];
+    float *v = smf;
+    int *id = reinterpret_cast<int *>(smf + n2);
+    for (int j = threadIdx.x; j < n2; j += blockDim.x) {
+        const bool in = j < n_part * k;
+        v[j] = in ? pv[j] : -INFINITY, id[j] = in ? pi[j] : 0x7fffffff;
+    }
+    tk_sort(v, id, n2);
+    for (int j = threadIdx.x; j < k; j += blockDim.x) out_v[j] = v[j], out_i[j] = id[j];
+    if (threadIdx.x == 0) {
+        const float mx = v[0], t = *temp;
+        float sum = 0.f;
+        for (int b = 0; b < n_part; b++)
+            if (pstat[b].x != -INFINITY) sum += pstat[b].y * expf((pstat[b].x - mx) / t);
+        stats[0] = mx, stats[1] = sum;
+    }
+}
+
 } // namespace
 
 cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n) {
     k_argmax<<<1, 1024, 0, st>>>(out, x, n);
+    return cudaGetLastError();
+}
+
+size_t cu_topk_scratch_floats(int n, int k) { return (size_t)3 * ((n + TK_SLICE - 1) / TK_SLICE) * (k + 1); }
+
+cudaError_t cu_topk(cudaStream_t st, const float *x, int n, int k, const float *temp, float *scratch, float *out_v,
+                    int *out_i, float *stats) {
+    const int n_part = (n + TK_SLICE - 1) / TK_SLICE;
+    int n2 = 1;
+    while (n2 < n_part * k) n2 <<= 1;
+    if (k < 1 || k > CU_TOPK_MAX || k > n || n2 > 16384) return cudaErrorInvalidValue;
+    float *pv = scratch;
+    int *pi = reinterpret_cast<int *>(scratch + (size_t)n_part * k);
+    float2 *pstat = reinterpret_cast<float2 *>(scratch + (size_t)2 * n_part * k + ((size_t)2 * n_part * k & 1));
+    k_topk_part<<<n_part, 512, 0, st>>>(x, n, k, temp, pv, pi, pstat);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    const size_t smem = (size_t)n2 * (sizeof(float) + sizeof(int));
+    static bool attr = false;
+    if (!attr) {
+        e = cudaFuncSetAttribute(k_topk_merge, cudaFuncAttributeMaxDynamicSharedMemorySize, 16384 * 8);
+        if (e != cudaSuccess) return e;
+        attr = true;
+    }
+    k_topk_merge<<<1, 1024, smem, st>>>(pv, pi, pstat, n_part, k, n2, temp, out_v, out_i, stats);
     return cudaGetLastError();
 }

@@ -37,7 +37,11 @@ struct g4c_cuda_text {
     int *h_ids, *h_hi, *h_sel, *h_gidx, *h_count;
     int *d_pos, *h_pos, *d_next, *h_next; /* decode graph: position up, greedy token down */
     cudaGraphExec_t graph;                /* the captured decode step (n = 1), NULL until the first */
-    int graph_hi, graph_mode;
+    int graph_hi, graph_mode, graph_k;
+    /* top-k sampling on the device (logits mode 3): k, the temperature up (pinned h_tk[0]), the k best values, their
+     * ids and the two statistics down (pinned h_tk: values, then ids, then stats) */
+    int tk_k;
+    float *d_temp, *d_tk, *d_tk_out, *h_tk;
     int pdl, fuse; /* decode: programmatic dependent launch, int8 activations written by their producers */
     float *h_wt, *h_gw, *h_ple;
     void **allocs;
@@ -140,6 +144,10 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
     DEVI(s->d_next, 1);
     HOSTI(s->h_pos, 1);
     HOSTI(s->h_next, 1);
+    DEVF(s->d_temp, 1);
+    DEVF(s->d_tk, cu_topk_scratch_floats(c->n_vocab, CU_TOPK_MAX));
+    DEVF(s->d_tk_out, 2 * CU_TOPK_MAX + 2);
+    HOSTF(s->h_tk, 2 * CU_TOPK_MAX + 3);
     HOSTI(s->h_ids, U);
     HOSTI(s->h_hi, U);
     size_t max_cols = H > max_qd ? H : max_qd, max_out = max_qkv > H ? max_qkv : H;
@@ -371,7 +379,8 @@ void prep_host(g4c_cuda_text *s, const int32_t *tokens, int n, int n_past, int u
 /* The device work of one forward (g4c_text_forward op for op). graph: the position comes from device memory (d_pos,
  * copied up from h_pos inside the work) and the attention splits are fixed by the cache sizes, so the captured work
  * serves every decode step. logits_mode: 0 none, 1 the softcapped logits into s->logits (rows first.. of the chunk,
- * LR at a time; the caller copies), 2 also the argmax of the last row into d_next. */
+ * LR at a time; the caller copies), 2 also the argmax of the last row into d_next, 3 instead its top s->tk_k for
+ * sampling into d_tk_out (values, ids, the largest value and the sum of exp((v - largest) / T), T from h_tk[0]). */
 g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past,
                         int use_hi, int graph, int logits_mode, int all_logits, float *logits, g4c_err *err) {
     const g4c_config *c = s->c;
@@ -388,6 +397,7 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         G4C_CU(cudaMemcpyAsync(s->ple_tok, s->h_ple, sizeof(float) * n * c->n_layer * c->ple_dim,
                                cudaMemcpyHostToDevice, st));
     if (use_hi) G4C_CU(cudaMemcpyAsync(s->d_hi, s->h_hi, sizeof(int) * n, cudaMemcpyHostToDevice, st));
+    if (logits_mode == 3) G4C_CU(cudaMemcpyAsync(s->d_temp, s->h_tk, sizeof(float), cudaMemcpyHostToDevice, st));
     /* §3.1 embeddings; placeholders look up pad, then take the soft tokens unscaled */
     G4C_CU(cu_embed(st, s->x, &M->embed, s->d_ids, n, sqrtf((float)H)));
     for (int t = 0, m = 0; t < n && mm_embd; t++)
@@ -473,6 +483,11 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         G4C_TRY(mm(s, s->logits, V, s->a, H, &M->head, k, q_head, err));
         if (c->final_softcap > 0) G4C_CU(cu_softcap(st, s->logits, (size_t)k * V, c->final_softcap));
         if (logits_mode == 2 && r0 + k == m) G4C_CU(cu_argmax(st, s->d_next, s->logits + (size_t)(k - 1) * V, V));
+        if (logits_mode == 3 && r0 + k == m) {
+            const int K = s->tk_k;
+            G4C_CU(cu_topk(st, s->logits + (size_t)(k - 1) * V, V, K, s->d_temp, s->d_tk, s->d_tk_out,
+                           (int *)(s->d_tk_out + K), s->d_tk_out + 2 * K));
+        }
         if (logits)
             G4C_CU(cudaMemcpyAsync(logits + (size_t)r0 * V, s->logits, sizeof(float) * k * V, cudaMemcpyDeviceToHost, st));
     }
@@ -502,7 +517,7 @@ int graphs_enabled(void) {
  * when use_hi or the mode changes), replayed afterwards; only the pinned staging buffers change between steps. */
 g4c_status decode_graph(g4c_cuda_text *s, const int32_t *tok, int n_past, int use_hi, int logits_mode, g4c_err *err) {
     cudaStream_t st = s->mm.stream;
-    if (s->graph && (s->graph_hi != use_hi || s->graph_mode != logits_mode)) {
+    if (s->graph && (s->graph_hi != use_hi || s->graph_mode != logits_mode || (logits_mode == 3 && s->graph_k != s->tk_k))) {
         cudaGraphExecDestroy(s->graph);
         s->graph = NULL;
     }
@@ -519,14 +534,15 @@ g4c_status decode_graph(g4c_cuda_text *s, const int32_t *tok, int n_past, int us
         const cudaError_t ie = cudaGraphInstantiate(&s->graph, g, 0);
         cudaGraphDestroy(g);
         G4C_CU(ie);
-        s->graph_hi = use_hi, s->graph_mode = logits_mode;
+        s->graph_hi = use_hi, s->graph_mode = logits_mode, s->graph_k = s->tk_k;
     }
     G4C_CU(cudaGraphLaunch(s->graph, st));
     return G4C_OK;
 }
 
+/* tk_out (top-k mode, s->tk_k and h_tk[0] set): the k values, ids and two statistics, as d_tk_out holds them */
 g4c_status forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n, int n_past, int bidir_off,
-                   float *logits, int all_logits, int32_t *next, g4c_err *err) {
+                   float *logits, int all_logits, int32_t *next, g4c_err *err, float *tk_out = nullptr) {
     const g4c_config *c = s->c;
     if (n < 1 || n > s->U || n_past < 0 || n_past + n > s->n_ctx)
         return G4C_FAIL(err, G4C_E_ARG, "CUDA forward: %d tokens at position %d (ubatch %d, context %d)", n, n_past,
@@ -534,7 +550,7 @@ g4c_status forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd
     cudaStream_t st = s->mm.stream;
     s->mm.force = G4C_CUDA_MM_AUTO;
     const int use_hi = c->bidir_vision && !bidir_off;
-    const int mode = next ? 2 : logits ? 1 : 0;
+    const int mode = tk_out ? 3 : next ? 2 : logits ? 1 : 0;
     prep_host(s, tokens, n, n_past, use_hi);
     const int graph = n == 1 && mode && graphs_enabled() && !(mm_embd && g4c_is_mm_placeholder(c, tokens[0]));
     if (graph) {
@@ -543,8 +559,11 @@ g4c_status forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd
     } else
         G4C_TRY(enqueue(s, tokens, mm_embd, n, n_past, use_hi, 0, mode, all_logits, logits, err));
     if (next) G4C_CU(cudaMemcpyAsync(s->h_next, s->d_next, sizeof(int), cudaMemcpyDeviceToHost, st));
+    const size_t tk_bytes = sizeof(float) * (2 * (size_t)s->tk_k + 2);
+    if (tk_out) G4C_CU(cudaMemcpyAsync(s->h_tk + 1, s->d_tk_out, tk_bytes, cudaMemcpyDeviceToHost, st));
     G4C_CU(cudaStreamSynchronize(st));
     if (next) *next = s->h_next[0];
+    if (tk_out) memcpy(tk_out, s->h_tk + 1, tk_bytes);
     return G4C_OK;
 }
 
@@ -553,6 +572,21 @@ g4c_status forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd
 extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,
                                             int n_past, int bidir_off, float *logits, int all_logits, g4c_err *err) {
     return forward(s, tokens, mm_embd, n, n_past, bidir_off, logits, all_logits, NULL, err);
+}
+
+extern "C" g4c_status g4c_cuda_text_forward_topk(g4c_cuda_text *s, int32_t token, int n_past, int bidir_off, int k,
+                                                 float temperature, float *logit, int32_t *id, float *stats,
+                                                 g4c_err *err) {
+    if (k < 1 || k > CU_TOPK_MAX || k > s->c->n_vocab || !(temperature > 0))
+        return G4C_FAIL(err, G4C_E_ARG, "CUDA top-k: k %d (1..%d) at temperature %g", k, CU_TOPK_MAX, temperature);
+    float out[2 * CU_TOPK_MAX + 2];
+    s->tk_k = k;
+    s->h_tk[0] = temperature; /* copied up by the forward's first copies (the graph's too) */
+    G4C_TRY(forward(s, &token, NULL, 1, n_past, bidir_off, NULL, 0, NULL, err, out));
+    memcpy(logit, out, sizeof(float) * k);
+    memcpy(id, out + k, sizeof(int32_t) * k);
+    stats[0] = out[2 * k], stats[1] = out[2 * k + 1];
+    return G4C_OK;
 }
 
 extern "C" g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens, const float *mm_embd, int n,

@@ -115,6 +115,21 @@ extern "C" g4c_status g4c_cuda_op_moe_experts(float *y, const float *x, const g4
     return st;
 }
 
+extern "C" g4c_status g4c_cuda_op_topk(float *vals, int *ids, float *stats, const float *x, int n, int k, float temp,
+                                       g4c_err *err) {
+    scope sc;
+    float *dx, *dt, *dscr, *dout;
+    G4C_CU(sc.up(&dx, x, (size_t)n));
+    G4C_CU(sc.up(&dt, &temp, 1));
+    G4C_CU(sc.up<float>(&dscr, NULL, cu_topk_scratch_floats(n, k)));
+    G4C_CU(sc.up<float>(&dout, NULL, 2 * (size_t)k + 2));
+    G4C_CU(cu_topk(0, dx, n, k, dt, dscr, dout, (int *)(dout + k), dout + 2 * k));
+    G4C_CU(cudaMemcpy(vals, dout, sizeof(float) * k, cudaMemcpyDeviceToHost));
+    G4C_CU(cudaMemcpy(ids, dout + k, sizeof(int) * k, cudaMemcpyDeviceToHost));
+    G4C_CU(cudaMemcpy(stats, dout + 2 * k, sizeof(float) * 2, cudaMemcpyDeviceToHost));
+    return G4C_OK;
+}
+
 extern "C" g4c_status g4c_cuda_op_rms_norm(float *y, const float *x, const float *w, int n_rows, int dim, float eps,
                                            g4c_err *err) {
     scope sc;
