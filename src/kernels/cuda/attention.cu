@@ -300,7 +300,6 @@ __global__ void __launch_bounds__(tc_threads<D>()) k_attn_mma(float *__restrict_
                 mma16816(s[2 * np + 1], a, b[2], b[3]);
             }
         }
-        float mx0 = m0, mx1 = m1;
 #pragma unroll
         for (int t = 0; t < TC_K / 8; t++)
 #pragma unroll
@@ -309,40 +308,9 @@ __global__ void __launch_bounds__(tc_threads<D>()) k_attn_mma(float *__restrict_
                 const bool vis = c < 2 ? j >= lo0 && j <= hi0 : j >= lo1 && j <= hi1;
                 if (!vis) s[t][c] = -INFINITY;
             }
-#pragma unroll
-        for (int t = 0; t < TC_K / 8; t++) {
-            mx0 = fmaxf(mx0, fmaxf(s[t][0], s[t][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[t][2], s[t][3]));
-        }
-#pragma unroll
-        for (int sh = 1; sh < 4; sh <<= 1) {
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, sh));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, sh));
-        }
-        /* a row that has seen no key yet keeps max -inf; its base is 0 so that exp2 gives 0, not NaN */
-        const float b0 = (mx0 == -INFINITY ? 0.f : mx0) * LOG2E, b1 = (mx1 == -INFINITY ? 0.f : mx1) * LOG2E;
-        const float a0 = exp2f(fmaf(m0, LOG2E, -b0)), a1 = exp2f(fmaf(m1, LOG2E, -b1));
-        m0 = mx0, m1 = mx1, l0 *= a0, l1 *= a1;
-#pragma unroll
-        for (int i = 0; i < DO / 8; i++) o[i][0] *= a0, o[i][1] *= a0, o[i][2] *= a1, o[i][3] *= a1;
         uint32_t pf[TC_K / 16][4];
-#pragma unroll
-        for (int t = 0; t < TC_K / 8; t++) {
-            const float p0 = exp2f(fmaf(s[t][0], LOG2E, -b0)), p1 = exp2f(fmaf(s[t][1], LOG2E, -b0));
-            const float p2 = exp2f(fmaf(s[t][2], LOG2E, -b1)), p3 = exp2f(fmaf(s[t][3], LOG2E, -b1));
-            l0 += p0 + p1, l1 += p2 + p3;
-            pf[t / 2][(t & 1) * 2] = pack_bf16(p0, p1);
-            pf[t / 2][(t & 1) * 2 + 1] = pack_bf16(p2, p3);
-        }
-#pragma unroll
-        for (int kk = 0; kk < TC_K / 16; kk++)
-#pragma unroll
-            for (int dp = 0; dp < DO / 16; dp++) {
-                uint32_t b[4];
-                ldsm4_t(b, sv + (kk * 16 + (lane & 15)) * LDS + d0 + dp * 16 + (lane >> 4) * 8);
-                mma16816(o[2 * dp], pf[kk], b[0], b[1]);
-                mma16816(o[2 * dp + 1], pf[kk], b[2], b[3]);
-            }
+        softmax_tile(s, m0, m1, l0, l1, o, pf);
+        pv_tile(o, pf, sv + d0, LDS);
     }
 #pragma unroll
     for (int sh = 1; sh < 4; sh <<= 1) {

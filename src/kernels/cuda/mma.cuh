@@ -6,6 +6,7 @@
 #define G4C_KERNELS_CUDA_MMA_CUH
 
 #include <cuda_bf16.h>
+#include <math.h>
 #include <stdint.h>
 
 constexpr float LOG2E = 1.4426950408889634f;
@@ -37,6 +38,57 @@ static __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&
 static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<const uint32_t *>(&v);
+}
+
+/* FlashAttention's online softmax over one tile of scores, per warp of 16 query rows: s [NS][4] the tile's scores
+ * of rows lane/4 and lane/4 + 8 (mma accumulator layout; -inf where a key is invisible), m/l those rows' running
+ * maximum and sum, o [NO][4] their output accumulators, rescaled to the new maximum; pf receives the tile's
+ * probabilities as the bf16 A fragments of P·V (the accumulator and A layouts match). A row that has seen no key
+ * keeps the maximum -inf and takes 0 as its base, so that exp2 gives 0 and not NaN. */
+template <int NS, int NO>
+static __device__ __forceinline__ void softmax_tile(float (&s)[NS][4], float &m0, float &m1, float &l0, float &l1,
+                                                    float (&o)[NO][4], uint32_t (&pf)[NS / 2][4]) {
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int t = 0; t < NS; t++) {
+        mx0 = fmaxf(mx0, fmaxf(s[t][0], s[t][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[t][2], s[t][3]));
+    }
+#pragma unroll
+    for (int sh = 1; sh < 4; sh <<= 1) {
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, sh));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, sh));
+    }
+    const float b0 = (mx0 == -INFINITY ? 0.f : mx0) * LOG2E, b1 = (mx1 == -INFINITY ? 0.f : mx1) * LOG2E;
+    const float a0 = exp2f(fmaf(m0, LOG2E, -b0)), a1 = exp2f(fmaf(m1, LOG2E, -b1));
+    m0 = mx0, m1 = mx1, l0 *= a0, l1 *= a1;
+#pragma unroll
+    for (int i = 0; i < NO; i++) o[i][0] *= a0, o[i][1] *= a0, o[i][2] *= a1, o[i][3] *= a1;
+#pragma unroll
+    for (int t = 0; t < NS; t++) {
+        const float p0 = exp2f(fmaf(s[t][0], LOG2E, -b0)), p1 = exp2f(fmaf(s[t][1], LOG2E, -b0));
+        const float p2 = exp2f(fmaf(s[t][2], LOG2E, -b1)), p3 = exp2f(fmaf(s[t][3], LOG2E, -b1));
+        l0 += p0 + p1, l1 += p2 + p3;
+        pf[t / 2][(t & 1) * 2] = pack_bf16(p0, p1);
+        pf[t / 2][(t & 1) * 2 + 1] = pack_bf16(p2, p3);
+    }
+}
+
+/* o [NO][4] += P·V for a tile of 16·NP keys: pf from softmax_tile, v the tile's first key row (bf16, rows lds
+ * apart) at the warp's first output dim. */
+template <int NP, int NO>
+static __device__ __forceinline__ void pv_tile(float (&o)[NO][4], const uint32_t (&pf)[NP][4], const __nv_bfloat16 *v,
+                                               int lds) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int kk = 0; kk < NP; kk++)
+#pragma unroll
+        for (int dp = 0; dp < NO / 2; dp++) {
+            uint32_t b[4];
+            ldsm4_t(b, v + (kk * 16 + (lane & 15)) * lds + dp * 16 + (lane >> 4) * 8);
+            mma16816(o[2 * dp], pf[kk], b[0], b[1]);
+            mma16816(o[2 * dp + 1], pf[kk], b[2], b[3]);
+        }
 }
 
 #endif

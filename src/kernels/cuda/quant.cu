@@ -415,6 +415,28 @@ __global__ void k_quantize_act(int8_t *__restrict__ xq, float2 *__restrict__ dx,
 
 __device__ __forceinline__ float byte_val(uint32_t w, int i) { return (float)(int8_t)(w >> (8 * i)); }
 
+/* A decoded chunk's two runs of 16 weights as bf16 (value = s·(q − o) − m, rounded to nearest even), each as two
+ * 16-byte stores at row + ea and row + eb: the tiles for cuBLAS and the MoE kernel's shared-memory weights. */
+__device__ __forceinline__ void put_bf16(__nv_bfloat16 *row, const run2 &q) {
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const uint32_t *wv = half ? q.b : q.a;
+        const float sc = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
+        uint32_t pk[8];
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const float v0 = sc * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
+                const float v1 = sc * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
+                pk[2 * k + j] = pack_bf16(v0, v1);
+            }
+        uint4 *o = reinterpret_cast<uint4 *>(row + (half ? q.eb : q.ea));
+        o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
+        o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
+    }
+}
+
 
 /* A thread per chunk: its two runs as bf16 (or f32 · scale for the embedding). */
 template <int DT, typename OT>
@@ -456,25 +478,7 @@ __global__ void __launch_bounds__(DQ_T) k_dequant(__nv_bfloat16 *__restrict__ ou
         load<DT>(w, r0 + rr, ci, rw);
         run2 q;
         decode<DT>(rw, ci, q);
-        const long base = rr * cols - i0 * 32; /* this row's element 0, relative to the block's first element */
-#pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const uint32_t *wv = half ? q.b : q.a;
-            const float s = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
-            uint32_t pk[8];
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const float v0 = s * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
-                    const float v1 = s * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
-                    const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);
-                    pk[2 * k + j] = *reinterpret_cast<const uint32_t *>(&h);
-                }
-            uint4 *o = reinterpret_cast<uint4 *>(sm + base + (half ? q.eb : q.ea));
-            o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
-            o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
-        }
+        put_bf16(sm + rr * cols - i0 * 32, q); /* this row's element 0, relative to the block's first element */
     }
     __syncthreads();
     const long n_el = (total - i0 < DQ_T ? total - i0 : DQ_T) * 32; /* elements of this block */
@@ -559,23 +563,7 @@ __global__ void __launch_bounds__(128) k_moe_mma(float *__restrict__ y, long ys,
             }
             run2 q;
             decode<DT>(rw[u], ci, q);
-#pragma unroll
-            for (int half = 0; half < 2; half++) {
-                const uint32_t *wv = half ? q.b : q.a;
-                const float sc = half ? q.sb : q.sa, mn = half ? q.mb : q.ma;
-                uint32_t pk[8];
-#pragma unroll
-                for (int k = 0; k < 4; k++)
-#pragma unroll
-                    for (int j = 0; j < 2; j++) {
-                        const float v0 = sc * (byte_val(wv[k], 2 * j) - (float)q.oa) - mn;
-                        const float v1 = sc * (byte_val(wv[k], 2 * j + 1) - (float)q.oa) - mn;
-                        pk[2 * k + j] = pack_bf16(v0, v1);
-                    }
-                uint4 *o = reinterpret_cast<uint4 *>(dst + (half ? q.eb : q.ea));
-                o[0] = make_uint4(pk[0], pk[1], pk[2], pk[3]);
-                o[1] = make_uint4(pk[4], pk[5], pk[6], pk[7]);
-            }
+            put_bf16(dst, q);
         }
         if (st + 1 < steps) {
             load_w(c0 + 8, rw); /* in flight during this step's products */

@@ -328,40 +328,9 @@ __global__ void __launch_bounds__(128) k_flash(OutT *__restrict__ out, const __n
                     if (j * FA_K + t * 8 + 2 * (lane & 3) + (c & 1) >= n) s[t][c] = -INFINITY;
         }
 
-        float mx0 = m0, mx1 = m1;
-#pragma unroll
-        for (int t = 0; t < FA_K / 8; t++) {
-            mx0 = fmaxf(mx0, fmaxf(s[t][0], s[t][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[t][2], s[t][3]));
-        }
-#pragma unroll
-        for (int sh = 1; sh < 4; sh <<= 1) {
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, sh));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, sh));
-        }
-        const float a0 = exp2f((m0 - mx0) * LOG2E), a1 = exp2f((m1 - mx1) * LOG2E);
-        m0 = mx0, m1 = mx1, l0 *= a0, l1 *= a1;
-#pragma unroll
-        for (int i = 0; i < HDP / 8; i++) o[i][0] *= a0, o[i][1] *= a0, o[i][2] *= a1, o[i][3] *= a1;
-        const float b0 = mx0 * LOG2E, b1 = mx1 * LOG2E;
         uint32_t pf[FA_K / 16][4];
-#pragma unroll
-        for (int t = 0; t < FA_K / 8; t++) {
-            const float p0 = exp2f(fmaf(s[t][0], LOG2E, -b0)), p1 = exp2f(fmaf(s[t][1], LOG2E, -b0));
-            const float p2 = exp2f(fmaf(s[t][2], LOG2E, -b1)), p3 = exp2f(fmaf(s[t][3], LOG2E, -b1));
-            l0 += p0 + p1, l1 += p2 + p3;
-            pf[t / 2][(t & 1) * 2] = pack_bf16(p0, p1);
-            pf[t / 2][(t & 1) * 2 + 1] = pack_bf16(p2, p3);
-        }
-#pragma unroll
-        for (int kk = 0; kk < FA_K / 16; kk++)
-#pragma unroll
-            for (int dp = 0; dp < HDP / 16; dp++) {
-                uint32_t b[4];
-                ldsm4_t(b, vs + (kk * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
-                mma16816(o[2 * dp], pf[kk], b[0], b[1]);
-                mma16816(o[2 * dp + 1], pf[kk], b[2], b[3]);
-            }
+        softmax_tile(s, m0, m1, l0, l1, o, pf);
+        pv_tile(o, pf, vs, LDS);
         __syncthreads(); /* the next iteration's loads overwrite this stage */
     }
 #pragma unroll
