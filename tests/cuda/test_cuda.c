@@ -257,9 +257,12 @@ static void test_matmul_quant(void) {
                 check_matmul_q(t, 1001, 2 * g, 5, G4C_CUDA_MM_GEMV);
                 check_matmul_q(t, 71, 4 * g, 17, G4C_CUDA_MM_GEMM);
             }
-    /* several dequantization tiles (32 Mi elements each) */
+    /* several dequantization tiles: 16 MiB ones (8 Mi elements: 16384 rows of 512, five tiles, the last partial) */
+    setenv("G4C_CUDA_TILE_MB", "16", 1);
     check_matmul_q(QB(G4C_DTYPE_Q6_K), 70000, 512, 9, G4C_CUDA_MM_GEMM);
     check_matmul_q(QMLX(4, 64, G4C_DTYPE_BF16), 70000, 512, 9, G4C_CUDA_MM_GEMM);
+    check_matmul_q(QB(G4C_DTYPE_Q4_0), 20000, 992, 3, G4C_CUDA_MM_GEMM); /* 8456 rows a tile, rounded to 8448 */
+    unsetenv("G4C_CUDA_TILE_MB");
     g4c_cuda_set_prefill_mode(G4C_CUDA_PREFILL_AUTO);
     for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
         check_matmul_q(types[k], 513, 512, 40, G4C_CUDA_MM_GEMM);

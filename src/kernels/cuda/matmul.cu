@@ -117,8 +117,10 @@ void cu_mm_free(cu_mm *mm) {
 
 namespace {
 
-/* Elements of the bf16 tile that quantized prefill dequantizes into (64 MiB). */
-constexpr size_t WT_ELEMS = (size_t)32 << 20;
+/* Elements of the bf16 tile that quantized prefill dequantizes into (256 MiB, allocated at the first quantized
+ * prefill): fewer, larger GEMMs. H100, 31B Q4_0 pp512 by tile size (env G4C_CUDA_TILE_MB): 16 MiB 3949 tok/s, 32
+ * 4845, 64 5211, 128 5429, 256 5631, 512 5642 (bench/RESULTS.md). */
+constexpr size_t WT_ELEMS = (size_t)128 << 20;
 
 /* quant_tile: w is a dequantized tile of a quantized matrix (the auto prefill mode rounds its activations) */
 g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, const cu_mat *w, int n, int quant_tile,
@@ -157,6 +159,8 @@ g4c_status matmul_q(cu_mm *mm, float *y, long ys, const float *x, long xs, const
     }
     if (!mm->wt) {
         mm->wt_elems = WT_ELEMS;
+        const char *e = getenv("G4C_CUDA_TILE_MB"); /* measurements: another tile size in MiB */
+        if (e && atoi(e) >= 1 && atoi(e) <= 1024) mm->wt_elems = (size_t)atoi(e) << 19;
         G4C_CU(cudaMalloc(&mm->wt, mm->wt_elems * sizeof(__nv_bfloat16)));
     }
     /* Tiles of whole 128-row multiples: each tile's output y + r0 then stays 16-byte aligned, which cuBLAS needs
