@@ -360,7 +360,8 @@ g4c_status g4c_session_eval_topk(g4c_session *s, int32_t token, int k, float tem
                                  float *stats, int *n_out, float *logits, g4c_err *err) {
     *n_out = 0;
 #ifdef G4C_HAVE_CUDA
-    if (s->cuda && k >= 1 && k <= G4C_SESSION_TOPK_MAX && k <= s->model->cfg.n_vocab && temperature > 0) {
+    if (s->cuda && k <= G4C_SESSION_TOPK_MAX && temperature > 0 &&
+        g4c_cuda_topk_supported(s->model->cfg.n_vocab, k)) {
         G4C_TRY(check_eval(s, &token, 1, NULL, 0, err));
         G4C_TRY(g4c_cuda_text_forward_topk(s->cuda, token, s->st.n_past, s->st.bidir_off, k, temperature, logit, id,
                                            stats, err));

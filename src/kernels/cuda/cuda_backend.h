@@ -54,6 +54,8 @@ g4c_status g4c_cuda_text_forward_greedy(g4c_cuda_text *s, const int32_t *tokens,
 /* One decode step (token at n_past) with top-k selection on the device: the k best of its softcapped logits (by
  * value, ties to the lower id; k <= 64) into logit/id (sorted), stats[0] the largest logit, stats[1] the sum over the
  * vocabulary of exp((logit - largest) / temperature): all that g4c_sampler_sample_topk needs, and all that comes down. */
+/* 1 when the device takes top-k sampling for this vocabulary size and k (k <= 64, vocab <= ~512k at k = 64). */
+int g4c_cuda_topk_supported(int n_vocab, int k);
 g4c_status g4c_cuda_text_forward_topk(g4c_cuda_text *s, int32_t token, int n_past, int bidir_off, int k,
                                       float temperature, float *logit, int32_t *id, float *stats, g4c_err *err);
 /* g4c_vision_encode on the device (same contract and checks; soft tokens into host memory). The first call uploads

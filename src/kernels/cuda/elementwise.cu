@@ -529,12 +529,17 @@ cudaError_t cu_argmax(cudaStream_t st, int *out, const float *x, int n) {
 
 size_t cu_topk_scratch_floats(int n, int k) { return (size_t)3 * ((n + TK_SLICE - 1) / TK_SLICE) * (k + 1); }
 
+extern "C" int g4c_cuda_topk_supported(int n, int k) {
+    const long cand = (long)((n + TK_SLICE - 1) / TK_SLICE) * k; /* the merge sorts them in 128 KB of shared memory */
+    return k >= 1 && k <= CU_TOPK_MAX && k <= n && cand <= 16384;
+}
+
 cudaError_t cu_topk(cudaStream_t st, const float *x, int n, int k, const float *temp, float *scratch, float *out_v,
                     int *out_i, float *stats) {
     const int n_part = (n + TK_SLICE - 1) / TK_SLICE;
     int n2 = 1;
     while (n2 < n_part * k) n2 <<= 1;
-    if (k < 1 || k > CU_TOPK_MAX || k > n || n2 > 16384) return cudaErrorInvalidValue;
+    if (!g4c_cuda_topk_supported(n, k)) return cudaErrorInvalidValue;
     float *pv = scratch;
     int *pi = reinterpret_cast<int *>(scratch + (size_t)n_part * k);
     float2 *pstat = reinterpret_cast<float2 *>(scratch + (size_t)2 * n_part * k + ((size_t)2 * n_part * k & 1));

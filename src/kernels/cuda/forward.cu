@@ -182,7 +182,10 @@ g4c_status init(g4c_cuda_text *s, g4c_err *err) {
         HOSTI(s->h_count, 2 * E + 1);
         DEVI(s->d_off, E + 1);
         DEVI(s->d_tiles, 1 + 2 * (size_t)cu_moe_tiles_max((int)(U * K), (int)E));
-        if (cu_is_quant(&s->M->layers[0].exp_gu) && cu_is_quant(&s->M->layers[0].exp_down)) {
+        int quant_experts = 0; /* the grouped prefill's scratch, when some layer's experts are quantized */
+        for (int i = 0; i < c->n_layer; i++)
+            quant_experts |= cu_is_quant(&s->M->layers[i].exp_gu) && cu_is_quant(&s->M->layers[i].exp_down);
+        if (quant_experts) {
             const size_t xbe = cu_moe_mma_scratch(cu_moe_tiles_max((int)(U * K), (int)E), (int)(H > I ? H : I));
             G4C_TRY(dev(s, (void **)&s->moe_xb, sizeof(__nv_bfloat16) * xbe, 0, err));
             G4C_TRY(dev(s, (void **)&s->pxq, U * H, 0, err));
@@ -253,7 +256,7 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *e
                                   K, err));
         return G4C_OK;
     }
-    const int grouped = grouped_moe(D, c);
+    const int grouped = s->moe_xb ? grouped_moe(D, c) : 0;
     if (grouped == 2) { /* prefill, expert-major on tensor cores */
         G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
         const int mt = cu_moe_tiles_max(n * K, E);
@@ -454,7 +457,7 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         if (c->moe) {
             G4C_TRY(moe(s, D, n, q_eh, err));
             /* the experts' weighted sum formed in the norm's launch from moe_y [n][K][H] (decode, grouped prefill) */
-            const int dec = n <= CU_GEMV_MAX_TOK || grouped_moe(D, c);
+            const int dec = n <= CU_GEMV_MAX_TOK || (s->moe_xb && grouped_moe(D, c));
             G4C_CU(cu_rms_norm2_sum(st, s->a, s->a, D->post_ffn_norm_1, s->moe_out, D->post_ffn_norm_2, n, H, c->eps,
                                     dec ? s->moe_y : NULL, dec ? s->d_wt : NULL, c->n_expert_used));
         }
@@ -577,7 +580,7 @@ extern "C" g4c_status g4c_cuda_text_forward(g4c_cuda_text *s, const int32_t *tok
 extern "C" g4c_status g4c_cuda_text_forward_topk(g4c_cuda_text *s, int32_t token, int n_past, int bidir_off, int k,
                                                  float temperature, float *logit, int32_t *id, float *stats,
                                                  g4c_err *err) {
-    if (k < 1 || k > CU_TOPK_MAX || k > s->c->n_vocab || !(temperature > 0))
+    if (!g4c_cuda_topk_supported(s->c->n_vocab, k) || !(temperature > 0))
         return G4C_FAIL(err, G4C_E_ARG, "CUDA top-k: k %d (1..%d) at temperature %g", k, CU_TOPK_MAX, temperature);
     float out[2 * CU_TOPK_MAX + 2];
     s->tk_k = k;
