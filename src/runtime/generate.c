@@ -98,7 +98,7 @@ g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *s
     const int greedy = g4c_sampler_is_greedy(smp);
     int32_t next = -1; /* that argmax for the coming step, when greedy */
     /* top-k sampling: on a GPU session only the k best logits come down (g4c_session_eval_topk) */
-    const int topk = greedy ? 0 : g4c_sampler_topk(smp);
+    const int topk = g4c_sampler_topk(smp); /* 0 when greedy */
     float cand_logit[G4C_SESSION_TOPK_MAX], cand_stats[2];
     int32_t cand_id[G4C_SESSION_TOPK_MAX];
     int n_cand = 0; /* > 0: the coming step samples from those instead of logits */
@@ -146,7 +146,7 @@ g4c_status g4c_generate(g4c_session *s, const g4c_tokenizer *tok, g4c_sampler *s
         }
         if (stats->n_gen == o->max_tokens) break;
         if (greedy) rc = g4c_session_eval_greedy(s, t, &next, logits, err);
-        else if (topk && topk <= G4C_SESSION_TOPK_MAX)
+        else if (topk) /* a k above G4C_SESSION_TOPK_MAX, or a CPU session: logits (n_cand 0) */
             rc = g4c_session_eval_topk(s, t, topk, g4c_sampler_temperature(smp), cand_logit, cand_id, cand_stats, &n_cand,
                                        logits, err);
         else rc = g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, err);

@@ -89,10 +89,11 @@ int32_t g4c_argmax(const float *x, int n) {
     return best;
 }
 
-int g4c_sampler_is_greedy(const g4c_sampler *s) {
-    const int penalties = s->p.penalty_last_n && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f);
-    return s->p.temperature <= 0 && !penalties;
+static int has_penalties(const g4c_sampler *s) {
+    return s->p.penalty_last_n && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f);
 }
+
+int g4c_sampler_is_greedy(const g4c_sampler *s) { return s->p.temperature <= 0 && !has_penalties(s); }
 
 /* The steps after the candidates: s->c[0..n) hold (logit, id); probabilities against the best logit and the sum over
  * the whole vocabulary, then top-p, min-p and the draw. */
@@ -128,8 +129,7 @@ static int32_t sample_from(g4c_sampler *s, int n, float best_logit, float sum) {
 }
 
 int g4c_sampler_topk(const g4c_sampler *s) {
-    const int penalties = s->p.penalty_last_n && (s->p.repeat_penalty != 1.0f || s->p.presence_penalty != 0.0f);
-    if (penalties || s->p.temperature <= 0 || s->p.top_k <= 0) return 0;
+    if (has_penalties(s) || s->p.temperature <= 0 || s->p.top_k <= 0) return 0;
     return s->p.top_k < s->n_vocab ? s->p.top_k : s->n_vocab;
 }
 

@@ -221,6 +221,10 @@ g4c_status cu_matmul(cu_mm *mm, float *y, long ys, const float *x, long xs, cons
 /* Decode products whose input a producer kernel already wrote as int8 activations (cu_q8, rows of w.cols): the
  * quantized GEMV alone (w quantized, n <= CU_GEMV_MAX_TOK). */
 g4c_status cu_matmul_q8(cu_mm *mm, float *y, long ys, cu_q8 q, const cu_mat *w, int n, g4c_err *err);
+/* The fast prefill precision for a product with weights w (docs/CUDA.md "Precision"): bf16 activations, attention
+ * and MoE experts on bf16 tensor cores, images in bf16 — in the bf16 mode, or in auto when w is quantized (its own
+ * error dwarfs bf16's) unless the quantized prefill runs the CPU's arithmetic (G4C_CUDA_QPREFILL=gemv). */
+int cu_fast_prefill(const cu_mat *w);
 /* MoE decode on int8 activations (cu_qgemv's sel form: row t·n_slot + k when x_per_slot, else t). */
 g4c_status cu_matmul_sel_q8(cu_mm *mm, float *y, long ys, long yks, cu_q8 q, int x_per_slot, const cu_mat *w,
                             const int *sel, int n, int n_slot, g4c_err *err);

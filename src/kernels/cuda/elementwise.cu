@@ -399,8 +399,11 @@ namespace {
 /* one block: each thread its strided maximum (first index on ties), then a shared-memory tree. The logits row is
  * read as float4, 8 loads in flight per thread (a plain strided loop kept one load in flight: 53 us for 262144
  * logits on an H100, bench_cuda --profile). */
+/* (value, index) a ranks before (value, index) b: the larger value, ties to the lower index (argmax, top-k) */
+__device__ __forceinline__ bool better(float av, int ai, float bv, int bi) { return av > bv || (av == bv && ai < bi); }
+
 __device__ __forceinline__ void argmax_take(float v, int i, float &best, int &bi) {
-    if (v > best || (v == best && i < bi)) best = v, bi = i;
+    if (better(v, i, best, bi)) best = v, bi = i;
 }
 
 __global__ void k_argmax(int *out, const float *__restrict__ x, int n) {
@@ -438,7 +441,7 @@ __global__ void k_argmax(int *out, const float *__restrict__ x, int n) {
         if (threadIdx.x < s) {
             const float v = sv[threadIdx.x + s];
             const int j = si[threadIdx.x + s];
-            if (v > sv[threadIdx.x] || (v == sv[threadIdx.x] && j < si[threadIdx.x])) sv[threadIdx.x] = v, si[threadIdx.x] = j;
+            if (better(v, j, sv[threadIdx.x], si[threadIdx.x])) sv[threadIdx.x] = v, si[threadIdx.x] = j;
         }
         __syncthreads();
     }
@@ -451,8 +454,6 @@ __global__ void k_argmax(int *out, const float *__restrict__ x, int n) {
  * sums to the overall largest. NaN counts as -inf. */
 constexpr int TK_SLICE = 2048;
 
-__device__ __forceinline__ bool tk_better(float av, int ai, float bv, int bi) { return av > bv || (av == bv && ai < bi); }
-
 /* bitonic sort of v/id [n] (n a power of two) in shared memory, best first */
 __device__ void tk_sort(float *v, int *id, int n) {
     for (int size = 2; size <= n; size <<= 1)
@@ -461,7 +462,7 @@ __device__ void tk_sort(float *v, int *id, int n) {
             for (int p = threadIdx.x; p < n / 2; p += blockDim.x) {
                 const int i = (p / stride) * 2 * stride + p % stride, l = i + stride;
                 const bool first_best = (i & size) == 0;
-                const bool swap = first_best ? tk_better(v[l], id[l], v[i], id[i]) : tk_better(v[i], id[i], v[l], id[l]);
+                const bool swap = first_best ? better(v[l], id[l], v[i], id[i]) : better(v[i], id[i], v[l], id[l]);
                 if (swap) {
                     const float tv = v[i];
                     const int ti = id[i];

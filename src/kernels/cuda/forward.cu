@@ -69,15 +69,6 @@ g4c_status dev(g4c_cuda_text *s, void **p, size_t bytes, int pinned, g4c_err *er
 #define HOSTF(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(float) * (size_t)(n), 1, err))
 #define HOSTI(ptr, n) G4C_TRY(dev(s, (void **)&(ptr), sizeof(int) * (size_t)(n), 1, err))
 
-/* The prefill precision of a layer (docs/CUDA.md "Precision"): bf16 activations, and attention on bf16 tensor
- * cores, in the bf16 mode, or in auto when the layer's weights are quantized (their own error dwarfs bf16's) unless
- * the quantized prefill runs the CPU's arithmetic (G4C_CUDA_QPREFILL=gemv). */
-int fast_prefill(const cu_mat *w) {
-    const int mode = g4c_cuda_prefill_mode();
-    return mode == G4C_CUDA_PREFILL_BF16 ||
-           (mode == G4C_CUDA_PREFILL_AUTO && cu_is_quant(w) && g4c_cuda_qprefill() != G4C_CUDA_QPREFILL_GEMV);
-}
-
 /* MoE prefill with quantized experts, expert-major with the routing grouped on the device (cu_moe_plan, no host
  * round trip): 1 = int8 activations (cu_qgemv_grouped, the CPU's arithmetic) when the quantized prefill runs the
  * CPU's arithmetic (G4C_CUDA_QPREFILL=gemv); 2 = bf16 tensor cores on weights dequantized in shared memory
@@ -89,8 +80,11 @@ int grouped_moe(const cu_layer *L, const g4c_config *c) {
         c->moe_ffn_dim % 32)
         return 0;
     if (g4c_cuda_qprefill() == G4C_CUDA_QPREFILL_GEMV) return 1;
-    return g4c_cuda_prefill_mode() != G4C_CUDA_PREFILL_SPLIT ? 2 : 0;
+    return cu_fast_prefill(&L->exp_gu) ? 2 : 0;
 }
+
+/* grouped_moe for a session's layer: 0 without the grouped path's scratch (no layer's experts quantized) */
+int moe_grouped(const g4c_cuda_text *s, const cu_layer *D) { return s->moe_xb ? grouped_moe(D, s->c) : 0; }
 
 int is_placeholder(const g4c_config *c, int tok) {
     return tok == c->image_token_id || tok == c->video_token_id || tok == c->audio_token_id;
@@ -256,19 +250,17 @@ g4c_status moe(g4c_cuda_text *s, const cu_layer *D, int n, cu_q8 q_h, g4c_err *e
                                   K, err));
         return G4C_OK;
     }
-    const int grouped = s->moe_xb ? grouped_moe(D, c) : 0;
+    const int grouped = moe_grouped(s, D);
+    if (grouped) G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
+    const int mt = cu_moe_tiles_max(n * K, E);
     if (grouped == 2) { /* prefill, expert-major on tensor cores */
-        G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
-        const int mt = cu_moe_tiles_max(n * K, E);
         G4C_CU(cu_moe_mma(st, s->moe_gu, 2 * I, s->moe_h, H, K, &D->exp_gu, s->d_off, s->d_gidx, s->d_tiles, mt, s->moe_xb));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I));
         G4C_CU(cu_moe_mma(st, s->moe_y, H, s->moe_c, I, 1, &D->exp_down, s->d_off, s->d_gidx, s->d_tiles, mt, s->moe_xb));
         return G4C_OK;
     }
     if (grouped == 1) { /* prefill, expert-major on int8 activations */
-        G4C_CU(cu_moe_plan(st, s->d_sel, n * K, E, s->d_off, s->d_gidx, s->d_tiles));
         G4C_CU(cu_quantize_act(st, s->pxq, s->pdx, s->moe_h, H, 0, n, 1, H));
-        const int mt = cu_moe_tiles_max(n * K, E);
         G4C_CU(cu_qgemv_grouped(st, s->moe_gu, 2 * I, s->pxq, s->pdx, K, &D->exp_gu, s->d_off, s->d_gidx, s->d_tiles, mt));
         G4C_CU(cu_gelu_mul(st, s->moe_c, I, s->moe_gu, 2 * I, s->moe_gu + I, 2 * I, n * K, I, cu_q8{s->pxq2, s->pdx2}));
         G4C_CU(cu_qgemv_grouped(st, s->moe_y, H, s->pxq2, s->pdx2, 1, &D->exp_down, s->d_off, s->d_gidx, s->d_tiles, mt));
@@ -434,7 +426,7 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         int max_len = graph ? s->n_ctx : n_past + n; /* graph: any position */
         if (sliding && c->sliding_window < max_len) max_len = c->sliding_window + n;
         const cu_q8 q_o = q_in(s, &D->o, n, 0);
-        if (n >= 16 && !pos_dev && fast_prefill(&D->qkv) && cu_attention_tc_ok(hd))
+        if (n >= 16 && !pos_dev && cu_fast_prefill(&D->qkv) && cu_attention_tc_ok(hd))
             G4C_CU(cu_attention_tc(st, s->attn, s->q, &view, n, pos0, nq));
         else
             G4C_CU(cu_attention(st, s->attn, s->q, &view, n, pos0, pos_dev, nq, cu_attention_splits(n, nq, max_len),
@@ -457,7 +449,7 @@ g4c_status enqueue_work(g4c_cuda_text *s, const int32_t *tokens, const float *mm
         if (c->moe) {
             G4C_TRY(moe(s, D, n, q_eh, err));
             /* the experts' weighted sum formed in the norm's launch from moe_y [n][K][H] (decode, grouped prefill) */
-            const int dec = n <= CU_GEMV_MAX_TOK || (s->moe_xb && grouped_moe(D, c));
+            const int dec = n <= CU_GEMV_MAX_TOK || moe_grouped(s, D);
             G4C_CU(cu_rms_norm2_sum(st, s->a, s->a, D->post_ffn_norm_1, s->moe_out, D->post_ffn_norm_2, n, H, c->eps,
                                     dec ? s->moe_y : NULL, dec ? s->d_wt : NULL, c->n_expert_used));
         }

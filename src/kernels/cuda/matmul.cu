@@ -82,6 +82,12 @@ extern "C" int g4c_cuda_prefill_mode(void) {
     return g_mode;
 }
 
+int cu_fast_prefill(const cu_mat *w) {
+    const int mode = g4c_cuda_prefill_mode();
+    return mode == G4C_CUDA_PREFILL_BF16 ||
+           (mode == G4C_CUDA_PREFILL_AUTO && cu_is_quant(w) && g4c_cuda_qprefill() != G4C_CUDA_QPREFILL_GEMV);
+}
+
 cudaError_t cu_fill_random(cudaStream_t st, cu_mat *m, int total_rows, uint64_t seed, float amp) {
     const int threads = 256, blocks = 132 * 16;
     if (m->dt == CU_F32) k_fill_random<float><<<blocks, threads, 0, st>>>((float *)m->p, total_rows, m->cols, m->ld, seed, amp);
@@ -251,14 +257,13 @@ g4c_status gemm_dense(cu_mm *mm, float *y, long ys, const float *x, long xs, con
     if (step < 1) return G4C_FAIL(err, G4C_E_IO, "CUDA matmul: scratch too small for a %d x %d matrix", w->rows, w->cols);
     for (int t0 = 0; t0 < n; t0 += step) {
         const int m = n - t0 < step ? n - t0 : step;
-        k_split_bf16<<<dim3((ldb + 255) / 256, m), 256, 0, mm->stream>>>(mm->xb, ldb, x + t0 * xs, xs, m, w->cols, split);
-        G4C_CHECK_LAUNCH();
         if (!split) {
-            G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, m, w->cols, &one, w->p, CUDA_R_16BF,
-                                  w->ld, mm->xb, CUDA_R_16BF, ldb, &zero, y + t0 * ys, CUDA_R_32F, (int)ys,
-                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            G4C_TRY(to_bf16(mm, x + t0 * xs, xs, m, w->cols, err));
+            G4C_TRY(gemm_bf16_ready(mm, y + t0 * ys, ys, w, m, err));
             continue;
         }
+        k_split_bf16<<<dim3((ldb + 255) / 256, m), 256, 0, mm->stream>>>(mm->xb, ldb, x + t0 * xs, xs, m, w->cols, 1);
+        G4C_CHECK_LAUNCH();
         G4C_BLAS(cublasGemmEx(mm->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, 2 * m, w->cols, &one, w->p, CUDA_R_16BF,
                               w->ld, mm->xb, CUDA_R_16BF, ldb, &zero, mm->ysc, CUDA_R_32F, w->rows, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));

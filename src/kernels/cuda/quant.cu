@@ -56,6 +56,8 @@ template <> struct qt<CU_Q6_K> { static constexpr int CPB = 8, SUM = 1; };
 template <> struct qt<CU_Q5_0> { static constexpr int CPB = 1, SUM = 1; };
 template <> struct qt<CU_MLX4> { static constexpr int CPB = 1, SUM = 1; };
 template <> struct qt<CU_MLX8> { static constexpr int CPB = 1, SUM = 1; };
+/* Every GPU quant type once, for the launchers' dispatch switches: X(T) per type. */
+#define G4C_CU_QTYPES(X) X(CU_Q4_0) X(CU_Q8_0) X(CU_Q4_K) X(CU_Q5_K) X(CU_Q6_K) X(CU_Q5_0) X(CU_MLX4) X(CU_MLX8)
 
 struct qmat {
     const uint8_t *q, *m, *h, *s;
@@ -709,14 +711,10 @@ cudaError_t cu_qgemv(cudaStream_t st, float *y, long ys, long yks, const int8_t 
                      const cu_mat *w, int n, const int *sel, int n_slot) {
     if (n < 1 || (!sel && n > CU_GEMV_MAX_TOK) || (sel && n * n_slot > 65535)) return cudaErrorInvalidValue;
     switch (w->dt) {
-    case CU_Q4_0: return qgemv_t<CU_Q4_0>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_Q8_0: return qgemv_t<CU_Q8_0>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_Q4_K: return qgemv_t<CU_Q4_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_Q5_K: return qgemv_t<CU_Q5_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_Q6_K: return qgemv_t<CU_Q6_K>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_Q5_0: return qgemv_t<CU_Q5_0>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_MLX4: return qgemv_t<CU_MLX4>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
-    case CU_MLX8: return qgemv_t<CU_MLX8>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+#define G4C_CASE(T) \
+    case T: return qgemv_t<T>(st, y, ys, yks, xq, dx, x_per_slot, w, n, sel, n_slot);
+        G4C_CU_QTYPES(G4C_CASE)
+#undef G4C_CASE
     default: return cudaErrorInvalidValue;
     }
 }
@@ -726,17 +724,10 @@ cudaError_t cu_qgemv_grouped(cudaStream_t st, float *y, long ys, const int8_t *x
     const qmat q = qm(w);
     const dim3 grid((w->rows + WARPS - 1) / WARPS, max_tiles);
     switch (w->dt) {
-#define G4C_QG(T)                                                                                                     \
+#define G4C_CASE(T) \
     case T: k_qgemv_grouped<T><<<grid, WARPS * 32, 0, st>>>(y, ys, xq, dx, x_div, q, w->rows, w->cols, off, list, tiles); break;
-        G4C_QG(CU_Q4_0)
-        G4C_QG(CU_Q8_0)
-        G4C_QG(CU_Q4_K)
-        G4C_QG(CU_Q5_K)
-        G4C_QG(CU_Q6_K)
-        G4C_QG(CU_Q5_0)
-        G4C_QG(CU_MLX4)
-        G4C_QG(CU_MLX8)
-#undef G4C_QG
+        G4C_CU_QTYPES(G4C_CASE)
+#undef G4C_CASE
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -765,17 +756,10 @@ cudaError_t cu_moe_mma(cudaStream_t st, float *y, long ys, const float *x, long 
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     switch (w->dt) {
-#define G4C_MM(T)                                                                                                     \
+#define G4C_CASE(T) \
     case T: return moe_mma_t<T>(st, y, ys, xb, w->cols, w, off, list, tiles, max_tiles);
-        G4C_MM(CU_Q4_0)
-        G4C_MM(CU_Q8_0)
-        G4C_MM(CU_Q4_K)
-        G4C_MM(CU_Q5_K)
-        G4C_MM(CU_Q6_K)
-        G4C_MM(CU_Q5_0)
-        G4C_MM(CU_MLX4)
-        G4C_MM(CU_MLX8)
-#undef G4C_MM
+        G4C_CU_QTYPES(G4C_CASE)
+#undef G4C_CASE
     default: return cudaErrorInvalidValue;
     }
 }
@@ -783,17 +767,13 @@ cudaError_t cu_moe_mma(cudaStream_t st, float *y, long ys, const float *x, long 
 cudaError_t cu_dequant_bf16(cudaStream_t st, __nv_bfloat16 *out, const cu_mat *w, long r0, int m) {
     if (m <= 0) return cudaSuccess;
     const long chunks = (long)m * w->nb * cpb_of(w->dt);
-    const unsigned blocks = (unsigned)((chunks + 255) / 256);
+    const unsigned blocks = (unsigned)((chunks + DQ_T - 1) / DQ_T);
     const qmat q = qm(w);
     switch (w->dt) {
-    case CU_Q4_0: k_dequant<CU_Q4_0><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_Q8_0: k_dequant<CU_Q8_0><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_Q4_K: k_dequant<CU_Q4_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_Q5_K: k_dequant<CU_Q5_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_Q6_K: k_dequant<CU_Q6_K><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_Q5_0: k_dequant<CU_Q5_0><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_MLX4: k_dequant<CU_MLX4><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
-    case CU_MLX8: k_dequant<CU_MLX8><<<blocks, 256, 0, st>>>(out, q, w->cols, r0, m); break;
+#define G4C_CASE(T) \
+    case T: k_dequant<T><<<blocks, DQ_T, 0, st>>>(out, q, w->cols, r0, m); break;
+        G4C_CU_QTYPES(G4C_CASE)
+#undef G4C_CASE
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
@@ -803,14 +783,10 @@ cudaError_t cu_embed_q(cudaStream_t st, float *x, const cu_mat *e, const int *id
     if (n <= 0) return cudaSuccess;
     const qmat q = qm(e);
     switch (e->dt) {
-    case CU_Q4_0: k_embed_q<CU_Q4_0><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_Q8_0: k_embed_q<CU_Q8_0><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_Q4_K: k_embed_q<CU_Q4_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_Q5_K: k_embed_q<CU_Q5_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_Q6_K: k_embed_q<CU_Q6_K><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_Q5_0: k_embed_q<CU_Q5_0><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_MLX4: k_embed_q<CU_MLX4><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
-    case CU_MLX8: k_embed_q<CU_MLX8><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+#define G4C_CASE(T) \
+    case T: k_embed_q<T><<<n, 128, 0, st>>>(x, q, e->cols, ids, scale); break;
+        G4C_CU_QTYPES(G4C_CASE)
+#undef G4C_CASE
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

@@ -677,9 +677,7 @@ extern "C" g4c_status g4c_cuda_vision_encode(g4c_cuda_model *M, const g4c_vision
     /* the fast precision (bf16 activations, flash attention) when the decoder's weights are quantized, as for its
      * prefill (docs/CUDA.md "Precision"): a 4-bit model's user gains nothing from an f32-exact tower */
     int mode = g4c_cuda_prefill_mode();
-    if (mode == G4C_CUDA_PREFILL_AUTO && cfg->n_layer > 0 && cu_is_quant(&M->layers[0].qkv) &&
-        g4c_cuda_qprefill() != G4C_CUDA_QPREFILL_GEMV)
-        mode = G4C_CUDA_PREFILL_BF16;
+    if (cfg->n_layer > 0 && cu_fast_prefill(&M->layers[0].qkv)) mode = G4C_CUDA_PREFILL_BF16;
 
     /* host-side tables: the CPU's RoPE angles, and each output token's patches in ascending order */
     float *cs = (float *)malloc(sizeof(float) * (size_t)n * hd / 2), *sn = (float *)malloc(sizeof(float) * (size_t)n * hd / 2);
