@@ -81,6 +81,9 @@ g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *c, g4c_pool 
     int64_t *slice_row = slice_mat ? g4c_malloc((size_t)n_slices, sizeof *slice_row, err) : NULL;
     void *buf = MAP_FAILED;
     if (total && slice_row) buf = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#if defined(MADV_HUGEPAGE)
+    if (total && buf != MAP_FAILED) madvise(buf, total, MADV_HUGEPAGE);
+#endif
     if (total && buf == MAP_FAILED) /* not fatal: the kernels read the mapped layout, a little slower */
         g4c_log(G4C_LOG_WARN, "no memory for the repacked CPU weights (%.1f MiB): using the mapped layout",
                 total / 1048576.0);
