@@ -2,11 +2,9 @@
  * Per weight type and layout: matrix-vector GB/s of weight bytes (the decode case; the matrix is larger than the
  * caches) and matrix-matrix GMAC/s at 64 tokens (prefill), best of several repetitions (robust to a busy machine),
  * next to the read bandwidth of the same threads over a 1 GiB buffer: the decode floor. */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kernels/ops.h"
 
@@ -22,40 +20,6 @@ static double best_ms(g4c_pool *pool, g4c_wmat *w, float *x, float *y, int n, in
     return best;
 }
 
-typedef struct {
-    const uint64_t *buf;
-    size_t n;
-    int n_tasks;
-    uint64_t sink[64];
-} read_job;
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-/* 32-byte loads, four independent chains: limited by memory, not by the loop */
-__attribute__((target("avx2"))) static void read_task(void *ctx, int i_task, int i_thread) {
-    read_job *j = ctx;
-    const size_t per = j->n / (size_t)j->n_tasks, lo = per * (size_t)i_task;
-    const __m256i *p = (const __m256i *)(j->buf + lo);
-    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
-    for (size_t i = 0; i < per / 4; i += 4) {
-        a = _mm256_xor_si256(a, _mm256_load_si256(p + i));
-        b = _mm256_xor_si256(b, _mm256_load_si256(p + i + 1));
-        c = _mm256_xor_si256(c, _mm256_load_si256(p + i + 2));
-        d = _mm256_xor_si256(d, _mm256_load_si256(p + i + 3));
-    }
-    a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
-    j->sink[i_thread % 64] ^= (uint64_t)_mm256_extract_epi64(a, 0);
-}
-#else
-static void read_task(void *ctx, int i_task, int i_thread) {
-    read_job *j = ctx;
-    const size_t per = j->n / (size_t)j->n_tasks, lo = per * (size_t)i_task;
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    for (size_t i = lo; i < lo + per; i += 4) a ^= j->buf[i], b ^= j->buf[i + 1], c ^= j->buf[i + 2], d ^= j->buf[i + 3];
-    j->sink[i_thread % 64] ^= a ^ b ^ c ^ d;
-}
-#endif
-
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const int64_t rows = argc > 2 ? atoll(argv[2]) : 16384, cols = argc > 3 ? atoll(argv[3]) : 4096;
@@ -68,24 +32,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < n_pp * cols; i++) x[i] = (float)((i * 31) % 201 - 100) * 1e-2f;
 
     /* the floor: plain reads of 1 GiB by the same pool */
-    const size_t nbuf = (1u << 30) / sizeof(uint64_t);
-    /* on 2 MiB pages where the kernel gives them, as the repacked weights are (model/repack.c) */
-    uint64_t *buf = mmap(NULL, nbuf * sizeof *buf, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return 1;
-#if defined(MADV_HUGEPAGE)
-    madvise(buf, nbuf * sizeof *buf, MADV_HUGEPAGE);
-#endif
-    memset(buf, 1, nbuf * sizeof *buf);
-    read_job rj = {buf, nbuf, 64, {0}};
-    double rbest = 1e30;
-    for (int r = 0; r < 5; r++) {
-        const double t0 = g4c_time_ms();
-        g4c_pool_run(pool, read_task, &rj, rj.n_tasks);
-        const double t = g4c_time_ms() - t0;
-        rbest = t < rbest ? t : rbest;
-    }
-    printf("read bandwidth (%d threads, 1 GiB, best of 5): %.1f GB/s\n", threads, (double)(1u << 30) / (rbest * 1e6));
-    munmap(buf, nbuf * sizeof *buf);
+    printf("read bandwidth (%d threads, 1 GiB, best of 5): %.1f GB/s\n", threads, g4c_read_bandwidth(pool, 1u << 30, 5));
 
     printf("matmul %lldx%lld, %d threads, best of n\n%-9s %-6s %-5s %10s %10s %14s\n", (long long)rows,
            (long long)cols, threads, "isa", "type", "layout", "MB", "n=1 GB/s", "n=64 GMAC/s");

@@ -26,6 +26,31 @@ static void stats(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+/* Peak resident memory in MiB (VmHWM; getrusage where /proc is absent) */
+static double peak_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    if (kb >= 0) return kb / 1024.0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* The read-rate probe's buffer is not the model's memory: take the peak before it, then start the peak afresh
+ * after it (Linux: "5" to clear_refs resets VmHWM to the current RSS). */
+static double read_rate_probe(g4c_pool *pool, double *peak) {
+    const double before = peak_mib();
+    *peak = before > *peak ? before : *peak;
+    const double r = g4c_read_bandwidth(pool, (size_t)512 << 20, 3);
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) fputs("5", f), fclose(f);
+    return r;
+}
+
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static int32_t rand_token(int n_vocab) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -37,7 +62,8 @@ static const char *const bench_help =
     "llama-bench style throughput: pp<p> (prompt tokens/s from an empty cache), tg<n> (generated tokens/s, one at a\n"
     "time), and with --image-budget the vision encode time of one image; mean ± sd over -r repetitions after one\n"
     "warm-up. -p 0 or -n 0 skips that test. tg tests also give the weight bytes a token reads and the read rate they\n"
-    "imply (decode's floor is the memory bandwidth: compare with the machine's).\n";
+    "imply; on the CPU also that rate as a fraction of the machine's read bandwidth, measured just before and after\n"
+    "the test (decode's floor: every weight byte once per token).\n";
 
 int cmd_bench(int argc, char **argv) {
     if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { fputs(bench_help, stdout); return 0; }
@@ -95,6 +121,11 @@ int cmd_bench(int argc, char **argv) {
         stats(v, reps, &res[n_res].mean, &res[n_res].sd);
         res[n_res++].n = n_pp;
     }
+    /* decode's floor on the CPU: the machine's read rate, measured just before and just after the tg test (this
+     * class of machine drifts by 10-25% within minutes; the higher of the two is the conservative floor) */
+    const int on_cpu = g4c_session_default_params().device != G4C_DEVICE_CUDA;
+    double read_rate = 0, peak = 0;
+    if (n_tg > 0 && !rc && on_cpu) read_rate = read_rate_probe(m->pool, &peak);
     if (n_tg > 0 && !rc) {
         for (int r = -1; r < reps && !rc; r++) {
             g4c_session_reset(s);
@@ -106,6 +137,10 @@ int cmd_bench(int argc, char **argv) {
                 if (g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, &err) != G4C_OK) rc = 1;
             }
             if (r >= 0) v[r] = n_tg / ((g4c_time_ms() - t0) / 1e3);
+        }
+        if (on_cpu) {
+            const double after = read_rate_probe(m->pool, &peak);
+            read_rate = after > read_rate ? after : read_rate;
         }
         static char name[32];
         snprintf(name, sizeof name, "tg%d", n_tg);
@@ -142,9 +177,8 @@ int cmd_bench(int argc, char **argv) {
         if (err.msg[0]) cli_die_err("bench", &err);
         goto done;
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    const double peak = ru.ru_maxrss / 1024.0;
+    const double now = peak_mib();
+    peak = now > peak ? now : peak;
     const int threads = o.n_threads ? o.n_threads : g4c_n_cpus();
     /* decode is a stream of weight bytes: tg tests also report the weight bytes a token reads and the read rate
      * they imply, to hold against the machine's memory bandwidth (the floor, bench/RESULTS.md) */
@@ -164,6 +198,10 @@ int cmd_bench(int argc, char **argv) {
             if (!strncmp(res[i].name, "tg", 2)) {
                 cJSON_AddNumberToObject(j, "weights_gb_per_token", gb_token);
                 cJSON_AddNumberToObject(j, "weights_gb_per_s", res[i].mean * gb_token);
+                if (read_rate > 0) {
+                    cJSON_AddNumberToObject(j, "read_gb_per_s", read_rate);
+                    cJSON_AddNumberToObject(j, "of_floor", res[i].mean * gb_token / read_rate);
+                }
             }
             cJSON_AddItemToArray(arr, j);
         }
@@ -172,12 +210,18 @@ int cmd_bench(int argc, char **argv) {
         free(txt);
         cJSON_Delete(arr);
     } else if (!strcmp(fmt, "csv")) {
-        puts("model,threads,test,unit,avg,stddev,repetitions,peak_memory_mib,weights_gb_per_token,weights_gb_per_s");
+        puts("model,threads,test,unit,avg,stddev,repetitions,peak_memory_mib,weights_gb_per_token,weights_gb_per_s,"
+             "read_gb_per_s,of_floor");
         for (int i = 0; i < n_res; i++) {
             printf("%s,%d,%s,%s,%.3f,%.3f,%d,%.0f", o.model, threads, res[i].name,
                    !strncmp(res[i].name, "img", 3) ? "ms" : "t/s", res[i].mean, res[i].sd, reps, peak);
-            if (!strncmp(res[i].name, "tg", 2)) printf(",%.4f,%.2f\n", gb_token, res[i].mean * gb_token);
-            else printf(",,\n");
+            if (!strncmp(res[i].name, "tg", 2)) {
+                printf(",%.4f,%.2f", gb_token, res[i].mean * gb_token);
+                if (read_rate > 0) printf(",%.2f,%.3f\n", read_rate, res[i].mean * gb_token / read_rate);
+                else printf(",,\n");
+            } else {
+                printf(",,,,\n");
+            }
         }
     } else {
         printf("| model | backend | threads | test | t/s |\n| --- | --- | ---: | --- | ---: |\n");
@@ -191,8 +235,13 @@ int cmd_bench(int argc, char **argv) {
         printf("\npeak memory %.0f MiB\n", peak);
         for (int i = 0; i < n_res; i++)
             if (!strncmp(res[i].name, "tg", 2))
-                printf("%s reads %.3f GB of weights per token: %.1f GB/s\n", res[i].name, gb_token,
-                       res[i].mean * gb_token);
+            {
+                printf("%s reads %.3f GB of weights per token: %.1f GB/s", res[i].name, gb_token, res[i].mean * gb_token);
+                if (read_rate > 0)
+                    printf(", %.0f%% of the machine's read rate (%.1f GB/s, the better of reads just before and after "
+                           "the test)", 100 * res[i].mean * gb_token / read_rate, read_rate);
+                putchar('\n');
+            }
     }
 done:
     free(logits), free(toks), free(v);

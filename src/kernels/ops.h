@@ -93,6 +93,9 @@ size_t g4c_matmul_scratch_bytes(int64_t max_cols);
 size_t g4c_cpu_repack_bytes(const g4c_wmat *w);
 void g4c_cpu_repack(void *dst, const g4c_wmat *w);
 void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int n);
+/* The machine's read rate in GB/s (best of reps): the pool's threads read `bytes` (far above the caches; 2 MiB
+ * pages) sequentially in long stretches, as decode reads the weights. 0 when the buffer cannot be had. */
+double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps);
 /* Several products in one pass of the pool: mm[i].y[n][rows] = mm[i].x[n][cols] · mm[i].wᵀ, count <= 32. Inputs
  * given by the same pointer are quantized once (q/k/v, gate/up, a token's experts); every output is computed
  * exactly as g4c_matmul computes it. Decode runs ~300 products a token: one dispatch for several saves the

@@ -38,6 +38,9 @@ fi
 line=$("$G" bench -m "$FIX/dense-f32" -p 0 -n 4 -r 1 -o csv 2>/dev/null | grep ',tg4,')
 echo "$line" | awk -F, '$9 == 0.0014 && $10 > 0 && $10 / ($5 * $9) > 0.98 && $10 / ($5 * $9) < 1.02' | grep -q . &&
   ok "bench csv: tg reads weights_gb_per_token x t/s" || bad "bench csv tg line: '$line'"
+# the floor beside it: the machine's read rate, and the read rate over it
+echo "$line" | awk -F, '$11 > 0.5 && $12 > 0 && $12 / ($10 / $11) > 0.98 && $12 / ($10 / $11) < 1.02' | grep -q . &&
+  ok "bench csv: tg's fraction of the measured read rate" || bad "bench csv read rate: '$line'"
 
 # errors: non-zero exit and a message naming the problem, no output file left behind
 expect_fail "missing model dir" "config.json" "$G" generate --model "$T/nope" --tokens 2

@@ -1,0 +1,67 @@
+/* The decode floor: how fast this machine's threads read memory. Decode streams every weight byte once per token,
+ * so tokens/s x bytes/token can at best equal this rate (bench/RESULTS.md states tg as a fraction of it).
+ * Plain sequential reads of a buffer far larger than the caches, split into long stretches over the pool's threads,
+ * on 2 MiB pages as the repacked weights are (model/repack.c). */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kernels/cpu/cpu_int.h"
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n; /* uint64 words */
+    int n_tasks;
+    uint64_t sink[64];
+} read_job;
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* 32-byte loads, four independent chains: limited by memory, not by the loop */
+__attribute__((target("avx2"))) static void read_task_avx2(read_job *j, const __m256i *p, size_t n_vec, int slot) {
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 4 <= n_vec; i += 4) {
+        a = _mm256_xor_si256(a, _mm256_load_si256(p + i));
+        b = _mm256_xor_si256(b, _mm256_load_si256(p + i + 1));
+        c = _mm256_xor_si256(c, _mm256_load_si256(p + i + 2));
+        d = _mm256_xor_si256(d, _mm256_load_si256(p + i + 3));
+    }
+    a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
+    j->sink[slot] ^= (uint64_t)_mm256_extract_epi64(a, 0);
+}
+#endif
+
+static void read_task(void *ctx, int i_task, int i_thread) {
+    read_job *j = ctx;
+    const size_t per = j->n / (size_t)j->n_tasks, lo = per * (size_t)i_task;
+#if defined(__x86_64__)
+    if (g4c_simd_supported()) {
+        read_task_avx2(j, (const __m256i *)(j->buf + lo), per / 4, i_thread % 64);
+        return;
+    }
+#endif
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = lo; i + 4 <= lo + per; i += 4) a ^= j->buf[i], b ^= j->buf[i + 1], c ^= j->buf[i + 2], d ^= j->buf[i + 3];
+    j->sink[i_thread % 64] ^= a ^ b ^ c ^ d;
+}
+
+double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps) {
+    const size_t n = bytes / 2048 * 256; /* whole 2 KiB stretches: 64 tasks of 32-byte-aligned lengths */
+    if (!n || reps < 1) return 0;
+    uint64_t *buf = mmap(NULL, n * sizeof *buf, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return 0;
+#if defined(MADV_HUGEPAGE)
+    madvise(buf, n * sizeof *buf, MADV_HUGEPAGE);
+#endif
+    memset(buf, 1, n * sizeof *buf);
+    read_job j = {buf, n, 64, {0}};
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = g4c_time_ms();
+        g4c_pool_run(pool, read_task, &j, j.n_tasks);
+        const double t = g4c_time_ms() - t0;
+        best = t < best ? t : best;
+    }
+    munmap(buf, n * sizeof *buf);
+    return (double)(n * sizeof *buf) / (best * 1e6);
+}
