@@ -5,11 +5,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 
 void cli_die_err(const char *what, const g4c_err *err) {
     fprintf(stderr, "gemma4c: %s: %s\n", what, err->msg);
+}
+
+double cli_peak_mib(int *per_test) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    if (kb > 0) return kb / 1024;
+    if (per_test) *per_test = 0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; /* Linux: KiB */
+}
+
+int cli_reset_peak(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return 0;
+    int ok = fputs("5", f) >= 0;
+    ok &= fclose(f) == 0;
+    return ok;
 }
 
 static int parse_int(const char *flag, const char *v, long lo, long hi, int *out) {

@@ -45,6 +45,11 @@ int cli_parse(cli_opts *o, int argc, char **argv, int first, const char *cmd);
 /* "2,5,9" -> malloc'd ids; returns count, or -1 after printing why. */
 int cli_parse_tokens(const char *s, int32_t **out);
 void cli_die_err(const char *what, const g4c_err *err);
+/* Peak resident memory in MiB: VmHWM, else the process' getrusage high-water mark (then *per_test = 0, when
+ * per_test is given). cli_reset_peak starts a new high-water mark (Linux: "5" to /proc/self/clear_refs); 0 when it
+ * cannot. */
+double cli_peak_mib(int *per_test);
+int cli_reset_peak(void);
 /* convo.c: a checkpoint's chat template text (chat_template.jinja, else tokenizer_config.json "chat_template"; NULL
  * when neither, malloc'd) and its image soft-token budget (processor_config.json max_soft_tokens, else 280). */
 char *cli_template_text(const char *dir);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "runtime/runtime.h"
@@ -26,28 +25,13 @@ static void stats(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
-/* Peak resident memory in MiB (VmHWM; getrusage where /proc is absent) */
-static double peak_mib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
-    if (f) fclose(f);
-    if (kb >= 0) return kb / 1024.0;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
-
 /* The read-rate probe's buffer is not the model's memory: take the peak before it, then start the peak afresh
  * after it (Linux: "5" to clear_refs resets VmHWM to the current RSS). */
 static double read_rate_probe(g4c_pool *pool, double *peak) {
-    const double before = peak_mib();
+    const double before = cli_peak_mib(NULL);
     *peak = before > *peak ? before : *peak;
     const double r = g4c_read_bandwidth(pool, (size_t)512 << 20, 3);
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f) fputs("5", f), fclose(f);
+    cli_reset_peak();
     return r;
 }
 
@@ -177,7 +161,7 @@ int cmd_bench(int argc, char **argv) {
         if (err.msg[0]) cli_die_err("bench", &err);
         goto done;
     }
-    const double now = peak_mib();
+    const double now = cli_peak_mib(NULL);
     peak = now > peak ? now : peak;
     const int threads = o.n_threads ? o.n_threads : g4c_n_cpus();
     /* decode is a stream of weight bytes: tg tests also report the weight bytes a token reads and the read rate

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,29 +61,6 @@ typedef struct {
     size_t n_text;
     int peak_per_test;
 } perf_result;
-
-static double peak_mib(int *per_test) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
-    if (f) fclose(f);
-    if (kb > 0) return kb / 1024;
-    *per_test = 0;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0; /* Linux: KiB */
-}
-
-/* start a new high-water mark (Linux >= 4.0); 0 when not possible */
-static int reset_peak(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f) return 0;
-    int ok = fputs("5", f) >= 0;
-    ok &= fclose(f) == 0;
-    return ok;
-}
 
 static int perf_open(perf *p) {
     g4c_err err = {0};
@@ -153,7 +129,7 @@ static void add_text(perf_result *r, const char *s, size_t n) {
 static int run_test(perf *p, const char *prompt, const char *image, int max_tokens, perf_result *r) {
     g4c_err err = {0};
     memset(r, 0, sizeof *r);
-    r->peak_per_test = reset_peak();
+    r->peak_per_test = cli_reset_peak();
     const double t0 = g4c_time_ms();
     float *soft = NULL;
     int n_soft = 0;
@@ -219,7 +195,7 @@ static int run_test(perf *p, const char *prompt, const char *image, int max_toke
     r->first_ms = t_first - t0;
     r->decode_ms = t3 - t_first;
     r->total_ms = t3 - t0;
-    r->peak_mib = peak_mib(&r->peak_per_test);
+    r->peak_mib = cli_peak_mib(&r->peak_per_test);
     return 0;
 }
 
