@@ -38,17 +38,20 @@ int main(int argc, char **argv) {
            (long long)cols, threads, "isa", "type", "layout", "MB", "n=1 GB/s", "n=64 GMAC/s");
     const g4c_dtype types[] = {G4C_DTYPE_F32, G4C_DTYPE_BF16, G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_0,
                                G4C_DTYPE_Q4_K, G4C_DTYPE_Q6_K};
-    for (int isa = 1; isa >= 0; isa--) {
+    static const char *const isa_name[3] = {"portable", "simd", "avx512"};
+    for (int isa = 2; isa >= 0; isa--) {
         g4c_cpu_set_isa(isa);
-        if (isa && !g4c_cpu_isa()) continue;
+        if (g4c_cpu_isa() != isa) continue;
         for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
             const g4c_dtype t = types[ti];
             if (!isa && t != G4C_DTYPE_BF16 && t != G4C_DTYPE_Q4_0) continue; /* portable: two samples suffice */
+            if (isa == 2 && t != G4C_DTYPE_Q8_0 && t != G4C_DTYPE_Q4_0) continue; /* level 2 adds only these */
             void *q = malloc(g4c_dtype_bytes(t, rows * cols));
             g4c_quantize(q, wf, t, rows * cols);
             g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
             void *p = NULL;
             for (int layout = 0; layout < 2; layout++) {
+                if (isa == 2 && !layout) continue; /* VNNI kernels read the interleaved layout only */
                 if (layout) {
                     const size_t nb = g4c_cpu_repack_bytes(&w);
                     if (!nb || !isa) break;
@@ -58,7 +61,7 @@ int main(int argc, char **argv) {
                 }
                 const double bytes = (double)g4c_wmat_row_bytes(&w) * (double)rows;
                 const double ms1 = best_ms(pool, &w, x, y, 1, 20), ms64 = best_ms(pool, &w, x, y, n_pp, 3);
-                printf("%-9s %-6s %-5s %10.1f %10.1f %14.1f\n", isa ? "simd" : "portable", g4c_dtype_infos[t].name,
+                printf("%-9s %-6s %-5s %10.1f %10.1f %14.1f\n", isa_name[isa], g4c_dtype_infos[t].name,
                        layout ? "x8" : "rows", bytes / 1e6, bytes / (ms1 * 1e6),
                        (double)rows * (double)cols * n_pp / (ms64 * 1e6));
             }

@@ -81,9 +81,12 @@ void g4c_ref_softcap(float *x, int n, float cap);
 void g4c_ref_attention(float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0, int n_head);
 
 /* ---- fast CPU path ---------------------------------------------------------------------------------------- */
-/* ISA the fast path uses: 1 = AVX2 + FMA + F16C (when the CPU has them), 0 = portable C. Tests run both. */
+/* ISA the fast path uses: 0 = portable C, 1 = AVX2 + FMA + F16C (x86-64) or NEON (aarch64), 2 = level 1 plus the
+ * AVX-512 VNNI integer kernels (Q4_0 / Q8_0, bit-identical to level 1). A level the CPU lacks falls back to the best
+ * below it; the default is the best the CPU has. g4c_cpu_isa() tells the level in use. Tests run each. */
 void g4c_cpu_set_isa(int level);
 int g4c_cpu_isa(void);
+const char *g4c_cpu_isa_name(void); /* the level in use, in words ("AVX2 + FMA + F16C", ...) */
 /* Weights not stored as aligned f32 are converted a block of rows at a time into the pool's per-thread scratch:
  * reserve g4c_matmul_scratch_bytes(widest cols) with g4c_pool_reserve first (the model does at load; a missing
  * reservation is a bug and asserts). */

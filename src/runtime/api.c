@@ -197,8 +197,9 @@ size_t g4c_model_describe(const g4c_model *m, char *buf, size_t size) {
     const size_t rep = g4c_weights_repack_estimate((g4c_weights *)&m->w, c, &n_rep);
     P("kv cache        %.1f MiB at n_ctx %d (f32, sliding layers hold window - 1 + n_ubatch %d positions)\n",
       kv / 1048576.0, n_ctx, n_ubatch);
+    P("cpu kernels     %s\n", g4c_cpu_isa_name());
     if (rep)
-        P("cpu layout      %d matrices (%.1f MiB) copied 8 rows interleaved for the AVX2 integer kernels at the first "
+        P("cpu layout      %d matrices (%.1f MiB) copied 8 rows interleaved for the SIMD integer kernels at the first "
           "CPU session; their mapped pages are released (G4C_NO_REPACK=1 keeps the mapping)\n", n_rep,
           rep / 1048576.0);
     else

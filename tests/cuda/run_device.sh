@@ -1,12 +1,14 @@
 #!/bin/sh
 # On the GPU machine (docs/CUDA.md "Conformance on the GPU machine"): the conformance program, then the quantized
 # GEMV table and pp512/tg128 of random-weight models. Binaries from build-cuda-local/dev (bin/, lib/); logs to $OUT.
-# Usage: tests/cuda/run_device.sh [conformance] [cli] [apps] [qgemv] [bench "MODEL:TYPE[:nograph] ..."]
+# Usage: tests/cuda/run_device.sh [conformance] [cli] [apps] [qgemv] [bench "MODEL:TYPE[:nograph] ..."] [cpu]
+#   cpu: the CPU kernel tests and bench_ops on the GPU host's own CPU (it has AVX-512 VNNI, this project's CI machine
+#   does not): test_repack compares the VNNI kernels with AVX2 bit for bit. D=DIR picks the binaries' folder.
 #   apps: run (text and image), eval vqa and serve on the tiny synthesized model with the real vocabulary, CPU vs
 #   GPU: identical greedy outputs expected. Needs the tokenizer packed as build-cuda-local/devpack/tokenizer.json.xz
 #   (the device machine cannot reach npm: xz -c "$(sh scripts/fetch-tokenizer.sh)" > that file).
 #   e.g. tests/cuda/run_device.sh conformance qgemv bench "e4b:q4_0 26b-a4b:q4_0 31b:q4_0 e4b:q4_0:nograph"
-D=build-cuda-local/dev
+D=${D:-build-cuda-local/dev}
 export LD_LIBRARY_PATH=$PWD/$D/lib:/usr/local/cuda/lib64:$LD_LIBRARY_PATH
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -60,6 +62,11 @@ print(json.load(urllib.request.urlopen(req))['choices'][0]['message']['content']
           echo "  vqa lines: $(wc -l <$A/vqa-cpu.rec) cpu, $(wc -l <$A/vqa-cuda.rec) cuda"
           same "serve chat completion (20 tokens, seed 11)" "$(cat $A/serve-cpu.txt)" "$(cat $A/serve-cuda.txt)"
           grep -h "image\|encode" $A/img-cuda.err | head -3; cat $A/vqa-cuda.err | tail -3; } 2>&1 | tee "$OUT/apps.log" ;;
+    cpu) { grep -m1 "model name" /proc/cpuinfo; nproc
+           echo "flags: $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E 'avx512|vnni|bf16' | tr '\n' ' ')"
+           for t in test_repack test_ops test_quants; do timeout 300 $D/bin/$t >"$OUT/$t.log" 2>&1; echo "$t rc $?: $(tail -1 "$OUT/$t.log")"; done
+           grep -h "VNNI\|vnni" "$OUT/test_repack.log"
+           for th in 2 8; do timeout 200 $D/bin/bench_ops $th 16384 4096; done; } 2>&1 | tee "$OUT/cpu.log" ;;
     qgemv) timeout 120 $D/bin/bench_cuda --qgemv 2>&1 | tee "$OUT/qgemv.log" ;;
     bench) for mt in $2; do # MODEL:TYPE[:nograph]
             m=$(echo "$mt" | cut -d: -f1); t=$(echo "$mt" | cut -d: -f2); g=$(echo "$mt" | cut -d: -f3)

@@ -192,6 +192,46 @@ static void test_q8_extremes(void) {
     free(p), free(q), free(wq), free(x), free(got), free(one);
 }
 
+/* ISA level 2 (AVX-512 VNNI kernels for Q4_0 / Q8_0) against level 1 (AVX2): the same integer sums and f32 steps,
+ * so every output must be bit-identical, decode and prefill, odd row counts (a lone 8-row group) included. Runs
+ * only where the CPU has AVX-512 VNNI (not this project's CI machine: tests/cuda/run_device.sh runs it on the GPU
+ * host's CPU); says so otherwise. */
+static void test_vnni_same(void) {
+    g4c_cpu_set_isa(2);
+    const int have = g4c_cpu_isa() == 2;
+    g4c_cpu_set_isa(1);
+    if (!have) {
+        printf("  (no AVX-512 VNNI on this CPU: level 2 not compared)\n");
+        return;
+    }
+    const g4c_dtype types[2] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0};
+    const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {136, 256, 13}, {264, 1024, 1},
+                             {48, 1536, 4}, {1032, 64, 7}};
+    uint64_t seed = 17;
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            const g4c_dtype t = types[ti];
+            const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
+            void *q = random_matrix(t, rows, cols, &seed);
+            float *x = malloc(sizeof(float) * (size_t)n * cols);
+            test_fill(x, (size_t)n * cols, &seed);
+            g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
+            void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
+            g4c_cpu_repack(p, &w);
+            w.x8 = p;
+            float *a = malloc(sizeof(float) * (size_t)n * rows), *b = malloc(sizeof(float) * (size_t)n * rows);
+            g4c_cpu_set_isa(1);
+            g4c_matmul(pool, a, x, &w, n);
+            g4c_cpu_set_isa(2);
+            g4c_matmul(pool, b, x, &w, n);
+            g4c_cpu_set_isa(1);
+            CHECKF(!memcmp(a, b, sizeof(float) * (size_t)n * rows), "%s %dx%d n=%d: AVX-512 VNNI differs from AVX2",
+                   g4c_dtype_infos[t].name, rows, cols, n);
+            free(p), free(q), free(x), free(a), free(b);
+        }
+    g4c_cpu_set_isa(2); /* back to the default: the best the CPU has */
+}
+
 int main(void) {
     g4c_err err = {0};
     if (g4c_pool_init(&pool, 2, &err) != G4C_OK || g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(1024), &err)) {
@@ -206,6 +246,7 @@ int main(void) {
         RUN(test_layout_q4_k);
         RUN(test_matmul);
         RUN(test_q8_extremes);
+        RUN(test_vnni_same);
     }
     g4c_pool_free(pool);
     return TEST_REPORT();

@@ -4,20 +4,51 @@
  * Checked against kernels/ref by tests/unit/test_ops.c. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "kernels/cpu/cpu_int.h"
 
 enum { ROW_BLOCK = 16 };
 
-/* Chosen once: AVX2 + FMA where the CPU has them, else the portable loops below. */
+/* Chosen once: the best level the CPU has (env G4C_CPU_ISA=0|1|2 caps it, for comparisons), else as
+ * g4c_cpu_set_isa says. */
 static int use_avx2 = -1;
+#if defined(__x86_64__)
+static int use_vnni = -1; /* AVX-512 VNNI kernels for Q4_0 / Q8_0 (level 2) */
+#endif
+static void choose_isa(void) {
+    const char *e = getenv("G4C_CPU_ISA");
+    g4c_cpu_set_isa(e && *e >= '0' && *e <= '2' && !e[1] ? *e - '0' : 2);
+}
 static int avx2(void) {
-    if (use_avx2 < 0) use_avx2 = g4c_simd_supported();
+    if (use_avx2 < 0) choose_isa();
     return use_avx2;
 }
+#if defined(__x86_64__)
+static int vnni(void) {
+    if (use_vnni < 0) choose_isa();
+    return use_vnni;
+}
+#else
+static int vnni(void) { return 0; }
+#endif
 
-void g4c_cpu_set_isa(int level) { use_avx2 = level == 0 ? 0 : g4c_simd_supported(); }
-int g4c_cpu_isa(void) { return avx2(); }
+void g4c_cpu_set_isa(int level) {
+    use_avx2 = level == 0 ? 0 : g4c_simd_supported();
+#if defined(__x86_64__)
+    use_vnni = level >= 2 && use_avx2 && g4c_avx512_vnni_supported();
+#endif
+}
+int g4c_cpu_isa(void) { return avx2() ? 1 + vnni() : 0; }
+
+const char *g4c_cpu_isa_name(void) {
+    if (!avx2()) return "portable C";
+#if defined(__aarch64__)
+    return g4c_neon_has_dotprod() ? "NEON + dot product (SDOT)" : "NEON";
+#else
+    return vnni() ? "AVX2 + FMA + F16C, AVX-512 VNNI (Q4_0, Q8_0)" : "AVX2 + FMA + F16C";
+#endif
+}
 
 /* The scalar activation quantizer: the reference every SIMD one must equal (x·(1/d) rounded to nearest even). */
 void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
@@ -66,6 +97,11 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t nr = w->rows - r0 < j->task_rows ? w->rows - r0 : j->task_rows;
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
+    if (j->xq && w->x8 && vnni() && (w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0)) {
+        g4c_avx512_rows_x8(j->y + r0, w->rows, j->xq, j->n,
+                           (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w), w->dtype, (int)nr, cols);
+        return;
+    }
     if (j->xq && w->x8) {
         g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->xs, j->n,
                          (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w), w->dtype, (int)nr, cols);
@@ -170,7 +206,7 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
             total += sizeof(g4c_q8_block) * (size_t)(w->cols / 32) * (size_t)n;
         }
 #if defined(__x86_64__)
-        if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && n >= 4) need_xs[src[i]] = 1;
+        if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && n >= 4 && !vnni()) need_xs[src[i]] = 1;
 #endif
     }
     for (int i = 0; i < count; i++)

@@ -57,6 +57,12 @@ void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
 void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, int n_tok,
                       const void *x8, g4c_dtype dt, int n_rows, int64_t cols);
 
+/* The same for Q4_0 / Q8_0 on CPUs with AVX-512 VNNI (avx512_x8.c, vpdpbusd on 256-bit registers): bit-identical
+ * outputs. cpu.c takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). */
+int g4c_avx512_vnni_supported(void);
+void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
+                        int n_rows, int64_t cols);
+
 /* aarch64 (neon.c): the same contracts. NEON itself is part of ARMv8-A; the integer kernels use the dot-product
  * instructions (SDOT) when getauxval(AT_HWCAP) reports them, else widening multiplies. Weight types: all eight
  * ggml block types. */
