@@ -653,9 +653,13 @@ int g4c_gguf_resolve(const char *path, const char *mmproj, char *gguf, size_t gs
         if (slash) *slash = 0;
         else snprintf(dir, sizeof dir, ".");
     } else {
-        char cfg[4096];
+        char f[4096];
         if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return 0;
-        if ((size_t)snprintf(cfg, sizeof cfg, "%s/config.json", path) < sizeof cfg && stat(cfg, &sb) == 0) return 0;
+        /* a Hugging Face directory holds safetensors; one with a config.json and only a .gguf (gemma4c synth
+         * --format gguf writes both) is read as the GGUF */
+        static const char *const hf[2] = {"model.safetensors", "model.safetensors.index.json"};
+        for (int i = 0; i < 2; i++)
+            if ((size_t)snprintf(f, sizeof f, "%s/%s", path, hf[i]) < sizeof f && stat(f, &sb) == 0) return 0;
         int n = scan_dir(path, 0, gguf, gsize, other, sizeof other);
         if (n == 0) return 0;
         if (n < 0)

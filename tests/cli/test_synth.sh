@@ -93,6 +93,9 @@ else
 fi
 "$G" generate -m "$T/g1/tg/model.gguf" --tokens 2,100,200 -n 3 >/dev/null 2>&1 && ok "synthesized GGUF generates" ||
   bad "synthesized GGUF does not generate"
+# its directory (config.json beside model.gguf + mmproj.gguf, no safetensors) loads as that GGUF
+"$G" generate -m "$T/g1/tg" --tokens 2,100,200 -n 3 >/dev/null 2>&1 && ok "synthesized GGUF directory generates" ||
+  bad "-m on synth --format gguf's directory fails"
 
 # errors: non-zero exit and a message naming the problem, nothing left behind
 expect_fail "unknown preset" "unknown preset 'e3b'" "$G" synth --preset e3b --out "$T/x"
