@@ -369,9 +369,14 @@ static void test_resolve(void) {
     fclose(fopen(p, "wb"));
     CHECK(g4c_gguf_resolve(dir, NULL, gguf, sizeof gguf, mm, sizeof mm, &err) < 0 && strstr(err.msg, "several"));
     CHECK(g4c_gguf_resolve(p, NULL, gguf, sizeof gguf, mm, sizeof mm, &err) == 1 && !mm[0]); /* two models: no pairing */
+    /* a config.json beside the GGUFs (gemma4c synth --format gguf writes one) leaves it a GGUF directory; the
+     * safetensors make it a Hugging Face one */
     snprintf(p, sizeof p, "%s/config.json", dir);
     fclose(fopen(p, "wb"));
-    CHECK(g4c_gguf_resolve(dir, NULL, gguf, sizeof gguf, mm, sizeof mm, &err) == 0); /* a Hugging Face directory */
+    CHECK(g4c_gguf_resolve(dir, NULL, gguf, sizeof gguf, mm, sizeof mm, &err) < 0 && strstr(err.msg, "several"));
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    fclose(fopen(p, "wb"));
+    CHECK(g4c_gguf_resolve(dir, NULL, gguf, sizeof gguf, mm, sizeof mm, &err) == 0);
     g4c_model *m = NULL;
     g4c_model_params mp = g4c_model_default_params();
     snprintf(p, sizeof p, "%s/other.gguf", dir);
