@@ -30,6 +30,7 @@ static void stats(const double *v, int n, double *mean, double *sd) {
 static double read_rate_probe(g4c_pool *pool, double *peak) {
     const double before = cli_peak_mib(NULL);
     *peak = before > *peak ? before : *peak;
+    if (!cli_reset_peak()) return 0; /* the probe would count in the peak: no floor then */
     const double r = g4c_read_bandwidth(pool, (size_t)512 << 20, 3);
     cli_reset_peak();
     return r;
@@ -200,8 +201,8 @@ int cmd_bench(int argc, char **argv) {
             printf("%s,%d,%s,%s,%.3f,%.3f,%d,%.0f", o.model, threads, res[i].name,
                    !strncmp(res[i].name, "img", 3) ? "ms" : "t/s", res[i].mean, res[i].sd, reps, peak);
             if (!strncmp(res[i].name, "tg", 2)) {
-                printf(",%.4f,%.2f", gb_token, res[i].mean * gb_token);
-                if (read_rate > 0) printf(",%.2f,%.3f\n", read_rate, res[i].mean * gb_token / read_rate);
+                printf(",%.4f,%.6g", gb_token, res[i].mean * gb_token);
+                if (read_rate > 0) printf(",%.6g,%.6g\n", read_rate, res[i].mean * gb_token / read_rate);
                 else printf(",,\n");
             } else {
                 printf(",,,,\n");

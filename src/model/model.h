@@ -290,8 +290,8 @@ g4c_status g4c_vision_cfg_from_gguf(g4c_vision_cfg *v, const g4c_gguf *g, g4c_er
  * the mappings (which *ts owns), ready for g4c_weights_bind / g4c_vision_bind. */
 g4c_status g4c_gguf_load_model(g4c_config *cfg, g4c_tensor_set **ts, const char *path, const char *mmproj,
                                g4c_err *err);
-/* Is path a GGUF model? A path ending in .gguf, or a directory without config.json holding exactly one .gguf whose
- * name lacks "mmproj". Returns 1 (gguf set; mm set to mmproj if given, else to the one *mmproj*.gguf beside the
+/* Is path a GGUF model? A path ending in .gguf, or a directory without model.safetensors (or its index) holding exactly one
+ * .gguf whose name lacks "mmproj" (a config.json beside it, as synth --format gguf writes, does not matter). Returns 1 (gguf set; mm set to mmproj if given, else to the one *mmproj*.gguf beside the
  * model when the model is the only other .gguf there, else ""), 0 (not GGUF: a Hugging Face directory), or a negative
  * g4c_status (several candidates). */
 int g4c_gguf_resolve(const char *path, const char *mmproj, char *gguf, size_t gsize, char *mm, size_t msize,

@@ -206,7 +206,7 @@ static void test_vnni_same(void) {
     }
     const g4c_dtype types[2] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0};
     const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {136, 256, 13}, {264, 1024, 1},
-                             {48, 1536, 4}, {1032, 64, 7}};
+                             {48, 1536, 4}, {1032, 64, 7}, {32, 256, 2}, {48, 64, 6}};
     uint64_t seed = 17;
     for (int ti = 0; ti < 2; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
