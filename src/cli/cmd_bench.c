@@ -168,6 +168,9 @@ int cmd_bench(int argc, char **argv) {
     /* decode is a stream of weight bytes: tg tests also report the weight bytes a token reads and the read rate
      * they imply, to hold against the machine's memory bandwidth (the floor, bench/RESULTS.md) */
     const double gb_token = g4c_weights_token_bytes(&m->w, &m->cfg) / 1e9;
+    double gb_s = 0, of_floor = 0; /* the tg test's weight read rate, and its fraction of the read rate (0: none) */
+    for (int i = 0; i < n_res; i++)
+        if (!strncmp(res[i].name, "tg", 2)) gb_s = res[i].mean * gb_token, of_floor = read_rate > 0 ? gb_s / read_rate : 0;
     if (!strcmp(fmt, "json")) {
         cJSON *arr = cJSON_CreateArray();
         for (int i = 0; i < n_res; i++) {
@@ -182,10 +185,10 @@ int cmd_bench(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "peak_memory_mib", peak);
             if (!strncmp(res[i].name, "tg", 2)) {
                 cJSON_AddNumberToObject(j, "weights_gb_per_token", gb_token);
-                cJSON_AddNumberToObject(j, "weights_gb_per_s", res[i].mean * gb_token);
-                if (read_rate > 0) {
+                cJSON_AddNumberToObject(j, "weights_gb_per_s", gb_s);
+                if (of_floor > 0) {
                     cJSON_AddNumberToObject(j, "read_gb_per_s", read_rate);
-                    cJSON_AddNumberToObject(j, "of_floor", res[i].mean * gb_token / read_rate);
+                    cJSON_AddNumberToObject(j, "of_floor", of_floor);
                 }
             }
             cJSON_AddItemToArray(arr, j);
@@ -201,8 +204,8 @@ int cmd_bench(int argc, char **argv) {
             printf("%s,%d,%s,%s,%.3f,%.3f,%d,%.0f", o.model, threads, res[i].name,
                    !strncmp(res[i].name, "img", 3) ? "ms" : "t/s", res[i].mean, res[i].sd, reps, peak);
             if (!strncmp(res[i].name, "tg", 2)) {
-                printf(",%.4f,%.6g", gb_token, res[i].mean * gb_token);
-                if (read_rate > 0) printf(",%.6g,%.6g\n", read_rate, res[i].mean * gb_token / read_rate);
+                printf(",%.4f,%.6g", gb_token, gb_s);
+                if (of_floor > 0) printf(",%.6g,%.6g\n", read_rate, of_floor);
                 else printf(",,\n");
             } else {
                 printf(",,,,\n");
@@ -219,12 +222,11 @@ int cmd_bench(int argc, char **argv) {
         }
         printf("\npeak memory %.0f MiB\n", peak);
         for (int i = 0; i < n_res; i++)
-            if (!strncmp(res[i].name, "tg", 2))
-            {
-                printf("%s reads %.3f GB of weights per token: %.1f GB/s", res[i].name, gb_token, res[i].mean * gb_token);
-                if (read_rate > 0)
+            if (!strncmp(res[i].name, "tg", 2)) {
+                printf("%s reads %.3f GB of weights per token: %.1f GB/s", res[i].name, gb_token, gb_s);
+                if (of_floor > 0)
                     printf(", %.0f%% of the machine's read rate (%.1f GB/s, the better of reads just before and after "
-                           "the test)", 100 * res[i].mean * gb_token / read_rate, read_rate);
+                           "the test)", 100 * of_floor, read_rate);
                 putchar('\n');
             }
     }
