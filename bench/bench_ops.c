@@ -1,10 +1,13 @@
-/* Kernel throughput, a benchmark (not a test): build/bench_ops [threads] [rows] [cols].
+/* Kernel throughput, a benchmark (not a test): build/bench_ops [threads] [rows] [cols] [type, e.g. q6_k].
  * Per weight type and layout: matrix-vector GB/s of weight bytes (the decode case; the matrix is larger than the
  * caches) and matrix-matrix GMAC/s at 64 tokens (prefill), best of several repetitions (robust to a busy machine),
  * next to the read bandwidth of the same threads over a 1 GiB buffer: the decode floor. */
+#define _DEFAULT_SOURCE /* madvise */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
 
 #include "kernels/ops.h"
 
@@ -23,6 +26,7 @@ static double best_ms(g4c_pool *pool, g4c_wmat *w, float *x, float *y, int n, in
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const int64_t rows = argc > 2 ? atoll(argv[2]) : 16384, cols = argc > 3 ? atoll(argv[3]) : 4096;
+    const char *only = argc > 4 ? argv[4] : NULL; /* one weight type (its name, any case), else all */
     g4c_pool *pool;
     if (g4c_pool_init(&pool, threads, NULL) || g4c_pool_reserve(pool, g4c_matmul_scratch_bytes(cols), NULL)) return 1;
     const int n_pp = 64;
@@ -44,6 +48,7 @@ int main(int argc, char **argv) {
         if (g4c_cpu_isa() != isa) continue;
         for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
             const g4c_dtype t = types[ti];
+            if (only && strcasecmp(only, g4c_dtype_infos[t].name)) continue;
             if (!isa && t != G4C_DTYPE_BF16 && t != G4C_DTYPE_Q4_0) continue; /* portable: two samples suffice */
             if (isa == 2 && t != G4C_DTYPE_Q8_0 && t != G4C_DTYPE_Q4_0) continue; /* level 2 adds only these */
             void *q = malloc(g4c_dtype_bytes(t, rows * cols));
@@ -55,7 +60,12 @@ int main(int argc, char **argv) {
                 if (layout) {
                     const size_t nb = g4c_cpu_repack_bytes(&w);
                     if (!nb || !isa) break;
-                    p = aligned_alloc(64, (nb + 63) / 64 * 64);
+                    /* on 2 MiB pages, as model/repack.c places the model's repacked weights */
+                    const size_t nb2 = (nb + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+                    p = aligned_alloc(2u << 20, nb2);
+#if defined(MADV_HUGEPAGE)
+                    madvise(p, nb2, MADV_HUGEPAGE);
+#endif
                     g4c_cpu_repack(p, &w);
                     w.x8 = p;
                 }

@@ -192,6 +192,66 @@ static void test_q8_extremes(void) {
     free(p), free(q), free(wq), free(x), free(got), free(one);
 }
 
+/* Q6_K at the extremes of the decode kernel's int16 lanes (avx2_x8.c, dot_q6_half): codes 0 and 63 against
+ * activations of +-127, where the unsigned sums and the offset correction come closest to int16 limits. d = 1,
+ * activation scales of 1 and small sub-block scales (-4..4), so every output is an exact integer below 2^24 and must
+ * equal Σ sc·(q − 32)·x, for decode (n = 1) and prefill (n = 5: a quad and one token). */
+static void test_q6_k_extremes(void) {
+    const int rows = 24, cols = 512, n = 5, nb = cols / 256;
+    uint64_t seed = 5;
+    uint8_t *code = malloc((size_t)rows * cols), *blocks = malloc((size_t)rows * nb * 210);
+    int8_t *sc = malloc((size_t)rows * cols / 16);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            const uint64_t v = test_rng_u64(&seed);
+            const int rnd = v % 4 == 0 ? 0 : v % 4 == 1 ? 63 : (int)(v >> 8 & 63);
+            code[r * cols + c] = (uint8_t)(r < 8 ? 0 : r < 16 ? 63 : rnd);
+            if (c % 16 == 0) sc[(r * cols + c) / 16] = (int8_t)((int)((v >> 20) % 9) - 4);
+        }
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++) {
+            uint8_t *blk = blocks + ((size_t)r * nb + b) * 210;
+            const uint8_t *q = code + r * cols + 256 * b;
+            memset(blk, 0, 210);
+            /* the inverse of repack.c's q6_k_codes: element 128n + 32p + l */
+            for (int nn = 0; nn < 2; nn++)
+                for (int l = 0; l < 32; l++)
+                    for (int pp = 0; pp < 4; pp++) {
+                        const uint8_t v = q[128 * nn + 32 * pp + l];
+                        blk[64 * nn + l + 32 * (pp & 1)] |= (uint8_t)((v & 0xF) << (pp >> 1 ? 4 : 0));
+                        blk[128 + 32 * nn + l] |= (uint8_t)((v >> 4) << (2 * pp));
+                    }
+            for (int s = 0; s < 16; s++) blk[192 + s] = (uint8_t)sc[(r * cols + 256 * b) / 16 + s];
+            blk[208] = 0x00, blk[209] = 0x3C; /* f16 1.0 */
+        }
+    float *x = malloc(sizeof(float) * n * cols), *got = malloc(sizeof(float) * n * rows);
+    float *one = malloc(sizeof(float) * rows);
+    for (int t = 0; t < n; t++)
+        for (int c = 0; c < cols; c++) {
+            const uint64_t v = test_rng_u64(&seed);
+            const int rnd = c % 32 == 7 ? -127 : (int)(v % 255) - 127;
+            x[t * cols + c] = (float)(t == 0 ? -127 : t == 1 ? 127 : t == 2 ? (c % 2 ? 127 : -127) : rnd);
+        }
+    g4c_wmat w = {.dtype = G4C_DTYPE_Q6_K, .data = blocks, .rows = rows, .cols = cols};
+    void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
+    g4c_cpu_repack(p, &w);
+    w.x8 = p;
+    g4c_matmul(pool, got, x, &w, n);
+    int bad = 0, bad1 = 0;
+    for (int t = 0; t < n; t++) {
+        g4c_matmul(pool, one, x + (size_t)t * cols, &w, 1);
+        for (int r = 0; r < rows; r++) {
+            int64_t want = 0;
+            for (int c = 0; c < cols; c++)
+                want += (int64_t)sc[(r * cols + c) / 16] * (code[r * cols + c] - 32) * (int64_t)x[t * cols + c];
+            bad += got[t * rows + r] != (float)want;
+            bad1 += one[r] != (float)want;
+        }
+    }
+    CHECKF(!bad && !bad1, "Q6_K extremes: %d prefill and %d decode outputs differ from the exact sums", bad, bad1);
+    free(p), free(code), free(blocks), free(sc), free(x), free(got), free(one);
+}
+
 /* ISA level 2 (AVX-512 VNNI kernels for Q4_0 / Q8_0) against level 1 (AVX2): the same integer sums and f32 steps,
  * so every output must be bit-identical, decode and prefill, odd row counts (a lone 8-row group) included. Runs
  * only where the CPU has AVX-512 VNNI (not this project's CI machine: tests/cuda/run_device.sh runs it on the GPU
@@ -246,6 +306,7 @@ int main(void) {
         RUN(test_layout_q4_k);
         RUN(test_matmul);
         RUN(test_q8_extremes);
+        RUN(test_q6_k_extremes);
         RUN(test_vnni_same);
     }
     g4c_pool_free(pool);

@@ -64,6 +64,15 @@ void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols) {
     }
 }
 
+void g4c_q6_offsets(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; b++)
+        for (int h = 0; h < 4; h++) {
+            const int8_t *q = src[b].q + 8 * h;
+            const int even = 32 * (q[0] + q[1] + q[4] + q[5]), odd = 32 * (q[2] + q[3] + q[6] + q[7]);
+            dst[4 * b + h] = (int32_t)((uint32_t)(uint16_t)even | (uint32_t)(uint16_t)odd << 16);
+        }
+}
+
 static float dot_portable(const float *a, const float *b, int64_t n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
@@ -86,15 +95,17 @@ typedef struct {
     int n;
     const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
     const g4c_q8s_block *xs; /* the same for the Q8_0 prefill kernel (cpu_int.h), or NULL */
+    const int32_t *xo;       /* g4c_q6_offsets of xq for the Q6_K kernel, or NULL */
     g4c_rows_q8_fn rows_q8; /* the integer kernel for w's type, with xq */
-    int64_t task_rows;      /* rows per pool task: ROW_BLOCK, or a multiple of 8 for the interleaved layout */
+    int64_t task_rows;      /* rows per pool task (ROW_BLOCK), unless bounds is set */
+    const int32_t *bounds;  /* the interleaved layout: task i covers 8-row groups bounds[i] .. bounds[i + 1] - 1 */
 } matmul_job;
 
 static void matmul_task(void *ctx, int i_task, int i_thread) {
     const matmul_job *j = ctx;
     const g4c_wmat *w = j->w;
-    const int64_t r0 = (int64_t)i_task * j->task_rows;
-    const int64_t nr = w->rows - r0 < j->task_rows ? w->rows - r0 : j->task_rows;
+    int64_t r0 = (int64_t)i_task * j->task_rows, nr = w->rows - r0 < j->task_rows ? w->rows - r0 : j->task_rows;
+    if (j->bounds) r0 = 8 * (int64_t)j->bounds[i_task], nr = 8 * (int64_t)j->bounds[i_task + 1] - r0;
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
     if (j->xq && w->x8 && vnni() && (w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0)) {
@@ -103,7 +114,7 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
         return;
     }
     if (j->xq && w->x8) {
-        g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->xs, j->n,
+        g4c_avx2_rows_x8(j->y + r0, w->rows, j->xq, j->xs, j->xo, j->n,
                          (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w), w->dtype, (int)nr, cols);
         return;
     }
@@ -149,6 +160,7 @@ size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (
 typedef struct {
     g4c_q8_block *xq;
     g4c_q8s_block *xs; /* or NULL */
+    int32_t *xo;       /* or NULL */
     const float *x;
     int64_t cols;
     int n, n_tasks;
@@ -164,6 +176,7 @@ static void quant_task(void *ctx, int i_task, int i_thread) {
 #if defined(__x86_64__)
         if (q->xs) g4c_avx2_q8_signs(q->xs + (size_t)t * nb, q->xq + (size_t)t * nb, nb);
 #endif
+        if (q->xo) g4c_q6_offsets(q->xo + (size_t)t * nb * 4, q->xq + (size_t)t * nb, nb);
     }
 }
 
@@ -187,13 +200,14 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
     matmul_job jobs[MAX_MM];
     int first[MAX_MM + 1], src[MAX_MM]; /* src[i]: the earlier product whose quantized input i shares, or i */
     int need_xs[MAX_MM] = {0};          /* input i also as g4c_q8s_block: a Q8_0 prefill reads it */
-    size_t at[MAX_MM], at_s[MAX_MM], total = 0;
+    int need_xo[MAX_MM] = {0};          /* input i's g4c_q6_offsets: a Q6_K product in the interleaved layout reads them */
+    size_t at[MAX_MM], at_s[MAX_MM], at_o[MAX_MM], total = 0;
     g4c_pool_lock(pool);
     /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
      * (quantized once per input, shared by the tasks) */
     for (int i = 0; i < count; i++) {
         const g4c_wmat *w = mm[i].w;
-        jobs[i] = (matmul_job){pool, mm[i].y, mm[i].x, w, n, NULL, NULL, NULL, ROW_BLOCK};
+        jobs[i] = (matmul_job){.pool = pool, .y = mm[i].y, .x = mm[i].x, .w = w, .n = n, .task_rows = ROW_BLOCK};
         const g4c_rows_q8_fn rows_q8 = avx2() ? g4c_simd_rows_q8_for(w->dtype) : NULL;
         src[i] = -1;
         if (!rows_q8 || w->cols % g4c_dtype_infos[w->dtype].block) continue;
@@ -207,13 +221,20 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
         }
 #if defined(__x86_64__)
         if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && n >= 4 && !vnni()) need_xs[src[i]] = 1;
+        if (w->x8 && w->dtype == G4C_DTYPE_Q6_K) need_xo[src[i]] = 1;
 #endif
     }
-    for (int i = 0; i < count; i++)
-        if (src[i] == i && need_xs[i]) {
+    for (int i = 0; i < count; i++) {
+        if (src[i] != i) continue;
+        if (need_xs[i]) {
             at_s[i] = total;
             total += sizeof(g4c_q8s_block) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
         }
+        if (need_xo[i]) {
+            at_o[i] = total;
+            total += 4 * sizeof(int32_t) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
+        }
+    }
     char *xq = total ? g4c_pool_shared(pool, total) : NULL;
     for (int i = 0; i < count; i++) {
         if (src[i] < 0) continue;
@@ -223,21 +244,41 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
         }
         jobs[i].xq = (const g4c_q8_block *)(xq + at[src[i]]);
         jobs[i].xs = need_xs[src[i]] ? (const g4c_q8s_block *)(xq + at_s[src[i]]) : NULL;
+        jobs[i].xo = need_xo[src[i]] ? (const int32_t *)(xq + at_o[src[i]]) : NULL;
         if (src[i] != i) continue;
         /* prefill: quantizing the activations is a few % of the time, so it is split too */
-        quant_job qj = {(g4c_q8_block *)(xq + at[i]), (g4c_q8s_block *)jobs[i].xs, mm[i].x, mm[i].w->cols, n,
-                        n >= 8 ? (n < 64 ? n : 64) : 1};
+        quant_job qj = {(g4c_q8_block *)(xq + at[i]), (g4c_q8s_block *)jobs[i].xs, (int32_t *)jobs[i].xo, mm[i].x,
+                        mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
         if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
         else quant_task(&qj, 0, 0);
     }
-    /* The interleaved layout reads each task's rows as one sequential stream: a few long streams per thread keep the
-     * hardware prefetcher busy better than many 16-row ones (decode is a bandwidth race). */
+    /* The interleaved layout reads each task's rows as one sequential stream, and a few long streams per thread keep
+     * the hardware prefetcher busier than many 16-row ones (decode is a bandwidth race). Guided chunks: each task
+     * takes a quarter per thread of the groups left in the whole pass, down to MIN_GROUPS, so the first tasks are
+     * long and the last short and the threads finish a pass nearly together. Equal tasks (4 per thread) left each
+     * thread idle ~6 µs of a ~300 µs E2B decode pass waiting for the other (bench/RESULTS.md, seventh session). */
+    enum { MIN_GROUPS = 2, MAX_TASKS = 64 };
+    int32_t bounds[MAX_MM][MAX_TASKS + 1];
+    int64_t left = 0; /* 8-row groups of the interleaved products not yet given to a task */
+    for (int i = 0; i < count; i++)
+        if (jobs[i].xq && mm[i].w->x8) left += mm[i].w->rows / 8;
+    const int64_t per = 2 * (int64_t)g4c_pool_n_threads(pool);
     first[0] = 0;
     for (int i = 0; i < count; i++) {
         const g4c_wmat *w = mm[i].w;
         if (jobs[i].xq && w->x8) {
-            const int64_t per = w->rows / (4 * (int64_t)g4c_pool_n_threads(pool)) / 8 * 8;
-            jobs[i].task_rows = per > ROW_BLOCK ? per : ROW_BLOCK;
+            const int64_t n_groups = w->rows / 8;
+            int k = 0;
+            bounds[i][0] = 0;
+            for (int64_t g = 0; g < n_groups; k++) {
+                int64_t c = left / per > MIN_GROUPS ? left / per : MIN_GROUPS;
+                if (c > n_groups - g || k == MAX_TASKS - 1) c = n_groups - g;
+                g += c, left -= c;
+                bounds[i][k + 1] = (int32_t)g;
+            }
+            jobs[i].bounds = bounds[i];
+            first[i + 1] = first[i] + k;
+            continue;
         }
         first[i + 1] = first[i] + (int)((w->rows + jobs[i].task_rows - 1) / jobs[i].task_rows);
     }

@@ -34,6 +34,11 @@ typedef struct {
 } g4c_q8s_block;
 void g4c_avx2_q8_signs(g4c_q8s_block *dst, const g4c_q8_block *src, int64_t n_blocks);
 
+/* What the Q6_K decode kernel (avx2_x8.c, dot_q6_half) subtracts for the codes' offset 32: per activation block and
+ * each 8-column half h, the int16 pair (32·(q[8h] + q[8h+1] + q[8h+4] + q[8h+5]), 32·(q[8h+2] + q[8h+3] + q[8h+6] +
+ * q[8h+7])) in one int32 (low, high): the columns of one row's even and odd int16 lanes. dst [4 · n_blocks]. */
+void g4c_q6_offsets(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks);
+
 /* x [cols] (cols a multiple of 32) -> cols / 32 blocks, round to nearest, d = max|x| / 127. */
 void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
 void g4c_avx2_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
@@ -53,9 +58,10 @@ void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k,
 void g4c_avx2_tanh(float *y, const float *x, int64_t n);
 void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
 /* Q4_0 / Q8_0 / Q4_K / Q6_K weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c);
- * n_rows % 8 == 0. xs: xq as g4c_q8s_block, or NULL; Q8_0 runs its 16-row prefill kernel (n_tok >= 4) only with it. */
-void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, int n_tok,
-                      const void *x8, g4c_dtype dt, int n_rows, int64_t cols);
+ * n_rows % 8 == 0. xs: xq as g4c_q8s_block, or NULL; Q8_0 runs its 16-row prefill kernel (n_tok >= 4) only with it.
+ * xo: g4c_q6_offsets of xq, needed for Q6_K (else NULL). */
+void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, const int32_t *xo,
+                      int n_tok, const void *x8, g4c_dtype dt, int n_rows, int64_t cols);
 
 /* The same for Q4_0 / Q8_0 on CPUs with AVX-512 VNNI (avx512_x8.c, vpdpbusd on 256-bit registers): bit-identical
  * outputs. cpu.c takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). */
