@@ -142,6 +142,38 @@ static void test_matmul(void) {
         }
 }
 
+/* Activations for the exactness tests: integers of magnitude <= 127 with a +-127 in every block (so the 8-bit
+ * quantization has scale 1 and is exact): token 0 all -127, token 1 all +127, token 2 alternating, then random. */
+static void extreme_activations(float *x, int n, int cols, uint64_t *seed) {
+    for (int t = 0; t < n; t++)
+        for (int c = 0; c < cols; c++) {
+            const uint64_t v = test_rng_u64(seed);
+            const int rnd = c % 32 == 5 ? 127 : (int)(v % 255) - 127;
+            x[t * cols + c] = (float)(t == 0 ? -127 : t == 1 ? 127 : t == 2 ? (c % 2 ? 127 : -127) : rnd);
+        }
+}
+
+/* w repacked, against x [n][cols]: every output of the prefill kernel (all n tokens at once) and of decode (one at a
+ * time) must equal want [n][rows] exactly */
+static void check_exact(g4c_wmat w, const float *x, int n, const int64_t *want, const char *what) {
+    const int rows = (int)w.rows;
+    float *got = malloc(sizeof(float) * (size_t)n * rows), *one = malloc(sizeof(float) * (size_t)rows);
+    void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
+    g4c_cpu_repack(p, &w);
+    w.x8 = p;
+    g4c_matmul(pool, got, x, &w, n);
+    int bad = 0, bad1 = 0;
+    for (int t = 0; t < n; t++) {
+        g4c_matmul(pool, one, x + (size_t)t * w.cols, &w, 1);
+        for (int r = 0; r < rows; r++) {
+            bad += got[t * rows + r] != (float)want[t * rows + r];
+            bad1 += one[r] != (float)want[t * rows + r];
+        }
+    }
+    CHECKF(!bad && !bad1, "%s: %d prefill and %d decode outputs differ from the exact sums", what, bad, bad1);
+    free(p), free(got), free(one);
+}
+
 /* Q8_0 at the extremes of its integer range (weights -128, +-127; activations +-127, where the prefill kernel's
  * maddubs lanes come closest to int16 saturation): scales of 1, so every output is an exact integer and must equal
  * Σ w·x, for the 16-row prefill kernel (n = 8, odd row count: the last group alone) and for decode (n = 1). */
@@ -163,33 +195,17 @@ static void test_q8_extremes(void) {
             blk[0] = 0x00, blk[1] = 0x3C; /* f16 1.0 */
             memcpy(blk + 2, wq + r * cols + 32 * b, 32);
         }
-    float *x = malloc(sizeof(float) * n * cols), *got = malloc(sizeof(float) * n * rows);
-    float *one = malloc(sizeof(float) * rows);
+    float *x = malloc(sizeof(float) * n * cols);
+    extreme_activations(x, n, cols, &seed);
+    int64_t *want = malloc(sizeof(int64_t) * n * rows);
     for (int t = 0; t < n; t++)
-        for (int c = 0; c < cols; c++) {
-            const uint64_t v = test_rng_u64(&seed);
-            /* every block keeps a +-127 (scale 1); tokens 0/1 all -127 / +127, token 2 alternating, then random */
-            const int rnd = c % 32 == 5 ? 127 : (int)(v % 255) - 127;
-            const int xv = t == 0 ? -127 : t == 1 ? 127 : t == 2 ? (c % 2 ? 127 : -127) : rnd;
-            x[t * cols + c] = (float)xv;
-        }
-    g4c_wmat w = {.dtype = G4C_DTYPE_Q8_0, .data = q, .rows = rows, .cols = cols};
-    void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
-    g4c_cpu_repack(p, &w);
-    w.x8 = p;
-    g4c_matmul(pool, got, x, &w, n);
-    int bad = 0, bad1 = 0;
-    for (int t = 0; t < n; t++) {
-        g4c_matmul(pool, one, x + (size_t)t * cols, &w, 1);
         for (int r = 0; r < rows; r++) {
-            int64_t want = 0;
-            for (int c = 0; c < cols; c++) want += (int64_t)wq[r * cols + c] * (int64_t)x[t * cols + c];
-            bad += got[t * rows + r] != (float)want;
-            bad1 += one[r] != (float)want;
+            want[t * rows + r] = 0;
+            for (int c = 0; c < cols; c++) want[t * rows + r] += (int64_t)wq[r * cols + c] * (int64_t)x[t * cols + c];
         }
-    }
-    CHECKF(!bad && !bad1, "Q8_0 extremes: %d prefill and %d decode outputs differ from the exact sums", bad, bad1);
-    free(p), free(q), free(wq), free(x), free(got), free(one);
+    check_exact((g4c_wmat){.dtype = G4C_DTYPE_Q8_0, .data = q, .rows = rows, .cols = cols}, x, n, want,
+                "Q8_0 extremes");
+    free(q), free(wq), free(x), free(want);
 }
 
 /* Q6_K at the extremes of the decode kernel's int16 lanes (avx2_x8.c, dot_q6_half): codes 0 and 63 against
@@ -224,32 +240,19 @@ static void test_q6_k_extremes(void) {
             for (int s = 0; s < 16; s++) blk[192 + s] = (uint8_t)sc[(r * cols + 256 * b) / 16 + s];
             blk[208] = 0x00, blk[209] = 0x3C; /* f16 1.0 */
         }
-    float *x = malloc(sizeof(float) * n * cols), *got = malloc(sizeof(float) * n * rows);
-    float *one = malloc(sizeof(float) * rows);
+    float *x = malloc(sizeof(float) * n * cols);
+    extreme_activations(x, n, cols, &seed);
+    int64_t *want = malloc(sizeof(int64_t) * n * rows);
     for (int t = 0; t < n; t++)
-        for (int c = 0; c < cols; c++) {
-            const uint64_t v = test_rng_u64(&seed);
-            const int rnd = c % 32 == 7 ? -127 : (int)(v % 255) - 127;
-            x[t * cols + c] = (float)(t == 0 ? -127 : t == 1 ? 127 : t == 2 ? (c % 2 ? 127 : -127) : rnd);
-        }
-    g4c_wmat w = {.dtype = G4C_DTYPE_Q6_K, .data = blocks, .rows = rows, .cols = cols};
-    void *p = aligned_alloc(64, (g4c_cpu_repack_bytes(&w) + 63) / 64 * 64);
-    g4c_cpu_repack(p, &w);
-    w.x8 = p;
-    g4c_matmul(pool, got, x, &w, n);
-    int bad = 0, bad1 = 0;
-    for (int t = 0; t < n; t++) {
-        g4c_matmul(pool, one, x + (size_t)t * cols, &w, 1);
         for (int r = 0; r < rows; r++) {
-            int64_t want = 0;
+            want[t * rows + r] = 0;
             for (int c = 0; c < cols; c++)
-                want += (int64_t)sc[(r * cols + c) / 16] * (code[r * cols + c] - 32) * (int64_t)x[t * cols + c];
-            bad += got[t * rows + r] != (float)want;
-            bad1 += one[r] != (float)want;
+                want[t * rows + r] +=
+                    (int64_t)sc[(r * cols + c) / 16] * (code[r * cols + c] - 32) * (int64_t)x[t * cols + c];
         }
-    }
-    CHECKF(!bad && !bad1, "Q6_K extremes: %d prefill and %d decode outputs differ from the exact sums", bad, bad1);
-    free(p), free(code), free(blocks), free(sc), free(x), free(got), free(one);
+    check_exact((g4c_wmat){.dtype = G4C_DTYPE_Q6_K, .data = blocks, .rows = rows, .cols = cols}, x, n, want,
+                "Q6_K extremes");
+    free(code), free(blocks), free(sc), free(x), free(want);
 }
 
 /* ISA level 2 (AVX-512 VNNI kernels for Q4_0 / Q8_0) against level 1 (AVX2): the same integer sums and f32 steps,
