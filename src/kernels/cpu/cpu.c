@@ -73,6 +73,14 @@ void g4c_q6_offsets(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks) {
         }
 }
 
+void g4c_q8_bias_sums(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < 32; i++) sum += src[b].q[i];
+        dst[b] = -128 * sum;
+    }
+}
+
 static float dot_portable(const float *a, const float *b, int64_t n) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
@@ -96,6 +104,7 @@ typedef struct {
     const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
     const g4c_q8s_block *xs; /* the same for the Q8_0 prefill kernel (cpu_int.h), or NULL */
     const int32_t *xo;       /* g4c_q6_offsets of xq for the Q6_K kernel, or NULL */
+    const int32_t *xk;       /* g4c_q8_bias_sums of xq for the VNNI Q8_0 kernel, or NULL */
     g4c_rows_q8_fn rows_q8; /* the integer kernel for w's type, with xq */
     int64_t task_rows;      /* rows per pool task (ROW_BLOCK), unless bounds is set */
     const int32_t *bounds;  /* the interleaved layout: task i covers 8-row groups bounds[i] .. bounds[i + 1] - 1 */
@@ -109,7 +118,7 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
     if (j->xq && w->x8 && vnni() && (w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0)) {
-        g4c_avx512_rows_x8(j->y + r0, w->rows, j->xq, j->n,
+        g4c_avx512_rows_x8(j->y + r0, w->rows, j->xq, j->xk, j->n,
                            (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w), w->dtype, (int)nr, cols);
         return;
     }
@@ -161,6 +170,7 @@ typedef struct {
     g4c_q8_block *xq;
     g4c_q8s_block *xs; /* or NULL */
     int32_t *xo;       /* or NULL */
+    int32_t *xk;       /* or NULL */
     const float *x;
     int64_t cols;
     int n, n_tasks;
@@ -177,6 +187,7 @@ static void quant_task(void *ctx, int i_task, int i_thread) {
         if (q->xs) g4c_avx2_q8_signs(q->xs + (size_t)t * nb, q->xq + (size_t)t * nb, nb);
 #endif
         if (q->xo) g4c_q6_offsets(q->xo + (size_t)t * nb * 4, q->xq + (size_t)t * nb, nb);
+        if (q->xk) g4c_q8_bias_sums(q->xk + (size_t)t * nb, q->xq + (size_t)t * nb, nb);
     }
 }
 
@@ -201,7 +212,8 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
     int first[MAX_MM + 1], src[MAX_MM]; /* src[i]: the earlier product whose quantized input i shares, or i */
     int need_xs[MAX_MM] = {0};          /* input i also as g4c_q8s_block: a Q8_0 prefill reads it */
     int need_xo[MAX_MM] = {0};          /* input i's g4c_q6_offsets: a Q6_K product in the interleaved layout reads them */
-    size_t at[MAX_MM], at_s[MAX_MM], at_o[MAX_MM], total = 0;
+    int need_xk[MAX_MM] = {0};          /* input i's g4c_q8_bias_sums: the VNNI Q8_0 kernel reads them */
+    size_t at[MAX_MM], at_s[MAX_MM], at_o[MAX_MM], at_k[MAX_MM], total = 0;
     g4c_pool_lock(pool);
     /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
      * (quantized once per input, shared by the tasks) */
@@ -222,6 +234,7 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
 #if defined(__x86_64__)
         if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && n >= 4 && !vnni()) need_xs[src[i]] = 1;
         if (w->x8 && w->dtype == G4C_DTYPE_Q6_K) need_xo[src[i]] = 1;
+        if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && vnni()) need_xk[src[i]] = 1;
 #endif
     }
     for (int i = 0; i < count; i++) {
@@ -234,6 +247,10 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
             at_o[i] = total;
             total += 4 * sizeof(int32_t) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
         }
+        if (need_xk[i]) {
+            at_k[i] = total;
+            total += sizeof(int32_t) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
+        }
     }
     char *xq = total ? g4c_pool_shared(pool, total) : NULL;
     for (int i = 0; i < count; i++) {
@@ -245,10 +262,11 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
         jobs[i].xq = (const g4c_q8_block *)(xq + at[src[i]]);
         jobs[i].xs = need_xs[src[i]] ? (const g4c_q8s_block *)(xq + at_s[src[i]]) : NULL;
         jobs[i].xo = need_xo[src[i]] ? (const int32_t *)(xq + at_o[src[i]]) : NULL;
+        jobs[i].xk = need_xk[src[i]] ? (const int32_t *)(xq + at_k[src[i]]) : NULL;
         if (src[i] != i) continue;
         /* prefill: quantizing the activations is a few % of the time, so it is split too */
-        quant_job qj = {(g4c_q8_block *)(xq + at[i]), (g4c_q8s_block *)jobs[i].xs, (int32_t *)jobs[i].xo, mm[i].x,
-                        mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
+        quant_job qj = {(g4c_q8_block *)(xq + at[i]), (g4c_q8s_block *)jobs[i].xs, (int32_t *)jobs[i].xo,
+                        (int32_t *)jobs[i].xk, mm[i].x, mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
         if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
         else quant_task(&qj, 0, 0);
     }

@@ -38,6 +38,8 @@ void g4c_avx2_q8_signs(g4c_q8s_block *dst, const g4c_q8_block *src, int64_t n_bl
  * each 8-column half h, the int16 pair (32·(q[8h] + q[8h+1] + q[8h+4] + q[8h+5]), 32·(q[8h+2] + q[8h+3] + q[8h+6] +
  * q[8h+7])) in one int32 (low, high): the columns of one row's even and odd int16 lanes. dst [4 · n_blocks]. */
 void g4c_q6_offsets(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks);
+/* −128·Σq per activation block: what the VNNI Q8_0 kernel's products of w + 128 overcount (avx512_x8.c). */
+void g4c_q8_bias_sums(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks);
 
 /* x [cols] (cols a multiple of 32) -> cols / 32 blocks, round to nearest, d = max|x| / 127. */
 void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
@@ -64,10 +66,11 @@ void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q
                       int n_tok, const void *x8, g4c_dtype dt, int n_rows, int64_t cols);
 
 /* The same for Q4_0 / Q8_0 on CPUs with AVX-512 VNNI (avx512_x8.c, vpdpbusd on 256-bit registers): bit-identical
- * outputs. cpu.c takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). */
+ * outputs. cpu.c takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). xk:
+ * g4c_q8_bias_sums of xq, needed for Q8_0 (else NULL). */
 int g4c_avx512_vnni_supported(void);
-void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *x8, g4c_dtype dt,
-                        int n_rows, int64_t cols);
+void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int n_tok, const void *x8,
+                        g4c_dtype dt, int n_rows, int64_t cols);
 
 /* aarch64 (neon.c): the same contracts. NEON itself is part of ARMv8-A; the integer kernels use the dot-product
  * instructions (SDOT) when getauxval(AT_HWCAP) reports them, else widening multiplies. Weight types: all eight
