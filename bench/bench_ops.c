@@ -2,12 +2,10 @@
  * Per weight type and layout: matrix-vector GB/s of weight bytes (the decode case; the matrix is larger than the
  * caches) and matrix-matrix GMAC/s at 64 tokens (prefill), best of several repetitions (robust to a busy machine),
  * next to the read bandwidth of the same threads over a 1 GiB buffer: the decode floor. */
-#define _DEFAULT_SOURCE /* madvise */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 
 #include "kernels/ops.h"
 
@@ -60,12 +58,7 @@ int main(int argc, char **argv) {
                 if (layout) {
                     const size_t nb = g4c_cpu_repack_bytes(&w);
                     if (!nb || !isa) break;
-                    /* on 2 MiB pages, as model/repack.c places the model's repacked weights */
-                    const size_t nb2 = (nb + (2u << 20) - 1) / (2u << 20) * (2u << 20);
-                    p = aligned_alloc(2u << 20, nb2);
-#if defined(MADV_HUGEPAGE)
-                    madvise(p, nb2, MADV_HUGEPAGE);
-#endif
+                    p = g4c_amalloc(nb, 1, NULL); /* from 4 MiB on 2 MiB pages, like the model's weights */
                     g4c_cpu_repack(p, &w);
                     w.x8 = p;
                 }
@@ -75,7 +68,7 @@ int main(int argc, char **argv) {
                        layout ? "x8" : "rows", bytes / 1e6, bytes / (ms1 * 1e6),
                        (double)rows * (double)cols * n_pp / (ms64 * 1e6));
             }
-            free(p);
+            g4c_afree(p);
             free(q);
         }
     }

@@ -397,14 +397,6 @@ TGT static INL void group_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, in
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + t * ldy, acc[t]);
 }
 
-#define DISPATCH(fn, nt, ...)                                                                                       \
-    switch (nt) {                                                                                                   \
-    case 1: fn(__VA_ARGS__, 1); break;                                                                              \
-    case 2: fn(__VA_ARGS__, 2); break;                                                                              \
-    case 3: fn(__VA_ARGS__, 3); break;                                                                              \
-    default: fn(__VA_ARGS__, 4); break;                                                                             \
-    }
-
 TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, const int32_t *xo,
                           int n_tok, const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
@@ -430,9 +422,9 @@ TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g
                     float *yt = y + (size_t)t0 * ldy + r0 + 8 * h;
                     const g4c_q8_block *xt = xq + (size_t)t0 * nb;
                     if (dt == G4C_DTYPE_Q4_0) {
-                        DISPATCH(group_q4, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
+                        G4C_NT_DISPATCH(group_q4, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
                     } else {
-                        DISPATCH(group_q8, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
+                        G4C_NT_DISPATCH(group_q8, n_tok - t0, yt, ldy, xt, nb, g + h * gbytes)
                     }
                 }
             r0 += 16 * pairs;
@@ -443,13 +435,13 @@ TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g
             float *yt = y + (size_t)t0 * ldy + r0;
             const g4c_q8_block *xt = xq + (size_t)t0 * nb;
             if (dt == G4C_DTYPE_Q4_0) {
-                DISPATCH(group_q4, nt, yt, ldy, xt, nb, g)
+                G4C_NT_DISPATCH(group_q4, nt, yt, ldy, xt, nb, g)
             } else if (dt == G4C_DTYPE_Q4_K) {
-                DISPATCH(group_q4_k, nt, yt, ldy, xt, nb, g)
+                G4C_NT_DISPATCH(group_q4_k, nt, yt, ldy, xt, nb, g)
             } else if (dt == G4C_DTYPE_Q6_K) {
-                DISPATCH(group_q6_k, nt, yt, ldy, xt, xo + (size_t)t0 * nb * 4, nb, g)
+                G4C_NT_DISPATCH(group_q6_k, nt, yt, ldy, xt, xo + (size_t)t0 * nb * 4, nb, g)
             } else {
-                DISPATCH(group_q8, nt, yt, ldy, xt, nb, g)
+                G4C_NT_DISPATCH(group_q8, nt, yt, ldy, xt, nb, g)
             }
         }
         r0 += 8;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu_int.h"
 
@@ -166,11 +167,38 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
 
 size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (size_t)max_cols * sizeof(float); }
 
+/* What an integer kernel reads beside the 8-bit activations, built from them once per call (cpu_int.h): |q| and
+ * sign masks (the AVX2 Q8_0 prefill), the Q6_K offset sums, −128·Σq (the VNNI Q8_0 kernel). Bytes per block. */
+enum { EX_SIGNS, EX_Q6_OFFSETS, EX_BIAS_SUMS, N_EX };
+static const size_t ex_bytes[N_EX] = {sizeof(g4c_q8s_block), 4 * sizeof(int32_t), sizeof(int32_t)};
+
+/* the extras w's kernel reads at n tokens, as a bit mask */
+static unsigned extras_for(const g4c_wmat *w, int n) {
+    unsigned m = 0;
+#if defined(__x86_64__)
+    if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && vnni()) m |= 1u << EX_BIAS_SUMS;
+    if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && !vnni() && n >= 4) m |= 1u << EX_SIGNS;
+    if (w->x8 && w->dtype == G4C_DTYPE_Q6_K) m |= 1u << EX_Q6_OFFSETS;
+#else
+    (void)w, (void)n;
+#endif
+    return m;
+}
+
+static void build_extra(int e, void *dst, const g4c_q8_block *src, int64_t n_blocks) {
+    switch (e) {
+#if defined(__x86_64__)
+    case EX_SIGNS: g4c_avx2_q8_signs(dst, src, n_blocks); break;
+#endif
+    case EX_Q6_OFFSETS: g4c_q6_offsets(dst, src, n_blocks); break;
+    case EX_BIAS_SUMS: g4c_q8_bias_sums(dst, src, n_blocks); break;
+    default: break;
+    }
+}
+
 typedef struct {
     g4c_q8_block *xq;
-    g4c_q8s_block *xs; /* or NULL */
-    int32_t *xo;       /* or NULL */
-    int32_t *xk;       /* or NULL */
+    void *ex[N_EX]; /* each extra [n][cols / 32 blocks], or NULL */
     const float *x;
     int64_t cols;
     int n, n_tasks;
@@ -183,11 +211,8 @@ static void quant_task(void *ctx, int i_task, int i_thread) {
     const int64_t nb = q->cols / 32;
     for (int t = a; t < b; t++) {
         g4c_simd_quantize_q8(q->xq + (size_t)t * nb, q->x + (size_t)t * q->cols, q->cols);
-#if defined(__x86_64__)
-        if (q->xs) g4c_avx2_q8_signs(q->xs + (size_t)t * nb, q->xq + (size_t)t * nb, nb);
-#endif
-        if (q->xo) g4c_q6_offsets(q->xo + (size_t)t * nb * 4, q->xq + (size_t)t * nb, nb);
-        if (q->xk) g4c_q8_bias_sums(q->xk + (size_t)t * nb, q->xq + (size_t)t * nb, nb);
+        for (int e = 0; e < N_EX; e++)
+            if (q->ex[e]) build_extra(e, (char *)q->ex[e] + ex_bytes[e] * (size_t)t * (size_t)nb, q->xq + (size_t)t * nb, nb);
     }
 }
 
@@ -210,10 +235,8 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
     G4C_ASSERT(count >= 1 && count <= MAX_MM);
     matmul_job jobs[MAX_MM];
     int first[MAX_MM + 1], src[MAX_MM]; /* src[i]: the earlier product whose quantized input i shares, or i */
-    int need_xs[MAX_MM] = {0};          /* input i also as g4c_q8s_block: a Q8_0 prefill reads it */
-    int need_xo[MAX_MM] = {0};          /* input i's g4c_q6_offsets: a Q6_K product in the interleaved layout reads them */
-    int need_xk[MAX_MM] = {0};          /* input i's g4c_q8_bias_sums: the VNNI Q8_0 kernel reads them */
-    size_t at[MAX_MM], at_s[MAX_MM], at_o[MAX_MM], at_k[MAX_MM], total = 0;
+    unsigned need[MAX_MM] = {0};        /* input i's extras (extras_for) */
+    size_t at[MAX_MM], at_ex[MAX_MM][N_EX], total = 0;
     g4c_pool_lock(pool);
     /* block types with an integer kernel on the SIMD path (cpu_int.h): integer dot products against 8-bit activations
      * (quantized once per input, shared by the tasks) */
@@ -231,27 +254,14 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
             at[i] = total;
             total += sizeof(g4c_q8_block) * (size_t)(w->cols / 32) * (size_t)n;
         }
-#if defined(__x86_64__)
-        if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && n >= 4 && !vnni()) need_xs[src[i]] = 1;
-        if (w->x8 && w->dtype == G4C_DTYPE_Q6_K) need_xo[src[i]] = 1;
-        if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && vnni()) need_xk[src[i]] = 1;
-#endif
+        need[src[i]] |= extras_for(w, n);
     }
-    for (int i = 0; i < count; i++) {
-        if (src[i] != i) continue;
-        if (need_xs[i]) {
-            at_s[i] = total;
-            total += sizeof(g4c_q8s_block) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
-        }
-        if (need_xo[i]) {
-            at_o[i] = total;
-            total += 4 * sizeof(int32_t) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
-        }
-        if (need_xk[i]) {
-            at_k[i] = total;
-            total += sizeof(int32_t) * (size_t)(mm[i].w->cols / 32) * (size_t)n;
-        }
-    }
+    for (int i = 0; i < count; i++)
+        for (int e = 0; e < N_EX; e++)
+            if (src[i] == i && need[i] >> e & 1) {
+                at_ex[i][e] = total;
+                total += ex_bytes[e] * (size_t)(mm[i].w->cols / 32) * (size_t)n;
+            }
     char *xq = total ? g4c_pool_shared(pool, total) : NULL;
     for (int i = 0; i < count; i++) {
         if (src[i] < 0) continue;
@@ -259,14 +269,14 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
             jobs[i].rows_q8 = NULL;
             continue;
         }
+        void *ex[N_EX];
+        for (int e = 0; e < N_EX; e++) ex[e] = need[src[i]] >> e & 1 ? xq + at_ex[src[i]][e] : NULL;
         jobs[i].xq = (const g4c_q8_block *)(xq + at[src[i]]);
-        jobs[i].xs = need_xs[src[i]] ? (const g4c_q8s_block *)(xq + at_s[src[i]]) : NULL;
-        jobs[i].xo = need_xo[src[i]] ? (const int32_t *)(xq + at_o[src[i]]) : NULL;
-        jobs[i].xk = need_xk[src[i]] ? (const int32_t *)(xq + at_k[src[i]]) : NULL;
+        jobs[i].xs = ex[EX_SIGNS], jobs[i].xo = ex[EX_Q6_OFFSETS], jobs[i].xk = ex[EX_BIAS_SUMS];
         if (src[i] != i) continue;
         /* prefill: quantizing the activations is a few % of the time, so it is split too */
-        quant_job qj = {(g4c_q8_block *)(xq + at[i]), (g4c_q8s_block *)jobs[i].xs, (int32_t *)jobs[i].xo,
-                        (int32_t *)jobs[i].xk, mm[i].x, mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
+        quant_job qj = {(g4c_q8_block *)(xq + at[i]), {0}, mm[i].x, mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};
+        memcpy(qj.ex, ex, sizeof ex);
         if (qj.n_tasks > 1) g4c_pool_run(pool, quant_task, &qj, qj.n_tasks);
         else quant_task(&qj, 0, 0);
     }

@@ -15,6 +15,16 @@ void g4c_avx2_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int n_tok
 float g4c_avx2_dot(const float *a, const float *b, int64_t n);
 void g4c_avx2_axpy(float *out, float p, const float *v, int64_t n);
 
+/* fn(args..., NT) with NT = nt (1..4; more runs 4) a compile-time constant after inlining, so a kernel's per-token
+ * accumulators stay in registers */
+#define G4C_NT_DISPATCH(fn, nt, ...)                                                                                \
+    switch (nt) {                                                                                                   \
+    case 1: fn(__VA_ARGS__, 1); break;                                                                              \
+    case 2: fn(__VA_ARGS__, 2); break;                                                                              \
+    case 3: fn(__VA_ARGS__, 3); break;                                                                              \
+    default: fn(__VA_ARGS__, 4); break;                                                                             \
+    }
+
 /* Activations quantized for integer dot products: per 32 values one f32 scale d and 32 int8 (x ≈ d·q), and
  * s = d·Σq (the block's sum, for weight formats with an offset: Q4_K's mins). */
 typedef struct {
