@@ -255,10 +255,10 @@ static void test_q6_k_extremes(void) {
     free(code), free(blocks), free(sc), free(x), free(want);
 }
 
-/* ISA level 2 (AVX-512 VNNI kernels for Q4_0 / Q8_0) against level 1 (AVX2): the same integer sums and f32 steps,
- * so every output must be bit-identical, decode and prefill, odd row counts (a lone 8-row group) included. Runs
- * only where the CPU has AVX-512 VNNI (not this project's CI machine: tests/cuda/run_device.sh runs it on the GPU
- * host's CPU); says so otherwise. */
+/* ISA level 2 (AVX-512 VNNI kernels of the interleaved layout) against level 1 (AVX2): the same integer sums and
+ * f32 steps, so every output must be bit-identical, decode and prefill, odd row counts (a lone 8-row group) included.
+ * Runs only where the CPU has AVX-512 VNNI (not this project's CI machine: tests/cuda/run_device.sh runs it on the
+ * GPU host's CPU); says so otherwise. */
 static void test_vnni_same(void) {
     g4c_cpu_set_isa(2);
     const int have = g4c_cpu_isa() == 2;
@@ -267,14 +267,16 @@ static void test_vnni_same(void) {
         printf("  (no AVX-512 VNNI on this CPU: level 2 not compared)\n");
         return;
     }
-    const g4c_dtype types[2] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0};
+    const g4c_dtype types[4] = {G4C_DTYPE_Q4_0, G4C_DTYPE_Q8_0, G4C_DTYPE_Q4_K, G4C_DTYPE_Q6_K};
     const int shapes[][3] = {{8, 32, 1}, {16, 64, 3}, {40, 96, 5}, {24, 320, 9}, {136, 256, 13}, {264, 1024, 1},
-                             {48, 1536, 4}, {1032, 64, 7}, {32, 256, 2}, {48, 64, 6}};
+                             {48, 1536, 4}, {1032, 64, 7}, {32, 256, 2}, {48, 64, 6}, {8, 512, 2}, {24, 768, 6}};
     uint64_t seed = 17;
-    for (int ti = 0; ti < 2; ti++)
+    int compared = 0;
+    for (int ti = 0; ti < 4; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             const g4c_dtype t = types[ti];
             const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
+            if (cols % g4c_dtype_infos[t].block) continue; /* K-quants: 256-column blocks */
             void *q = random_matrix(t, rows, cols, &seed);
             float *x = malloc(sizeof(float) * (size_t)n * cols);
             test_fill(x, (size_t)n * cols, &seed);
@@ -290,8 +292,10 @@ static void test_vnni_same(void) {
             g4c_cpu_set_isa(1);
             CHECKF(!memcmp(a, b, sizeof(float) * (size_t)n * rows), "%s %dx%d n=%d: AVX-512 VNNI differs from AVX2",
                    g4c_dtype_infos[t].name, rows, cols, n);
+            compared++;
             free(p), free(q), free(x), free(a), free(b);
         }
+    CHECK(compared == 2 * 12 + 2 * 6); /* every type ran (6 shapes have 256-column blocks) */
     g4c_cpu_set_isa(2); /* back to the default: the best the CPU has */
 }
 

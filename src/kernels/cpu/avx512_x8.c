@@ -1,10 +1,12 @@
-/* Q4_0 and Q8_0 in the 8-row interleaved layout (repack.c) on CPUs with AVX-512 VNNI: vpdpbusd (512-bit)
+/* The 8-row interleaved layout (repack.c) on CPUs with AVX-512 VNNI, all four of its types: vpdpbusd (512-bit)
  * adds four u8 x s8 products straight into each int32 lane, where AVX2 needs vpmaddubsw, an
  * int16 sum and a widening vpmaddwd (avx2_x8.c). Same layout, same integer sums and the same f32 steps in the same
- * order as avx2_x8.c's group_q4 / group_q8, so the outputs are bit-identical to the AVX2 kernels (test_repack.c
- * checks it where the CPU has VNNI) and decode == prefill still holds:
+ * order as avx2_x8.c's group_q4 / group_q8 / group_q6_k / group_q4_k, so the outputs are bit-identical to the AVX2
+ * kernels (test_repack.c checks it where the CPU has VNNI) and decode == prefill still holds:
  *   Q4_0: Σ q·x with q the unsigned nibble (u8 operand) and x the activation (s8 operand)
  *   Q8_0: Σ (w + 128)·x − 128·Σx = Σ w·x (w ^ 0x80 is w + 128 as u8; int32 lanes never overflow: <= 32·255·127)
+ *   Q6_K: per 16-column sub-block Σ q·x − 32·Σx = Σ (q − 32)·x (q the unsigned 6-bit code), times the row's scale
+ *   Q4_K: per 32-column sub-block Σ q·x times the row's scale (vpmulld: the int16 madd of AVX2 needs int16 sums)
  * Two groups (16 rows, one 512-bit register) x up to 4 tokens per pass. */
 #include <immintrin.h>
 #include <string.h>
@@ -101,9 +103,105 @@ TGT static INL void pass_q8(float *y, int64_t ldy, const g4c_q8_block *xq, const
     for (int t = 0; t < NT; t++) store2(y + t * ldy, acc[t], G);
 }
 
+/* 8 bytes of each group (one per row) as the 16 int32 lanes, sign- or zero-extended */
+TGT static INL __m512i bytes2(const uint8_t *p, int64_t gb, int is_signed) {
+    int64_t a, b;
+    memcpy(&a, p, 8);
+    memcpy(&b, p + gb, 8);
+    const __m128i v = _mm_set_epi64x(b, a);
+    return is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+}
+
+/* Q6_K: the 8 code vectors (0..63) of one 32-column chunk of both groups, as avx2_x8.c's unpack_q6 builds them */
+TGT static INL void unpack_q6(const uint8_t *ch, int64_t gb, __m512i w[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i h0 = load2(ch + 128, gb), h1 = load2(ch + 160, gb);
+    for (int v = 0; v < 4; v++) {
+        const __m512i n = load2(ch + 32 * v, gb);
+        __m512i a, b;
+        switch (v) {
+        case 0: a = _mm512_slli_epi16(h0, 4), b = _mm512_slli_epi16(h1, 4); break;
+        case 1: a = _mm512_slli_epi16(h0, 2), b = _mm512_slli_epi16(h1, 2); break;
+        case 2: a = h0, b = h1; break;
+        default: a = _mm512_srli_epi16(h0, 2), b = _mm512_srli_epi16(h1, 2); break;
+        }
+        w[v] = _mm512_or_si512(_mm512_and_si512(n, m4), _mm512_and_si512(a, m30));
+        w[4 + v] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(n, 4), m4), _mm512_and_si512(b, m30));
+    }
+}
+
+/* xk: g4c_q6_sums, −32·Σx per 16 columns, the start of each sub-block's sum: Σ (q − 32)·x exactly, as AVX2's int16
+ * halves minus g4c_q6_offsets reach after its madd */
+TGT static INL void pass_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int64_t nb32,
+                              const uint8_t *g, int64_t gb, int G, int NT) {
+    __m512 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb32 / 8; b++, g += 1680) {
+        prefetch_groups(g, gb, G, 1680);
+        __m512 blk[4];
+        for (int t = 0; t < NT; t++) blk[t] = _mm512_setzero_ps();
+        for (int c = 0; c < 8; c++) {
+            __m512i w[8];
+            unpack_q6(g + 144 + 192 * c, gb, w);
+            const __m512i s0 = bytes2(g + 16 + 16 * c, gb, 1), s1 = bytes2(g + 24 + 16 * c, gb, 1);
+            for (int t = 0; t < NT; t++) {
+                const size_t at = (size_t)t * nb32 + 8 * b + c;
+                const int8_t *x = xq[at].q;
+                __m512i i0 = _mm512_set1_epi32(xk[2 * at]), i1 = _mm512_set1_epi32(xk[2 * at + 1]);
+                for (int j = 0; j < 4; j++) {
+                    i0 = _mm512_dpbusd_epi32(i0, w[j], bcast4z(x + 4 * j));
+                    i1 = _mm512_dpbusd_epi32(i1, w[4 + j], bcast4z(x + 16 + 4 * j));
+                }
+                const __m512i i = _mm512_add_epi32(_mm512_mullo_epi32(i0, s0), _mm512_mullo_epi32(i1, s1));
+                blk[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_set1_ps(xq[at].d), blk[t]);
+            }
+        }
+        const __m512 d = scales2(g, gb);
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(blk[t], d, acc[t]);
+    }
+    for (int t = 0; t < NT; t++) store2(y + t * ldy, acc[t], G);
+}
+
+/* Q4_K: acc_k += d_k · Σ_s dx_s · sc_k,s · Σ q·qx − dmin_k · Σ_s m_k,s · s_s (avx2_x8.c group_q4_k) */
+TGT static INL void pass_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb32, const uint8_t *g,
+                              int64_t gb, int G, int NT) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb32 / 8; b++, g += 1184) {
+        prefetch_groups(g, gb, G, 1184);
+        __m512 bs[4], bm[4];
+        for (int t = 0; t < NT; t++) bs[t] = bm[t] = _mm512_setzero_ps();
+        for (int c = 0; c < 8; c++) {
+            __m512i lo[4], hi[4];
+            for (int v = 0; v < 4; v++) {
+                const __m512i r = load2(g + 160 + 128 * c + 32 * v, gb);
+                lo[v] = _mm512_and_si512(r, m4), hi[v] = _mm512_and_si512(_mm512_srli_epi16(r, 4), m4);
+            }
+            const __m512i sc = bytes2(g + 32 + 8 * c, gb, 0);
+            const __m512 m = _mm512_cvtepi32_ps(bytes2(g + 96 + 8 * c, gb, 0));
+            for (int t = 0; t < NT; t++) {
+                const g4c_q8_block *x = xq + (size_t)t * nb32 + 8 * b + c;
+                __m512i is = _mm512_setzero_si512();
+                for (int v = 0; v < 4; v++) {
+                    is = _mm512_dpbusd_epi32(is, lo[v], bcast4z(x->q + 4 * v));
+                    is = _mm512_dpbusd_epi32(is, hi[v], bcast4z(x->q + 16 + 4 * v));
+                }
+                bs[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(is, sc)), _mm512_set1_ps(x->d), bs[t]);
+                bm[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(x->s), bm[t]);
+            }
+        }
+        const __m512 d = scales2(g, gb), dmin = scales2(g + 16, gb);
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_fnmadd_ps(dmin, bm[t], _mm512_fmadd_ps(d, bs[t], acc[t]));
+    }
+    for (int t = 0; t < NT; t++) store2(y + t * ldy, acc[t], G);
+}
+
 TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int n_tok,
                             const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
-    const int64_t nb = cols / 32, gb = (int64_t)(dt == G4C_DTYPE_Q4_0 ? 144 : 272) * nb;
+    const int64_t nb = cols / 32;
+    const int64_t gb = dt == G4C_DTYPE_Q4_0 ? 144 * nb : dt == G4C_DTYPE_Q8_0 ? 272 * nb
+                     : dt == G4C_DTYPE_Q6_K ? 1680 * (cols / 256) : 1184 * (cols / 256);
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * (size_t)gb;
         const int two = r0 + 16 <= n_rows;
@@ -111,11 +209,13 @@ TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const
             const int nt = n_tok - t0 < 4 ? n_tok - t0 : 4;
             float *yt = y + (size_t)t0 * ldy + r0;
             const g4c_q8_block *xt = xq + (size_t)t0 * nb;
-            const int32_t *kt = xk + (size_t)t0 * nb;
-            if (dt == G4C_DTYPE_Q4_0) {
-                G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, two ? gb : 0, two ? 2 : 1)
-            } else {
-                G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, kt, nb, g, two ? gb : 0, two ? 2 : 1)
+            const int64_t g2 = two ? gb : 0;
+            const int G = two ? 2 : 1;
+            switch (dt) {
+            case G4C_DTYPE_Q4_0: G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, G) break;
+            case G4C_DTYPE_Q8_0: G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, G) break;
+            case G4C_DTYPE_Q6_K: G4C_NT_DISPATCH(pass_q6_k, nt, yt, ldy, xt, xk + 2 * (size_t)t0 * nb, nb, g, g2, G) break;
+            default: G4C_NT_DISPATCH(pass_q4_k, nt, yt, ldy, xt, nb, g, g2, G) break;
             }
         }
         r0 += two ? 16 : 8;

@@ -15,7 +15,7 @@ enum { ROW_BLOCK = 16 };
  * g4c_cpu_set_isa says. */
 static int use_avx2 = -1;
 #if defined(__x86_64__)
-static int use_vnni = -1; /* AVX-512 VNNI kernels for Q4_0 / Q8_0 (level 2) */
+static int use_vnni = -1; /* AVX-512 VNNI kernels for the interleaved layout (level 2) */
 #endif
 static void choose_isa(void) {
     const char *e = getenv("G4C_CPU_ISA");
@@ -47,7 +47,7 @@ const char *g4c_cpu_isa_name(void) {
 #if defined(__aarch64__)
     return g4c_neon_has_dotprod() ? "NEON + dot product (SDOT)" : "NEON";
 #else
-    return vnni() ? "AVX2 + FMA + F16C, AVX-512 VNNI (Q4_0, Q8_0)" : "AVX2 + FMA + F16C";
+    return vnni() ? "AVX2 + FMA + F16C, AVX-512 VNNI (Q4_0, Q8_0, Q4_K, Q6_K)" : "AVX2 + FMA + F16C";
 #endif
 }
 
@@ -71,6 +71,15 @@ void g4c_q6_offsets(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks) {
             const int8_t *q = src[b].q + 8 * h;
             const int even = 32 * (q[0] + q[1] + q[4] + q[5]), odd = 32 * (q[2] + q[3] + q[6] + q[7]);
             dst[4 * b + h] = (int32_t)((uint32_t)(uint16_t)even | (uint32_t)(uint16_t)odd << 16);
+        }
+}
+
+void g4c_q6_sums(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks) {
+    for (int64_t b = 0; b < n_blocks; b++)
+        for (int h = 0; h < 2; h++) {
+            int32_t sum = 0;
+            for (int i = 0; i < 16; i++) sum += src[b].q[16 * h + i];
+            dst[2 * b + h] = -32 * sum;
         }
 }
 
@@ -105,7 +114,7 @@ typedef struct {
     const g4c_q8_block *xq; /* activations quantized once per call, for the integer kernels (else NULL) */
     const g4c_q8s_block *xs; /* the same for the Q8_0 prefill kernel (cpu_int.h), or NULL */
     const int32_t *xo;       /* g4c_q6_offsets of xq for the Q6_K kernel, or NULL */
-    const int32_t *xk;       /* g4c_q8_bias_sums of xq for the VNNI Q8_0 kernel, or NULL */
+    const int32_t *xk;       /* for the VNNI kernels: g4c_q8_bias_sums (Q8_0) or g4c_q6_sums (Q6_K) of xq, or NULL */
     g4c_rows_q8_fn rows_q8; /* the integer kernel for w's type, with xq */
     int64_t task_rows;      /* rows per pool task (ROW_BLOCK), unless bounds is set */
     const int32_t *bounds;  /* the interleaved layout: task i covers 8-row groups bounds[i] .. bounds[i + 1] - 1 */
@@ -118,7 +127,7 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
     if (j->bounds) r0 = 8 * (int64_t)j->bounds[i_task], nr = 8 * (int64_t)j->bounds[i_task + 1] - r0;
     const int64_t cols = w->cols;
 #if defined(__x86_64__)
-    if (j->xq && w->x8 && vnni() && (w->dtype == G4C_DTYPE_Q4_0 || w->dtype == G4C_DTYPE_Q8_0)) {
+    if (j->xq && w->x8 && vnni()) {
         g4c_avx512_rows_x8(j->y + r0, w->rows, j->xq, j->xk, j->n,
                            (const char *)w->x8 + (size_t)r0 * g4c_wmat_x8_row_bytes(w), w->dtype, (int)nr, cols);
         return;
@@ -168,9 +177,11 @@ static void matmul_task(void *ctx, int i_task, int i_thread) {
 size_t g4c_matmul_scratch_bytes(int64_t max_cols) { return (size_t)ROW_BLOCK * (size_t)max_cols * sizeof(float); }
 
 /* What an integer kernel reads beside the 8-bit activations, built from them once per call (cpu_int.h): |q| and
- * sign masks (the AVX2 Q8_0 prefill), the Q6_K offset sums, −128·Σq (the VNNI Q8_0 kernel). Bytes per block. */
-enum { EX_SIGNS, EX_Q6_OFFSETS, EX_BIAS_SUMS, N_EX };
-static const size_t ex_bytes[N_EX] = {sizeof(g4c_q8s_block), 4 * sizeof(int32_t), sizeof(int32_t)};
+ * sign masks (the AVX2 Q8_0 prefill), the Q6_K offset sums (AVX2), −128·Σq (the VNNI Q8_0 kernel), −32·Σq per 16
+ * columns (the VNNI Q6_K kernel). Bytes per block. */
+enum { EX_SIGNS, EX_Q6_OFFSETS, EX_BIAS_SUMS, EX_Q6_SUMS, N_EX };
+static const size_t ex_bytes[N_EX] = {sizeof(g4c_q8s_block), 4 * sizeof(int32_t), sizeof(int32_t),
+                                      2 * sizeof(int32_t)};
 
 /* the extras w's kernel reads at n tokens, as a bit mask */
 static unsigned extras_for(const g4c_wmat *w, int n) {
@@ -178,7 +189,7 @@ static unsigned extras_for(const g4c_wmat *w, int n) {
 #if defined(__x86_64__)
     if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && vnni()) m |= 1u << EX_BIAS_SUMS;
     if (w->x8 && w->dtype == G4C_DTYPE_Q8_0 && !vnni() && n >= 4) m |= 1u << EX_SIGNS;
-    if (w->x8 && w->dtype == G4C_DTYPE_Q6_K) m |= 1u << EX_Q6_OFFSETS;
+    if (w->x8 && w->dtype == G4C_DTYPE_Q6_K) m |= 1u << (vnni() ? EX_Q6_SUMS : EX_Q6_OFFSETS);
 #else
     (void)w, (void)n;
 #endif
@@ -192,6 +203,7 @@ static void build_extra(int e, void *dst, const g4c_q8_block *src, int64_t n_blo
 #endif
     case EX_Q6_OFFSETS: g4c_q6_offsets(dst, src, n_blocks); break;
     case EX_BIAS_SUMS: g4c_q8_bias_sums(dst, src, n_blocks); break;
+    case EX_Q6_SUMS: g4c_q6_sums(dst, src, n_blocks); break;
     default: break;
     }
 }
@@ -272,7 +284,8 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
         void *ex[N_EX];
         for (int e = 0; e < N_EX; e++) ex[e] = need[src[i]] >> e & 1 ? xq + at_ex[src[i]][e] : NULL;
         jobs[i].xq = (const g4c_q8_block *)(xq + at[src[i]]);
-        jobs[i].xs = ex[EX_SIGNS], jobs[i].xo = ex[EX_Q6_OFFSETS], jobs[i].xk = ex[EX_BIAS_SUMS];
+        jobs[i].xs = ex[EX_SIGNS], jobs[i].xo = ex[EX_Q6_OFFSETS];
+        jobs[i].xk = ex[EX_BIAS_SUMS] ? ex[EX_BIAS_SUMS] : ex[EX_Q6_SUMS]; /* one of them per weight type */
         if (src[i] != i) continue;
         /* prefill: quantizing the activations is a few % of the time, so it is split too */
         quant_job qj = {(g4c_q8_block *)(xq + at[i]), {0}, mm[i].x, mm[i].w->cols, n, n >= 8 ? (n < 64 ? n : 64) : 1};

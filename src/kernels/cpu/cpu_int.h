@@ -50,6 +50,9 @@ void g4c_avx2_q8_signs(g4c_q8s_block *dst, const g4c_q8_block *src, int64_t n_bl
 void g4c_q6_offsets(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks);
 /* −128·Σq per activation block: what the VNNI Q8_0 kernel's products of w + 128 overcount (avx512_x8.c). */
 void g4c_q8_bias_sums(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks);
+/* −32·Σq over columns 0..15 and 16..31 of each activation block (dst [2 · n_blocks]): what the VNNI Q6_K kernel's
+ * products of the unsigned codes overcount (avx512_x8.c). */
+void g4c_q6_sums(int32_t *dst, const g4c_q8_block *src, int64_t n_blocks);
 
 /* x [cols] (cols a multiple of 32) -> cols / 32 blocks, round to nearest, d = max|x| / 127. */
 void g4c_quantize_q8(g4c_q8_block *dst, const float *x, int64_t cols);
@@ -75,9 +78,9 @@ void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
 void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, const int32_t *xo,
                       int n_tok, const void *x8, g4c_dtype dt, int n_rows, int64_t cols);
 
-/* The same for Q4_0 / Q8_0 on CPUs with AVX-512 VNNI (avx512_x8.c, vpdpbusd on 256-bit registers): bit-identical
- * outputs. cpu.c takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). xk:
- * g4c_q8_bias_sums of xq, needed for Q8_0 (else NULL). */
+/* The same on CPUs with AVX-512 VNNI (avx512_x8.c, vpdpbusd on 512-bit registers): bit-identical outputs. cpu.c
+ * takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). xk: g4c_q8_bias_sums of xq for Q8_0,
+ * g4c_q6_sums for Q6_K (else NULL). */
 int g4c_avx512_vnni_supported(void);
 void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int n_tok, const void *x8,
                         g4c_dtype dt, int n_rows, int64_t cols);
