@@ -239,6 +239,40 @@ static void test_tanh_sweep(void) {
     free(x), free(y);
 }
 
+#if defined(__x86_64__)
+/* The attention's softmax weights (AVX2): e^(x − mx) against f64 exp over [−100, 0] at every length 1..67 (the 8-lane
+ * tails), exactly 0 below the floor (no subnormals), and their sum */
+static void test_softmax_exp(void) {
+    if (!g4c_cpu_isa()) return;
+    enum { N = 67 };
+    float p[N], x[N];
+    double worst = 0;
+    int bad_zero = 0;
+    for (int n = 1; n <= N; n++)
+        for (int rep = 0; rep < 40; rep++) {
+            const float mx = 5.0f * test_rng_f(&seed);
+            for (int i = 0; i < n; i++) x[i] = p[i] = mx - 100.0f * fabsf(test_rng_f(&seed));
+            x[0] = p[0] = mx; /* the block's maximum */
+            const float sum = g4c_avx2_softmax_exp(p, n, mx);
+            double want_sum = 0;
+            for (int i = 0; i < n; i++) {
+                const double d = (double)(x[i] - mx), e = exp(d); /* the f32 argument, as the kernel forms it */
+                if (d < G4C_SOFTMAX_FLOOR) {
+                    bad_zero += p[i] != 0.0f;
+                    continue;
+                }
+                want_sum += e;
+                const double r = fabs((double)p[i] - e) / e;
+                worst = r > worst ? r : worst;
+            }
+            const double rs = fabs((double)sum - want_sum) / want_sum;
+            worst = rs > worst ? rs : worst;
+        }
+    CHECKF(worst <= 3e-7 && !bad_zero, "softmax exp: worst relative error %.3g, %d nonzero below the floor", worst,
+           bad_zero);
+}
+#endif
+
 static void test_rope(void) {
     static const int hds[] = {2, 32, 64, 256, 512};
     for (size_t i = 0; i < sizeof hds / sizeof *hds; i++) {
@@ -295,6 +329,23 @@ static void test_attention(void) {
         }
         free(k), free(v), free(q), free(o), free(orf), free(scratch), free(hi);
     }
+    /* scores spread over hundreds: most softmax weights underflow (the AVX2 path drops those under e^-80, the
+     * reference's expf reaches 0 or a subnormal) */
+    {
+        const int n = 6, pos0 = 90, nh = 8, hd = 64, cap = 96;
+        const size_t kvn = (size_t)cap * hd, qn = (size_t)n * nh * hd;
+        float *k = malloc(sizeof(float) * kvn), *v = malloc(sizeof(float) * kvn), *q = malloc(sizeof(float) * qn);
+        float *o = malloc(sizeof(float) * qn), *orf = malloc(sizeof(float) * qn), *scratch = malloc(sizeof(float) * 2 * cap);
+        test_fill(k, kvn, &seed);
+        test_fill(v, kvn, &seed);
+        test_fill(q, qn, &seed);
+        for (size_t j = 0; j < qn; j++) q[j] *= 60;
+        g4c_kv_view kv = {k, v, cap, 1, hd, 0, NULL};
+        g4c_attention(pool, o, q, &kv, n, pos0, nh, scratch, cap);
+        g4c_ref_attention(orf, q, &kv, n, pos0, nh);
+        check_close("attention, underflowing weights", o, orf, qn, 4e-6);
+        free(k), free(v), free(q), free(o), free(orf), free(scratch);
+    }
     g4c_pool_free(pool);
 }
 
@@ -316,6 +367,9 @@ int main(void) {
         RUN(test_rms_norm);
         RUN(test_gelu_mul_softcap);
         RUN(test_tanh_sweep);
+#if defined(__x86_64__)
+        RUN(test_softmax_exp);
+#endif
         RUN(test_rope);
         RUN(test_attention);
     }

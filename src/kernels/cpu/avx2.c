@@ -220,9 +220,9 @@ TGT void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float
         for (int h = 0; h < gh; h++) {
             float *sh = s + h * ATT_KB, mx = m[h];
             for (int t = 0; t < nk; t++) mx = sh[t] > mx ? sh[t] : mx;
-            const float scale = expf(m[h] - mx);
-            float sum = 0;
-            for (int t = 0; t < nk; t++) sum += (sh[t] = expf(sh[t] - mx));
+            /* no subnormal weights (g4c_avx2_softmax_exp): a rescale below its floor is 0 */
+            const float scale = m[h] - mx >= G4C_SOFTMAX_FLOOR ? expf(m[h] - mx) : 0.0f;
+            const float sum = g4c_avx2_softmax_exp(sh, nk, mx);
             l[h] = l[h] * scale + sum;
             m[h] = mx;
             if (scale != 1.0f) {

@@ -69,7 +69,11 @@ void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok,
 enum { G4C_AVX2_ATT_HEADS = 8 };
 void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
                      int cap, int lo, int hi);
-/* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm. */
+/* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm; the softmax weights of one key block of
+ * g4c_avx2_attend: p[t] = e^(p[t] − mx), 0 where p[t] − mx < G4C_SOFTMAX_FLOOR (no subnormals), returning their
+ * sum. */
+#define G4C_SOFTMAX_FLOOR (-80.0f)
+float g4c_avx2_softmax_exp(float *p, int n, float mx);
 void g4c_avx2_tanh(float *y, const float *x, int64_t n);
 void g4c_avx2_gelu_mul(float *y, const float *gate, const float *up, int64_t n);
 /* Q4_0 / Q8_0 / Q4_K / Q6_K weights in the 8-row interleaved layout (g4c_wmat.x8, repack.c; avx2_x8.c);
