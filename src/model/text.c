@@ -94,11 +94,12 @@ static void attention(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     g4c_matmul(pool, s->a, s->attn, &L->o, n);
 }
 
-/* GeGLU MLP (§3.7): out[n][H] = down(gelu(gate(in)) ⊙ up(in)). */
+/* GeGLU MLP (§3.7): out[n][H] = down(gelu(gate(in)) ⊙ up(in)). also: one more product (or NULL) computed in the
+ * gate/up pass (the MoE router: a small f32 matrix that streams poorly alone, ~3% of a 26B-A4B token). */
 static void mlp(g4c_text_state *s, g4c_pool *pool, float *out, const float *in, const g4c_wmat *gate,
-                const g4c_wmat *up, const g4c_wmat *down, int n) {
-    const g4c_mm gu[2] = {{s->ffn_a, in, gate}, {s->ffn_b, in, up}};
-    g4c_matmul_many(pool, gu, 2, n);
+                const g4c_wmat *up, const g4c_wmat *down, int n, const g4c_mm *also) {
+    const g4c_mm gu[3] = {{s->ffn_a, in, gate}, {s->ffn_b, in, up}, also ? *also : (g4c_mm){0}};
+    g4c_matmul_many(pool, gu, also ? 3 : 2, n);
     g4c_gelu_mul(s->ffn_c, s->ffn_a, s->ffn_b, n * (int)gate->rows);
     g4c_matmul(pool, out, s->ffn_c, down, n);
 }
@@ -144,15 +145,19 @@ static void moe_decode(g4c_text_state *s, const g4c_config *c, const g4c_layer_w
         for (int i = 0; i < H; i++) s->moe_out[i] += wt[k] * down[(size_t)k * H + i];
 }
 
-/* §3.8 MoE branch on the residual x: router -> top-k -> experts, result in s->moe_out. */
-static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4c_pool *pool, int n) {
-    const int H = c->n_embd, E = c->n_expert, K = c->n_expert_used, I = c->moe_ffn_dim;
-    /* Router reads the un-normalized residual: rmsnorm_noscale(x) · scale · H^-½ (HF Gemma4TextRouter) */
+/* §3.8 the router's input in s->moe_in: it reads the un-normalized residual, rmsnorm_noscale(x) · scale · H^-½
+ * (HF Gemma4TextRouter). Its product (s->router_logits) runs in the dense MLP's gate/up pass. */
+static void router_input(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, int n) {
+    const int H = c->n_embd;
     g4c_rms_norm(s->moe_in, s->x, NULL, n, H, c->eps);
     const float root = 1.0f / sqrtf((float)H);
     for (int t = 0; t < n; t++)
         for (int i = 0; i < H; i++) s->moe_in[(size_t)t * H + i] *= L->router_scale[i] * root;
-    g4c_matmul(pool, s->router_logits, s->moe_in, &L->router, n);
+}
+
+/* §3.8 MoE branch on the residual x, from the router logits: top-k -> experts, result in s->moe_out. */
+static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4c_pool *pool, int n) {
+    const int H = c->n_embd, E = c->n_expert, K = c->n_expert_used, I = c->moe_ffn_dim;
     for (int t = 0; t < n; t++) {
         float *lg = s->router_logits + (size_t)t * E;
         float mx = -INFINITY, sum = 0;
@@ -195,7 +200,7 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
         if (!m) continue;
         const g4c_wmat gate = expert_rows(L, 0, e, I, H), up = expert_rows(L, 1, e, I, H),
                        down = expert_rows(L, 2, e, I, H);
-        mlp(s, pool, s->a, s->moe_in, &gate, &up, &down, m);
+        mlp(s, pool, s->a, s->moe_in, &gate, &up, &down, m, NULL);
         for (int r = 0; r < m; r++) {
             float *dst = s->moe_out + (size_t)s->gather_idx[r] * H;
             const float *src = s->a + (size_t)r * H, gw = s->gather_w[r];
@@ -233,7 +238,9 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
 
         /* feed-forward: x += post_ffn_norm(mlp(pre_ffn_norm(x)) [+ MoE branch]) */
         g4c_rms_norm(s->h2, s->x, L->pre_ffn_norm, n, H, c->eps);
-        mlp(s, pool, s->a, s->h2, &L->gate, &L->up, &L->down, n);
+        if (c->moe) router_input(s, c, L, n);
+        const g4c_mm router = {s->router_logits, s->moe_in, &L->router};
+        mlp(s, pool, s->a, s->h2, &L->gate, &L->up, &L->down, n, c->moe ? &router : NULL);
         if (c->moe) {
             g4c_rms_norm(s->a, s->a, L->post_ffn_norm_1, n, H, c->eps);
             float *dense = s->attn; /* free until the next layer (sized >= n_embd per token) */
