@@ -36,7 +36,7 @@ static void embed(g4c_text_state *s, const g4c_config *c, const g4c_weights *w, 
     /* ctx_pl = rmsnorm((h0 · W_plmpᵀ) · H^-½) per layer chunk; tok_pl = E_pl[tok] · √P; ple = (ctx + tok) · 2^-½ */
     g4c_matmul(pool, s->ple, s->x, &w->ple_model_proj, n);
     for (size_t i = 0; i < (size_t)n * LP; i++) s->ple[i] *= proj_scale;
-    g4c_rms_norm(s->ple, s->ple, w->ple_proj_norm, n * c->n_layer, P, c->eps);
+    g4c_rms_norm(pool, s->ple, s->ple, w->ple_proj_norm, n * c->n_layer, P, c->eps);
     for (int t = 0; t < n; t++) {
         const int tok = is_placeholder(c, tokens[t]) ? c->pad_id : tokens[t];
         float *tp = s->ple_tmp + (size_t)t * LP, *pt = s->ple + (size_t)t * LP;
@@ -70,15 +70,15 @@ static void attention(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     /* q, k and v read the same input: one pass of the pool */
     const g4c_mm qkv[3] = {{s->q, s->a, &L->q}, {s->kbuf, s->a, &L->k}, {s->vbuf, s->a, &L->v}};
     g4c_matmul_many(pool, qkv, lc->kv_slot < 0 ? 1 : lc->k_eq_v ? 2 : 3, n);
-    g4c_rms_norm(s->q, s->q, L->q_norm, n * nq, hd, c->eps);
+    g4c_rms_norm(pool, s->q, s->q, L->q_norm, n * nq, hd, c->eps);
     for (int t = 0; t < n; t++) g4c_rope(s->q + (size_t)t * nq * hd, nq, hd, cs + (size_t)t * half, sn + (size_t)t * half);
 
     if (lc->kv_slot >= 0) {
         g4c_kv_layer *kv = &s->kv[lc->kv_slot];
         if (lc->k_eq_v) /* V = v_norm(raw k projection), before k_norm and RoPE (spec §3.4, pitfall 4) */
             memcpy(s->vbuf, s->kbuf, sizeof(float) * (size_t)n * nkv * hd);
-        g4c_rms_norm(s->kbuf, s->kbuf, L->k_norm, n * nkv, hd, c->eps);
-        g4c_rms_norm(s->vbuf, s->vbuf, NULL, n * nkv, hd, c->eps);
+        g4c_rms_norm(pool, s->kbuf, s->kbuf, L->k_norm, n * nkv, hd, c->eps);
+        g4c_rms_norm(pool, s->vbuf, s->vbuf, NULL, n * nkv, hd, c->eps);
         for (int t = 0; t < n; t++) {
             g4c_rope(s->kbuf + (size_t)t * nkv * hd, nkv, hd, cs + (size_t)t * half, sn + (size_t)t * half);
             const size_t slot = (size_t)((s->n_past + t) % kv->cap) * nkv * hd;
@@ -100,7 +100,7 @@ static void mlp(g4c_text_state *s, g4c_pool *pool, float *out, const float *in, 
                 const g4c_wmat *up, const g4c_wmat *down, int n, const g4c_mm *also) {
     const g4c_mm gu[3] = {{s->ffn_a, in, gate}, {s->ffn_b, in, up}, also ? *also : (g4c_mm){0}};
     g4c_matmul_many(pool, gu, also ? 3 : 2, n);
-    g4c_gelu_mul(s->ffn_c, s->ffn_a, s->ffn_b, n * (int)gate->rows);
+    g4c_gelu_mul(pool, s->ffn_c, s->ffn_a, s->ffn_b, n * (int)gate->rows);
     g4c_matmul(pool, out, s->ffn_c, down, n);
 }
 
@@ -138,7 +138,7 @@ static void moe_decode(g4c_text_state *s, const g4c_config *c, const g4c_layer_w
         mm[2 * k + 1] = (g4c_mm){up + (size_t)k * I, s->h2, &w[3 * k + 1]};
     }
     g4c_matmul_many(pool, mm, 2 * K, 1);
-    g4c_gelu_mul(act, gate, up, K * I);
+    g4c_gelu_mul(pool, act, gate, up, K * I);
     for (int k = 0; k < K; k++) mm[k] = (g4c_mm){down + (size_t)k * H, act + (size_t)k * I, &w[3 * k + 2]};
     g4c_matmul_many(pool, mm, K, 1);
     for (int k = 0; k < K; k++)
@@ -147,9 +147,9 @@ static void moe_decode(g4c_text_state *s, const g4c_config *c, const g4c_layer_w
 
 /* §3.8 the router's input in s->moe_in: it reads the un-normalized residual, rmsnorm_noscale(x) · scale · H^-½
  * (HF Gemma4TextRouter). Its product (s->router_logits) runs in the dense MLP's gate/up pass. */
-static void router_input(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, int n) {
+static void router_input(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4c_pool *pool, int n) {
     const int H = c->n_embd;
-    g4c_rms_norm(s->moe_in, s->x, NULL, n, H, c->eps);
+    g4c_rms_norm(pool, s->moe_in, s->x, NULL, n, H, c->eps);
     const float root = 1.0f / sqrtf((float)H);
     for (int t = 0; t < n; t++)
         for (int i = 0; i < H; i++) s->moe_in[(size_t)t * H + i] *= L->router_scale[i] * root;
@@ -181,7 +181,7 @@ static void moe(g4c_text_state *s, const g4c_config *c, const g4c_layer_w *L, g4
         for (int k = 0; k < K; k++) wt[k] = wt[k] / tot * L->per_expert_scale[sel[k]];
     }
     /* experts see rmsnorm(x, pre_feedforward_layernorm_2); run each expert once over the tokens routed to it */
-    g4c_rms_norm(s->h2, s->x, L->pre_ffn_norm_2, n, H, c->eps);
+    g4c_rms_norm(pool, s->h2, s->x, L->pre_ffn_norm_2, n, H, c->eps);
     memset(s->moe_out, 0, sizeof(float) * (size_t)n * H);
     if (n == 1 && s->moe_dec && K <= 16) {
         moe_decode(s, c, L, pool);
@@ -231,25 +231,25 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     for (int il = 0; il < c->n_layer; il++) {
         const g4c_layer_w *L = &w->layers[il];
         /* attention: x += post_attn_norm(attn(input_norm(x))) */
-        g4c_rms_norm(s->a, s->x, L->attn_norm, n, H, c->eps);
+        g4c_rms_norm(pool, s->a, s->x, L->attn_norm, n, H, c->eps);
         attention(s, c, w, pool, il, n);
-        g4c_rms_norm(s->a, s->a, L->post_attn_norm, n, H, c->eps);
+        g4c_rms_norm(pool, s->a, s->a, L->post_attn_norm, n, H, c->eps);
         for (size_t i = 0; i < nH; i++) s->x[i] += s->a[i];
 
         /* feed-forward: x += post_ffn_norm(mlp(pre_ffn_norm(x)) [+ MoE branch]) */
-        g4c_rms_norm(s->h2, s->x, L->pre_ffn_norm, n, H, c->eps);
-        if (c->moe) router_input(s, c, L, n);
+        g4c_rms_norm(pool, s->h2, s->x, L->pre_ffn_norm, n, H, c->eps);
+        if (c->moe) router_input(s, c, L, pool, n);
         const g4c_mm router = {s->router_logits, s->moe_in, &L->router};
         mlp(s, pool, s->a, s->h2, &L->gate, &L->up, &L->down, n, c->moe ? &router : NULL);
         if (c->moe) {
-            g4c_rms_norm(s->a, s->a, L->post_ffn_norm_1, n, H, c->eps);
+            g4c_rms_norm(pool, s->a, s->a, L->post_ffn_norm_1, n, H, c->eps);
             float *dense = s->attn; /* free until the next layer (sized >= n_embd per token) */
             memcpy(dense, s->a, sizeof(float) * nH);
             moe(s, c, L, pool, n);
-            g4c_rms_norm(s->moe_out, s->moe_out, L->post_ffn_norm_2, n, H, c->eps);
+            g4c_rms_norm(pool, s->moe_out, s->moe_out, L->post_ffn_norm_2, n, H, c->eps);
             for (size_t i = 0; i < nH; i++) s->a[i] = dense[i] + s->moe_out[i];
         }
-        g4c_rms_norm(s->a, s->a, L->post_ffn_norm, n, H, c->eps);
+        g4c_rms_norm(pool, s->a, s->a, L->post_ffn_norm, n, H, c->eps);
         for (size_t i = 0; i < nH; i++) s->x[i] += s->a[i];
 
         /* per-layer embedding block (§3.2/§3.3): x += norm(proj(gelu(gate(x)) ⊙ ple[l])) */
@@ -258,10 +258,10 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
             g4c_matmul(pool, s->ffn_a, s->x, &L->ple_gate, n);
             for (int t = 0; t < n; t++) {
                 float *g = s->ffn_a + (size_t)t * P;
-                g4c_gelu_mul(g, g, s->ple + ((size_t)t * c->n_layer + il) * P, P);
+                g4c_gelu_mul(pool, g, g, s->ple + ((size_t)t * c->n_layer + il) * P, P);
             }
             g4c_matmul(pool, s->a, s->ffn_a, &L->ple_proj, n);
-            g4c_rms_norm(s->a, s->a, L->ple_post_norm, n, H, c->eps);
+            g4c_rms_norm(pool, s->a, s->a, L->ple_post_norm, n, H, c->eps);
             for (size_t i = 0; i < nH; i++) s->x[i] += s->a[i];
         }
         for (size_t i = 0; i < nH; i++) s->x[i] *= L->layer_scalar;
@@ -271,7 +271,7 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     if (!logits) return;
     /* §3.9: final norm, tied head, softcap */
     const int first = all_logits ? 0 : n - 1, m = n - first;
-    g4c_rms_norm(s->a, s->x + (size_t)first * H, w->final_norm, m, H, c->eps);
+    g4c_rms_norm(pool, s->a, s->x + (size_t)first * H, w->final_norm, m, H, c->eps);
     g4c_matmul(pool, logits, s->a, &w->lm_head, m);
     if (c->final_softcap > 0) g4c_softcap(logits, m * c->n_vocab, c->final_softcap);
 }

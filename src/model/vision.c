@@ -105,27 +105,27 @@ g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_poo
     /* §4.3 encoder blocks */
     for (int il = 0; il < v->n_layer; il++) {
         const g4c_vlayer_w *L = &w->layers[il];
-        g4c_rms_norm(a, x, L->attn_norm, n, Hv, v->eps);
+        g4c_rms_norm(pool, a, x, L->attn_norm, n, Hv, v->eps);
         clip_linear(pool, q, a, tmp, &L->q, n);
         clip_linear(pool, kk, a, tmp, &L->k, n);
         clip_linear(pool, vv, a, tmp, &L->v, n);
-        g4c_rms_norm(q, q, L->q_norm, n * nh, hd, v->eps);
-        g4c_rms_norm(kk, kk, L->k_norm, n * nh, hd, v->eps);
-        g4c_rms_norm(vv, vv, NULL, n * nh, hd, v->eps);
+        g4c_rms_norm(pool, q, q, L->q_norm, n * nh, hd, v->eps);
+        g4c_rms_norm(pool, kk, kk, L->k_norm, n * nh, hd, v->eps);
+        g4c_rms_norm(pool, vv, vv, NULL, n * nh, hd, v->eps);
         rope2d(q, n, nh, hd, cs, sn);
         rope2d(kk, n, nh, hd, cs, sn);
         g4c_kv_view view = {.k = kk, .v = vv, .cap = n, .n_kv_head = nh, .head_dim = hd, .window = 0, .hi = hi};
         g4c_attention(pool, att, q, &view, n, 0, nh, scratch, n);
         clip_linear(pool, a, att, tmp, &L->o, n);
-        g4c_rms_norm(a, a, L->post_attn_norm, n, Hv, v->eps);
+        g4c_rms_norm(pool, a, a, L->post_attn_norm, n, Hv, v->eps);
         for (size_t i = 0; i < (size_t)n * Hv; i++) x[i] += a[i];
 
-        g4c_rms_norm(a, x, L->pre_ffn_norm, n, Hv, v->eps);
+        g4c_rms_norm(pool, a, x, L->pre_ffn_norm, n, Hv, v->eps);
         clip_linear(pool, f1, a, tmp, &L->gate, n);
         clip_linear(pool, f2, a, tmp, &L->up, n);
-        g4c_gelu_mul(f1, f1, f2, n * F);
+        g4c_gelu_mul(pool, f1, f1, f2, n * F);
         clip_linear(pool, a, f1, tmp, &L->down, n);
-        g4c_rms_norm(a, a, L->post_ffn_norm, n, Hv, v->eps);
+        g4c_rms_norm(pool, a, a, L->post_ffn_norm, n, Hv, v->eps);
         for (size_t i = 0; i < (size_t)n * Hv; i++) x[i] += a[i];
     }
 
@@ -142,7 +142,7 @@ g4c_status g4c_vision_encode(const g4c_config *c, const g4c_vision_w *w, g4c_poo
         if (v->standardize) pooled[i] = (pooled[i] - w->std_bias[i % Hv]) * w->std_scale[i % Hv];
     }
     /* §4.6 projector: RMSNorm without scale, then embedding_projection */
-    g4c_rms_norm(pooled, pooled, NULL, n_out, Hv, v->eps);
+    g4c_rms_norm(pool, pooled, pooled, NULL, n_out, Hv, v->eps);
     g4c_matmul(pool, out, pooled, &w->mm_proj, n_out);
 done:
     g4c_afree(x), g4c_afree(a), g4c_afree(q), g4c_afree(kk), g4c_afree(vv), g4c_afree(att), g4c_afree(f1);

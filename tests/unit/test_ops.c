@@ -191,17 +191,47 @@ static void test_rms_norm(void) {
         test_fill(x, (size_t)rows * dim, &seed);
         test_fill(w, (size_t)dim, &seed);
         for (int with_w = 0; with_w < 2; with_w++) {
-            g4c_rms_norm(y, x, with_w ? w : NULL, rows, dim, 1e-6f);
+            g4c_rms_norm(NULL, y, x, with_w ? w : NULL, rows, dim, 1e-6f);
             g4c_ref_rms_norm(yr, x, with_w ? w : NULL, rows, dim, 1e-6f);
             check_close("rms_norm", y, yr, (size_t)rows * dim, 1e-6);
         }
         /* in place */
         memcpy(y, x, sizeof(float) * rows * dim);
-        g4c_rms_norm(y, y, w, rows, dim, 1e-6f);
+        g4c_rms_norm(NULL, y, y, w, rows, dim, 1e-6f);
         g4c_ref_rms_norm(yr, x, w, rows, dim, 1e-6f);
         check_close("rms_norm in place", y, yr, (size_t)rows * dim, 1e-6);
         free(x), free(w), free(y), free(yr);
     }
+}
+
+/* A long prompt's norm and GELU are split over the pool: bit-identical to one thread, in place too, at sizes around
+ * the split threshold and with row / element counts that do not divide evenly */
+static void test_split_over_pool(void) {
+    g4c_pool *pool;
+    CHECK(g4c_pool_init(&pool, 3, NULL) == G4C_OK);
+    static const int shapes[][2] = {{85, 1536}, {512, 256}, {7, 40000}, {1, 1 << 18}, {300, 437}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const int rows = shapes[i][0], dim = shapes[i][1];
+        const size_t n = (size_t)rows * dim;
+        float *x = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * dim);
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        test_fill(x, n, &seed);
+        test_fill(u, n, &seed);
+        test_fill(w, (size_t)dim, &seed);
+        g4c_rms_norm(NULL, a, x, w, rows, dim, 1e-6f);
+        g4c_rms_norm(pool, b, x, w, rows, dim, 1e-6f);
+        CHECKF(!memcmp(a, b, sizeof(float) * n), "rms_norm %dx%d: the pool's split differs", rows, dim);
+        memcpy(b, x, sizeof(float) * n);
+        g4c_rms_norm(pool, b, b, w, rows, dim, 1e-6f);
+        CHECKF(!memcmp(a, b, sizeof(float) * n), "rms_norm %dx%d in place: the pool's split differs", rows, dim);
+        g4c_gelu_mul(NULL, a, x, u, (int)n);
+        g4c_gelu_mul(pool, b, x, u, (int)n);
+        CHECKF(!memcmp(a, b, sizeof(float) * n), "gelu_mul %zu: the pool's split differs", n);
+        g4c_ref_gelu_mul(b, x, u, (int)n);
+        check_close("gelu_mul split", a, b, n, 1e-6);
+        free(x), free(u), free(w), free(a), free(b);
+    }
+    g4c_pool_free(pool);
 }
 
 static void test_gelu_mul_softcap(void) {
@@ -210,7 +240,7 @@ static void test_gelu_mul_softcap(void) {
     test_fill(g, N, &seed);
     test_fill(u, N, &seed);
     for (int i = 0; i < N; i++) g[i] *= 8; /* cover the tails of tanh */
-    g4c_gelu_mul(y, g, u, N);
+    g4c_gelu_mul(NULL, y, g, u, N);
     g4c_ref_gelu_mul(yr, g, u, N);
     check_close("gelu_mul", y, yr, N, 1e-6);
     for (int i = 0; i < N; i++) y[i] = yr[i] = g[i] * 10;
@@ -365,6 +395,7 @@ int main(void) {
         RUN(test_matmul);
         RUN(test_matmul_quant);
         RUN(test_rms_norm);
+        RUN(test_split_over_pool);
         RUN(test_gelu_mul_softcap);
         RUN(test_tanh_sweep);
 #if defined(__x86_64__)
