@@ -48,13 +48,13 @@ int main(int argc, char **argv) {
             const g4c_dtype t = types[ti];
             if (only && strcasecmp(only, g4c_dtype_infos[t].name)) continue;
             if (!isa && t != G4C_DTYPE_BF16 && t != G4C_DTYPE_Q4_0) continue; /* portable: two samples suffice */
-            if (isa == 2 && (t == G4C_DTYPE_F32 || t == G4C_DTYPE_BF16)) continue; /* level 2: the x8 types */
             void *q = malloc(g4c_dtype_bytes(t, rows * cols));
             g4c_quantize(q, wf, t, rows * cols);
             g4c_wmat w = {.dtype = t, .data = q, .rows = rows, .cols = cols};
             void *p = NULL;
             for (int layout = 0; layout < 2; layout++) {
-                if (isa == 2 && !layout) continue; /* VNNI kernels read the interleaved layout only */
+                const int is_float = t == G4C_DTYPE_F32 || t == G4C_DTYPE_BF16;
+                if (isa == 2 && !layout && !is_float) continue; /* VNNI kernels read the interleaved layout only */
                 if (layout) {
                     const size_t nb = g4c_cpu_repack_bytes(&w);
                     if (!nb || !isa) break;

@@ -50,6 +50,11 @@ static void test_matmul(void) {
             char what[64];
             snprintf(what, sizeof what, "matmul %dx%dx%d %s", n, cols, rows, g4c_dtype_infos[dt].name);
             check_close(what, y, yr, (size_t)n * rows, 1e-6);
+            /* decode == prefill: each token alone gives the bits it got in the batch */
+            for (int t = 0; t < n && n > 1; t++) {
+                g4c_matmul(pool, yr, x + (size_t)t * cols, &m, 1);
+                CHECKF(!memcmp(yr, y + (size_t)t * rows, sizeof(float) * rows), "%s: token %d alone differs", what, t);
+            }
             /* sub-matrix view: rows [1, rows) */
             if (rows > 1) {
                 g4c_wmat sub = g4c_wmat_rows(m, 1, rows - 1);
@@ -380,17 +385,18 @@ static void test_attention(void) {
 }
 
 int main(void) {
-    /* every case on the portable path, then on the SIMD path when this CPU has it */
-    for (int isa = 0; isa < 2; isa++) {
+    /* every case on the portable path, then on the SIMD path and the AVX-512 level when this CPU has them */
+    for (int isa = 0; isa < 3; isa++) {
         g4c_cpu_set_isa(isa);
-        if (isa && !g4c_cpu_isa()) {
-            printf("skip SIMD path: this CPU lacks AVX2/FMA/F16C\n");
+        if (g4c_cpu_isa() != isa) {
+            printf(isa == 1 ? "skip SIMD path: this CPU lacks AVX2/FMA/F16C\n"
+                            : "skip level 2: no AVX-512 VNNI on this CPU\n");
             break;
         }
 #if defined(__aarch64__)
         printf("-- %s\n", isa ? (g4c_neon_has_dotprod() ? "NEON + dotprod" : "NEON (no dotprod)") : "portable");
 #else
-        printf("-- %s\n", isa ? "AVX2" : "portable");
+        printf("-- %s\n", isa == 2 ? "AVX-512" : isa ? "AVX2" : "portable");
 #endif
         RUN(test_matmul);
         RUN(test_matmul_quant);

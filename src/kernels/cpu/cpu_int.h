@@ -86,6 +86,11 @@ void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q
  * takes it at ISA level 2 (g4c_cpu_set_isa) where g4c_avx512_vnni_supported(). xk: g4c_q8_bias_sums of xq for Q8_0,
  * g4c_q6_sums for Q6_K (else NULL). */
 int g4c_avx512_vnni_supported(void);
+/* g4c_avx2_rows with 512-bit registers (avx512_rows.c), taken at the same level for bf16 / f16 weights: f32
+ * activations, each output one 16-lane accumulator (so not bit-identical to AVX2, but decode == prefill within the
+ * level). */
+void g4c_avx512_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int n_tok, const void *w, size_t wstride,
+                     int dt, int n_rows, int64_t cols);
 void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int n_tok, const void *x8,
                         g4c_dtype dt, int n_rows, int64_t cols);
 
