@@ -26,18 +26,6 @@ TGT static inline __m256 load8(const void *w, int dt, int64_t k) {
     }
 }
 
-/* one element, any alignment (weights in a mapped file need not be aligned) */
-TGT static inline float load1(const void *w, int dt, int64_t k) {
-    if (dt == CPU_W_F32) {
-        float f;
-        memcpy(&f, (const char *)w + 4 * k, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, (const char *)w + 2 * k, 2);
-    return dt == CPU_W_BF16 ? g4c_bf16_to_f32(h) : _cvtsh_ss(h);
-}
-
 /* fixed-order horizontal sum: (0+4, 1+5, 2+6, 3+7) then pairs */
 TGT static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -74,7 +62,7 @@ TGT static void tile(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) {
             float s = hsum(acc[r][t]);
-            for (int64_t k = c8; k < cols; k++) s += load1(w + r * wstride, dt, k) * x[t * ldx + k];
+            for (int64_t k = c8; k < cols; k++) s += g4c_cpu_w_at(w + r * wstride, dt, k) * x[t * ldx + k];
             y[t * ldy + r] = s;
         }
 }

@@ -6,7 +6,6 @@
  * output is one 16-lane FMA accumulator over the row in column order, reduced in a fixed order, plus a scalar tail,
  * whatever the tile shape: a token gives bit-identical results in a 1-token decode and in a long prefill. */
 #include <immintrin.h>
-#include <string.h>
 
 #include "kernels/cpu/cpu_int.h"
 
@@ -22,17 +21,6 @@ TGT static INL __m512 load16(const char *w, int dt, int64_t k) {
     case CPU_W_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * k)));
     default: return _mm512_loadu_ps((const float *)(w + 4 * k));
     }
-}
-
-TGT static INL float load1(const char *w, int dt, int64_t k) {
-    if (dt == CPU_W_F32) {
-        float f;
-        memcpy(&f, w + 4 * k, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, w + 2 * k, 2);
-    return dt == CPU_W_BF16 ? g4c_bf16_to_f32(h) : _cvtsh_ss(h);
 }
 
 /* fixed-order horizontal sum: halves, then avx2.c's order within 8 lanes */
@@ -62,7 +50,7 @@ TGT static INL void tile(float *y, int64_t ldy, const float *x, int64_t ldx, con
     for (int r = 0; r < NR; r++)
         for (int t = 0; t < NT; t++) {
             float s = hsum16(acc[r][t]);
-            for (int64_t k = c16; k < cols; k++) s += load1(w + r * wstride, dt, k) * x[t * ldx + k];
+            for (int64_t k = c16; k < cols; k++) s += g4c_cpu_w_at(w + r * wstride, dt, k) * x[t * ldx + k];
             y[t * ldy + r] = s;
         }
 }

@@ -2,9 +2,24 @@
 #ifndef G4C_KERNELS_CPU_CPU_INT_H
 #define G4C_KERNELS_CPU_CPU_INT_H
 
+#include <string.h>
+
 #include "kernels/ops.h"
 
 enum { CPU_W_F32 = 0, CPU_W_BF16 = 1, CPU_W_F16 = 2 };
+
+/* Element k of a weight row stored as CPU_W_* dt, at any alignment (weights in a mapped file need not be aligned):
+ * the scalar column tails of the float tiles (avx2.c, avx512_rows.c, neon.c). bf16 and f16 widen exactly. */
+static inline float g4c_cpu_w_at(const void *w, int dt, int64_t k) {
+    if (dt == CPU_W_F32) {
+        float f;
+        memcpy(&f, (const char *)w + 4 * k, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const char *)w + 2 * k, 2);
+    return dt == CPU_W_BF16 ? g4c_bf16_to_f32(h) : g4c_f16_to_f32(h);
+}
 
 /* 1 when this CPU runs the AVX2 + FMA + F16C kernels. */
 int g4c_avx2_supported(void);

@@ -40,17 +40,6 @@ static inline float32x4_t load4(const uint8_t *w, int dt, int64_t k) {
     }
 }
 
-static inline float load1(const uint8_t *w, int dt, int64_t k) {
-    if (dt == CPU_W_F32) {
-        float f;
-        memcpy(&f, w + 4 * k, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, w + 2 * k, 2);
-    return dt == CPU_W_BF16 ? g4c_bf16_to_f32(h) : g4c_f16_to_f32(h);
-}
-
 /* fixed-order horizontal sum: (0 + 2) + (1 + 3) */
 static inline float hsum(float32x4_t v) {
     const float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
@@ -84,7 +73,7 @@ static void tile(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, con
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) {
             float s = hsum(acc[r][t]);
-            for (int64_t k = c4; k < cols; k++) s += load1(w + r * wstride, dt, k) * x[t * ldx + k];
+            for (int64_t k = c4; k < cols; k++) s += g4c_cpu_w_at(w + r * wstride, dt, k) * x[t * ldx + k];
             y[t * ldy + r] = s;
         }
 }
