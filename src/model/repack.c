@@ -5,7 +5,7 @@
  * embedding rows of a tied head), so a repacked model costs about the same resident memory as a mapped one.
  * G4C_NO_REPACK=1 in the environment keeps the mapped layout (for A/B measurements). Also the weight accounting
  * `info` and `bench` print: what the repack copies, and the bytes one decoded token reads. */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
+#define _DEFAULT_SOURCE /* madvise */
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -79,15 +79,12 @@ g4c_status g4c_weights_repack_cpu(g4c_weights *w, const g4c_config *c, g4c_pool 
         if (g4c_cpu_repack_bytes(mats[i])) n_slices += (int)((mats[i]->rows + SLICE - 1) / SLICE);
     int *slice_mat = total ? g4c_malloc((size_t)n_slices, sizeof *slice_mat, err) : NULL;
     int64_t *slice_row = slice_mat ? g4c_malloc((size_t)n_slices, sizeof *slice_row, err) : NULL;
-    void *buf = MAP_FAILED;
-    if (total && slice_row) buf = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-#if defined(MADV_HUGEPAGE)
-    if (total && buf != MAP_FAILED) madvise(buf, total, MADV_HUGEPAGE);
-#endif
-    if (total && buf == MAP_FAILED) /* not fatal: the kernels read the mapped layout, a little slower */
+    /* on 2 MiB pages (g4c_amalloc): decode streams it */
+    void *buf = total && slice_row ? g4c_amalloc(total, 1, NULL) : NULL;
+    if (total && !buf) /* not fatal: the kernels read the mapped layout, a little slower */
         g4c_log(G4C_LOG_WARN, "no memory for the repacked CPU weights (%.1f MiB): using the mapped layout",
                 total / 1048576.0);
-    if (total && buf != MAP_FAILED) {
+    if (total && buf) {
         size_t at = 0;
         n_slices = 0;
         for (int i = 0; i < n; i++) {
@@ -143,7 +140,7 @@ size_t g4c_weights_token_bytes(const g4c_weights *w, const g4c_config *c) {
 }
 
 void g4c_weights_repack_free(g4c_weights *w) {
-    if (w->repacked) munmap(w->repacked, w->repacked_bytes);
+    g4c_afree(w->repacked);
     w->repacked = NULL;
     w->repacked_bytes = 0;
 }

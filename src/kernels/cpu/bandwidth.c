@@ -2,9 +2,7 @@
  * so tokens/s x bytes/token can at best equal this rate (bench/RESULTS.md states tg as a fraction of it).
  * Plain sequential reads of a buffer far larger than the caches, split into long stretches over the pool's threads,
  * on 2 MiB pages as the repacked weights are (model/repack.c). */
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include <string.h>
-#include <sys/mman.h>
 
 #include "kernels/cpu/cpu_int.h"
 
@@ -47,11 +45,8 @@ static void read_task(void *ctx, int i_task, int i_thread) {
 double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps) {
     const size_t n = bytes / sizeof(uint64_t);
     if (!n || reps < 1) return 0;
-    uint64_t *buf = mmap(NULL, n * sizeof *buf, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return 0;
-#if defined(MADV_HUGEPAGE)
-    madvise(buf, n * sizeof *buf, MADV_HUGEPAGE);
-#endif
+    uint64_t *buf = g4c_amalloc(n, sizeof *buf, NULL); /* 2 MiB pages; so large a block goes back to the system */
+    if (!buf) return 0;
     memset(buf, 1, n * sizeof *buf);
     /* 64 stretches, or one per thread where the pool is larger; each a whole number of 32-byte loads */
     const int nt = g4c_pool_n_threads(pool) > 64 ? g4c_pool_n_threads(pool) : 64;
@@ -63,7 +58,7 @@ double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps) {
         const double t = g4c_time_ms() - t0;
         best = t < best ? t : best;
     }
-    munmap(buf, n * sizeof *buf);
+    g4c_afree(buf);
     const size_t read = (size_t)nt * (n / (size_t)nt / 4 * 4) * sizeof *buf; /* what the tasks read (read_task) */
     return (double)read / (best * 1e6);
 }
