@@ -32,11 +32,13 @@ static inline size_t g4c_wmat_row_bytes(const g4c_wmat *w) {
     return w->dtype == G4C_DTYPE_U32 ? (size_t)w->cols * (size_t)w->bits / 8 : g4c_dtype_bytes(w->dtype, w->cols);
 }
 
-/* Bytes per row of the 8-row interleaved copy (kernels/cpu/repack.c): the stored row's, except Q4_K whose scales
- * and mins are kept unpacked to bytes (148 per 256 columns instead of 144). */
-static inline size_t g4c_wmat_x8_row_bytes(const g4c_wmat *w) {
-    return w->dtype == G4C_DTYPE_Q4_K ? (size_t)(w->cols / 256) * 148 : g4c_wmat_row_bytes(w);
+/* Bytes per row of the 8-row interleaved copy (kernels/cpu/repack.c) of a block type dt: the stored row's, except
+ * Q4_K whose scales and mins are kept unpacked to bytes (148 per 256 columns instead of 144). A group of 8 rows
+ * takes 8 times this. */
+static inline size_t g4c_x8_row_bytes(g4c_dtype dt, int64_t cols) {
+    return dt == G4C_DTYPE_Q4_K ? (size_t)(cols / 256) * 148 : g4c_dtype_bytes(dt, cols);
 }
+static inline size_t g4c_wmat_x8_row_bytes(const g4c_wmat *w) { return g4c_x8_row_bytes(w->dtype, w->cols); }
 
 /* Rows [r0, r0 + n) of w as a matrix of their own. */
 static inline g4c_wmat g4c_wmat_rows(g4c_wmat w, int64_t r0, int64_t n) {

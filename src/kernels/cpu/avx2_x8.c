@@ -400,7 +400,7 @@ TGT static INL void group_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, in
 TGT void g4c_avx2_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const g4c_q8s_block *xs, const int32_t *xo,
                           int n_tok, const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
-    const size_t gbytes = dt == G4C_DTYPE_Q4_K ? (size_t)(cols / 256) * 1184 : 8 * g4c_dtype_bytes(dt, cols);
+    const size_t gbytes = 8 * g4c_x8_row_bytes(dt, cols);
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * gbytes;
         if ((dt == G4C_DTYPE_Q4_0 || (dt == G4C_DTYPE_Q8_0 && xs)) && n_tok >= 4 && r0 + 16 <= n_rows) {

@@ -200,8 +200,7 @@ TGT static INL void pass_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int
 TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int n_tok,
                             const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
-    const int64_t gb = dt == G4C_DTYPE_Q4_0 ? 144 * nb : dt == G4C_DTYPE_Q8_0 ? 272 * nb
-                     : dt == G4C_DTYPE_Q6_K ? 1680 * (cols / 256) : 1184 * (cols / 256);
+    const int64_t gb = 8 * (int64_t)g4c_x8_row_bytes(dt, cols); /* one 8-row group */
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * (size_t)gb;
         const int two = r0 + 16 <= n_rows;
