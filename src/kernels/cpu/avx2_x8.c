@@ -21,6 +21,9 @@ enum { MAX_T = 4 }; /* tokens per pass over a group's weights */
 /* Decode streams each thread's rows as one sequence; the hardware prefetcher alone kept it at ~80% of the read
  * bandwidth (bench_ops, 2 threads: 15.3 of 19.1 GB/s), asking for the bytes ~1.5-2 KB ahead reaches ~99%. */
 enum { PF_AHEAD = 1536 };
+/* PF_SPREAD: the K-quant blocks (1184 and 1680 bytes per group) ask for their bytes an eighth at a time, once per
+ * 32-column chunk. All 19-27 prefetches at the block's start left the Q6_K head at ~87% of the read rate (the
+ * requests queue behind the line-fill buffers while the loads wait); spread, ~96% (bench/RESULTS.md, ninth session). */
 TGT static INL void prefetch_span(const uint8_t *p, size_t n) {
     for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + PF_AHEAD + o, _MM_HINT_T0);
 }
@@ -336,11 +339,11 @@ TGT static INL void group_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, co
     __m256 acc[MAX_T];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb32 / 8; b++, g += 1680) {
-        prefetch_span(g, 1680);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
         __m256 blk[MAX_T];
         for (int t = 0; t < NT; t++) blk[t] = _mm256_setzero_ps();
         for (int c = 0; c < 8; c++) {
+            prefetch_span(g + 210 * c, 210); /* an eighth of the block per chunk (PF_SPREAD) */
             __m256i w[8];
             unpack_q6(g + 144 + 192 * c, w);
             __m256i sc[2];
@@ -370,12 +373,12 @@ TGT static INL void group_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, in
     __m256 acc[MAX_T];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb32 / 8; b++, g += 1184) {
-        prefetch_span(g, 1184);
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
         const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));
         __m256 bs[MAX_T], bm[MAX_T];
         for (int t = 0; t < NT; t++) bs[t] = bm[t] = _mm256_setzero_ps();
         for (int c = 0; c < 8; c++) {
+            prefetch_span(g + 148 * c, 148); /* an eighth of the block per chunk (PF_SPREAD) */
             __m256i w[8];
             unpack_q4(g + 160 + 128 * c, w);
             int64_t v;

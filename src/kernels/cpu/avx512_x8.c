@@ -137,10 +137,10 @@ TGT static INL void pass_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, con
     __m512 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb32 / 8; b++, g += 1680) {
-        prefetch_groups(g, gb, G, 1680);
         __m512 blk[4];
         for (int t = 0; t < NT; t++) blk[t] = _mm512_setzero_ps();
         for (int c = 0; c < 8; c++) {
+            prefetch_groups(g + 210 * c, gb, G, 210); /* an eighth per chunk (avx2_x8.c's PF_SPREAD) */
             __m512i w[8];
             unpack_q6(g + 144 + 192 * c, gb, w);
             const __m512i s0 = bytes2(g + 16 + 16 * c, gb, 1), s1 = bytes2(g + 24 + 16 * c, gb, 1);
@@ -169,10 +169,10 @@ TGT static INL void pass_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int
     __m512 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb32 / 8; b++, g += 1184) {
-        prefetch_groups(g, gb, G, 1184);
         __m512 bs[4], bm[4];
         for (int t = 0; t < NT; t++) bs[t] = bm[t] = _mm512_setzero_ps();
         for (int c = 0; c < 8; c++) {
+            prefetch_groups(g + 148 * c, gb, G, 148); /* an eighth per chunk (avx2_x8.c's PF_SPREAD) */
             __m512i lo[4], hi[4];
             for (int v = 0; v < 4; v++) {
                 const __m512i r = load2(g + 160 + 128 * c + 32 * v, gb);
