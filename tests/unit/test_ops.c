@@ -384,6 +384,17 @@ static void test_attention(void) {
     g4c_pool_free(pool);
 }
 
+/* the decode floor's probe (bandwidth.c): a positive, finite rate over a buffer past the L2, 0 for no work */
+static void test_read_bandwidth(void) {
+    g4c_pool *pool;
+    CHECK(!g4c_pool_init(&pool, 2, NULL));
+    const double r = g4c_read_bandwidth(pool, (size_t)16 << 20, 1);
+    CHECKF(r > 0.05 && r < 1e4, "%g GB/s", r);
+    CHECK(g4c_read_bandwidth(pool, 0, 1) == 0);
+    CHECK(g4c_read_bandwidth(pool, (size_t)1 << 20, 0) == 0);
+    g4c_pool_free(pool);
+}
+
 int main(void) {
     /* every case on the portable path, then on the SIMD path and the AVX-512 level when this CPU has them */
     for (int isa = 0; isa < 3; isa++) {
@@ -409,6 +420,7 @@ int main(void) {
 #endif
         RUN(test_rope);
         RUN(test_attention);
+        RUN(test_read_bandwidth);
     }
     return TEST_REPORT();
 }

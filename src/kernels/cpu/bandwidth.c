@@ -1,7 +1,10 @@
 /* The decode floor: how fast this machine's threads read memory. Decode streams every weight byte once per token,
  * so tokens/s x bytes/token can at best equal this rate (bench/RESULTS.md states tg as a fraction of it).
  * Plain sequential reads of a buffer far larger than the caches, split into long stretches over the pool's threads,
- * on 2 MiB pages as the repacked weights are (model/repack.c). */
+ * on 2 MiB pages as the repacked weights are (model/repack.c); each repetition twice, without and with software
+ * prefetch 1.5 KB ahead (what the decode kernels do), and the best of all counts: on the AMD VM the plain loop is
+ * faster (~22-25 vs ~18-22 GB/s), on the GPU hosts' Xeon the kernels with prefetch read ~10% faster than the plain
+ * loop (bench/RESULTS.md, ninth session), so neither alone is the floor. */
 #include <string.h>
 
 #include "kernels/cpu/cpu_int.h"
@@ -10,15 +13,20 @@ typedef struct {
     const uint64_t *buf;
     size_t n; /* uint64 words */
     int n_tasks;
+    int prefetch; /* bytes ahead, or 0 */
     uint64_t sink; /* every task's XOR, so the loads are not dead code */
 } read_job;
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 /* 32-byte loads, four independent chains: limited by memory, not by the loop */
-__attribute__((target("avx2"))) static uint64_t read_avx2(const __m256i *p, size_t n_vec) {
+__attribute__((target("avx2"))) static uint64_t read_avx2(const __m256i *p, size_t n_vec, int prefetch) {
     __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
     for (size_t i = 0; i + 4 <= n_vec; i += 4) {
+        if (prefetch) { /* the 128 bytes this iteration reads, `prefetch` bytes on */
+            _mm_prefetch((const char *)(p + i) + prefetch, _MM_HINT_T0);
+            _mm_prefetch((const char *)(p + i) + prefetch + 64, _MM_HINT_T0);
+        }
         a = _mm256_xor_si256(a, _mm256_load_si256(p + i));
         b = _mm256_xor_si256(b, _mm256_load_si256(p + i + 1));
         c = _mm256_xor_si256(c, _mm256_load_si256(p + i + 2));
@@ -35,7 +43,7 @@ static void read_task(void *ctx, int i_task, int i_thread) {
     const size_t per = j->n / (size_t)j->n_tasks / 4 * 4, lo = per * (size_t)i_task;
     uint64_t a = 0, b = 0, c = 0, d = 0;
 #if defined(__x86_64__)
-    if (g4c_simd_supported()) a = read_avx2((const __m256i *)(j->buf + lo), per / 4);
+    if (g4c_simd_supported()) a = read_avx2((const __m256i *)(j->buf + lo), per / 4, j->prefetch);
     else
 #endif
         for (size_t i = lo; i + 4 <= lo + per; i += 4) a ^= j->buf[i], b ^= j->buf[i + 1], c ^= j->buf[i + 2], d ^= j->buf[i + 3];
@@ -50,9 +58,10 @@ double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps) {
     memset(buf, 1, n * sizeof *buf);
     /* 64 stretches, or one per thread where the pool is larger; each a whole number of 32-byte loads */
     const int nt = g4c_pool_n_threads(pool) > 64 ? g4c_pool_n_threads(pool) : 64;
-    read_job j = {buf, n, nt, 0};
+    read_job j = {buf, n, nt, 0, 0};
     double best = 1e30;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < 2 * reps; r++) {
+        j.prefetch = r % 2 ? 1536 : 0; /* the portable loop has none: both variants are the same there */
         const double t0 = g4c_time_ms();
         g4c_pool_run(pool, read_task, &j, j.n_tasks);
         const double t = g4c_time_ms() - t0;
