@@ -111,11 +111,12 @@ typedef struct {
     const g4c_wmat *w;
 } g4c_mm;
 void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n);
-/* Row-wise RMS norm and element-wise GELU(gate)·up; large calls are split over pool (NULL: this thread only). */
+/* Row-wise RMS norm, element-wise GELU(gate)·up and cap·tanh(x / cap); large calls are split over pool (NULL: this
+ * thread only). */
 void g4c_rms_norm(g4c_pool *pool, float *y, const float *x, const float *w, int n_rows, int dim, float eps);
 void g4c_gelu_mul(g4c_pool *pool, float *y, const float *gate, const float *up, int n);
+void g4c_softcap(g4c_pool *pool, float *x, int n, float cap);
 void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin);
-void g4c_softcap(float *x, int n, float cap);
 /* out, q: [n_tok][n_head][head_dim]. scratch: per-thread score buffers, n_threads * (max position + 1) floats. */
 void g4c_attention(g4c_pool *pool, float *out, const float *q, const g4c_kv_view *kv, int n_tok, int pos0,
                    int n_head, float *scratch, int scratch_per_thread);

@@ -273,5 +273,5 @@ void g4c_text_forward(g4c_text_state *s, const g4c_config *c, const g4c_weights 
     const int first = all_logits ? 0 : n - 1, m = n - first;
     g4c_rms_norm(pool, s->a, s->x + (size_t)first * H, w->final_norm, m, H, c->eps);
     g4c_matmul(pool, logits, s->a, &w->lm_head, m);
-    if (c->final_softcap > 0) g4c_softcap(logits, m * c->n_vocab, c->final_softcap);
+    if (c->final_softcap > 0) g4c_softcap(pool, logits, m * c->n_vocab, c->final_softcap);
 }

@@ -209,8 +209,8 @@ static void test_rms_norm(void) {
     }
 }
 
-/* A long prompt's norm and GELU are split over the pool: bit-identical to one thread, in place too, at sizes around
- * the split threshold and with row / element counts that do not divide evenly */
+/* A long prompt's norm and GELU and the logits' softcap are split over the pool: bit-identical to one thread, in
+ * place too, at sizes around the split threshold and with row / element counts that do not divide evenly */
 static void test_split_over_pool(void) {
     g4c_pool *pool;
     CHECK(g4c_pool_init(&pool, 3, NULL) == G4C_OK);
@@ -234,6 +234,10 @@ static void test_split_over_pool(void) {
         CHECKF(!memcmp(a, b, sizeof(float) * n), "gelu_mul %zu: the pool's split differs", n);
         g4c_ref_gelu_mul(b, x, u, (int)n);
         check_close("gelu_mul split", a, b, n, 1e-6);
+        for (size_t k = 0; k < n; k++) a[k] = b[k] = x[k] * 40;
+        g4c_softcap(NULL, a, (int)n, 30.0f);
+        g4c_softcap(pool, b, (int)n, 30.0f);
+        CHECKF(!memcmp(a, b, sizeof(float) * n), "softcap %zu: the pool's split differs", n);
         free(x), free(u), free(w), free(a), free(b);
     }
     g4c_pool_free(pool);
@@ -249,7 +253,7 @@ static void test_gelu_mul_softcap(void) {
     g4c_ref_gelu_mul(yr, g, u, N);
     check_close("gelu_mul", y, yr, N, 1e-6);
     for (int i = 0; i < N; i++) y[i] = yr[i] = g[i] * 10;
-    g4c_softcap(y, N, 30.0f);
+    g4c_softcap(NULL, y, N, 30.0f);
     g4c_ref_softcap(yr, N, 30.0f);
     check_close("softcap", y, yr, N, 1e-6);
 }
@@ -263,7 +267,7 @@ static void test_tanh_sweep(void) {
     x[0] = 1e-30f, x[1] = -3e-8f, x[2] = 0.625f, x[3] = -0.625f, x[4] = 0.62499994f, x[5] = 100.0f, x[6] = -1e4f;
     float *y = malloc(sizeof(float) * N);
     memcpy(y, x, sizeof(float) * N);
-    g4c_softcap(y, N, 1.0f);
+    g4c_softcap(NULL, y, N, 1.0f);
     double worst_abs = 0, worst_rel = 0;
     for (int i = 0; i < N; i++) {
         const double t = tanh((double)x[i]), e = fabs((double)y[i] - t);

@@ -354,7 +354,7 @@ typedef struct {
     const float *a, *b, *w;
     int64_t n; /* rows (norm) or elements (GELU) */
     int dim, n_tasks;
-    float eps;
+    float f; /* the norm's eps or the softcap's cap */
 } ew_job;
 
 enum { EW_SPLIT = 1 << 17 }; /* elements from which a call is split (a 512-token prompt's norm: 786K) */
@@ -380,7 +380,7 @@ static void rms_task(void *ctx, int i_task, int i_thread) {
     (void)i_thread;
     const ew_job *j = ctx;
     const int64_t lo = j->n * i_task / j->n_tasks, hi = j->n * (i_task + 1) / j->n_tasks;
-    rms_rows(j->y + (size_t)lo * j->dim, j->a + (size_t)lo * j->dim, j->w, hi - lo, j->dim, j->eps);
+    rms_rows(j->y + (size_t)lo * j->dim, j->a + (size_t)lo * j->dim, j->w, hi - lo, j->dim, j->f);
 }
 
 void g4c_rms_norm(g4c_pool *pool, float *y, const float *x, const float *w, int n_rows, int dim, float eps) {
@@ -425,17 +425,31 @@ void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float
     }
 }
 
-void g4c_softcap(float *x, int n, float cap) {
+static void softcap_span(float *x, int64_t n, float cap) {
     const float inv = 1.0f / cap;
 #if defined(__x86_64__)
     if (avx2()) {
-        for (int i = 0; i < n; i++) x[i] *= inv;
+        for (int64_t i = 0; i < n; i++) x[i] *= inv;
         g4c_avx2_tanh(x, x, n);
-        for (int i = 0; i < n; i++) x[i] *= cap;
+        for (int64_t i = 0; i < n; i++) x[i] *= cap;
         return;
     }
 #endif
-    for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
+    for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
+}
+
+static void softcap_task(void *ctx, int i_task, int i_thread) {
+    (void)i_thread;
+    const ew_job *j = ctx;
+    const int64_t lo = j->n * i_task / j->n_tasks, hi = j->n * (i_task + 1) / j->n_tasks;
+    softcap_span(j->y + lo, hi - lo, j->f);
+}
+
+/* the final softcap runs over every logit of a decoded token (262,144): split like the GELU */
+void g4c_softcap(g4c_pool *pool, float *x, int n, float cap) {
+    ew_job j = {x, NULL, NULL, NULL, n, 0, ew_tasks(pool, n), cap};
+    if (j.n_tasks > 1) g4c_pool_run(pool, softcap_task, &j, j.n_tasks);
+    else softcap_span(x, n, cap);
 }
 
 typedef struct {
