@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < rows * cols; i++) wf[i] = (float)((i * 7919) % 2001 - 1000) * 1e-3f;
     for (int64_t i = 0; i < n_pp * cols; i++) x[i] = (float)((i * 31) % 201 - 100) * 1e-2f;
 
-    /* the floor: plain reads of 1 GiB by the same pool */
+    /* the floor: reads of 1 GiB by the same pool (g4c_read_bandwidth: plain and prefetching loops, the better) */
     printf("read bandwidth (%d threads, 1 GiB, plain and prefetching reads, best of 5 each): %.1f GB/s\n", threads, g4c_read_bandwidth(pool, 1u << 30, 5));
 
     printf("matmul %lldx%lld, %d threads, best of n\n%-9s %-6s %-5s %10s %10s %14s\n", (long long)rows,
