@@ -52,11 +52,11 @@ TGT static void tile(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
                 acc[r][2] = _mm256_fmadd_ps(wv, x2, acc[r][2]);
             }
         }
-    } else if (nt == 1) { /* decode: a bandwidth race; each row's bytes asked for ~1.5 KB ahead, a line at a time */
+    } else if (nt == 1) { /* decode: a bandwidth race; each row's bytes asked for G4C_PF_AHEAD ahead, a line at a time */
         const int64_t line = dt == CPU_W_F32 ? 16 : 32; /* elements per 64-byte line */
         for (int64_t k = 0; k < c8; k += 8) {
             if (k % line == 0)
-                for (int r = 0; r < nr; r++) _mm_prefetch(w + r * wstride + (k / line) * 64 + 1536, _MM_HINT_T0);
+                for (int r = 0; r < nr; r++) _mm_prefetch(w + r * wstride + (k / line) * 64 + G4C_PF_AHEAD, _MM_HINT_T0);
             for (int r = 0; r < nr; r++) acc[r][0] = _mm256_fmadd_ps(load8(w + r * wstride, dt, k), _mm256_loadu_ps(x + k), acc[r][0]);
         }
     } else {

@@ -18,14 +18,12 @@
 
 enum { MAX_T = 4 }; /* tokens per pass over a group's weights */
 
-/* Decode streams each thread's rows as one sequence; the hardware prefetcher alone kept it at ~80% of the read
- * bandwidth (bench_ops, 2 threads: 15.3 of 19.1 GB/s), asking for the bytes ~1.5-2 KB ahead reaches ~99%. */
-enum { PF_AHEAD = 1536 };
-/* PF_SPREAD: the K-quant blocks (1184 and 1680 bytes per group) ask for their bytes an eighth at a time, once per
+/* Decode streams each thread's rows as one sequence, its bytes asked for G4C_PF_AHEAD ahead (cpu_int.h).
+ * PF_SPREAD: the K-quant blocks (1184 and 1680 bytes per group) ask for their bytes an eighth at a time, once per
  * 32-column chunk. All 19-27 prefetches at the block's start left the Q6_K head at ~87% of the read rate (the
  * requests queue behind the line-fill buffers while the loads wait); spread, ~96% (bench/RESULTS.md, ninth session). */
 TGT static INL void prefetch_span(const uint8_t *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + PF_AHEAD + o, _MM_HINT_T0);
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + G4C_PF_AHEAD + o, _MM_HINT_T0);
 }
 
 TGT static INL __m256i bcast4(const int8_t *x) {
@@ -182,8 +180,8 @@ TGT static void group_q4_16x4(float *y, int64_t ldy, const g4c_q8_block *xq, int
                 Q16_F32(Q16_X3, 14, 15, 192, 224)
                 :
                 : [g] "r"(g), [gb] "r"(gb), [x] "r"(x), [st] "r"(st), [st3] "r"(st3), [acc] "r"(acc), [d] "r"(d),
-                  [ones] "m"(ones16), [mask] "m"(mask), [eight] "m"(eight), [pf0] "i"(PF_AHEAD),
-                  [pf1] "i"(PF_AHEAD + 64), [pf2] "i"(PF_AHEAD + 128)
+                  [ones] "m"(ones16), [mask] "m"(mask), [eight] "m"(eight), [pf0] "i"(G4C_PF_AHEAD),
+                  [pf1] "i"(G4C_PF_AHEAD + 64), [pf2] "i"(G4C_PF_AHEAD + 128)
                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
                   "xmm14", "xmm15", "memory");
     }
@@ -288,7 +286,7 @@ TGT static void group_q8_16x4(float *y, int64_t ldy, const g4c_q8s_block *xs, in
                 Q8P_F32(Q16_X3, 14, 15, 192, 224)
                 :
                 : [g] "r"(g), [gb] "r"(gb), [x] "r"(x), [st] "r"(st), [st3] "r"(st3), [acc] "r"(acc), [d] "r"(d),
-                  [ones] "m"(ones16), [pf] "i"(PF_AHEAD)
+                  [ones] "m"(ones16), [pf] "i"(G4C_PF_AHEAD)
                 : "xmm0", "xmm1", "xmm2", "xmm3", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
                   "xmm14", "xmm15", "memory");
     }

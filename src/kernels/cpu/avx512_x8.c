@@ -22,14 +22,14 @@ int g4c_avx512_vnni_supported(void) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
 }
 
-/* Each group's bytes ~1.5 KB ahead of byte `at` of it, as avx2_x8.c's decode asks for them (one sequential stream
+/* Each group's bytes G4C_PF_AHEAD ahead of byte `at` of it, as avx2_x8.c's decode asks for them (one sequential stream
  * per group). g0: the first group's start; gsz: one group's bytes. Past its group's end a pair's request goes to
  * the same place of the next pair (the next 2·gsz bytes): straight on, the first group's ran into the second's
  * bytes (already being read) and the next pair's second group started cold, ~300 cycles of DRAM latency per pair
  * (the 26B-A4B's 704-column expert down matrices read at 24.5 GMAC/s against 32 for the long rows). */
 TGT static INL void prefetch_groups(const uint8_t *g0, int64_t at, int64_t gsz, int G, int n) {
     for (int o = 0; o < n; o += 64) {
-        int64_t q = at + 1536 + o;
+        int64_t q = at + G4C_PF_AHEAD + o;
         if (G == 2 && q >= gsz) q += gsz;
         for (int gi = 0; gi < G; gi++) _mm_prefetch((const char *)g0 + gi * gsz + q, _MM_HINT_T0);
     }

@@ -2,7 +2,7 @@
  * so tokens/s x bytes/token can at best equal this rate (bench/RESULTS.md states tg as a fraction of it).
  * Plain sequential reads of a buffer far larger than the caches, split into long stretches over the pool's threads,
  * on 2 MiB pages as the repacked weights are (model/repack.c); each repetition twice, without and with software
- * prefetch 1.5 KB ahead (what the decode kernels do), and the best of all counts: on the AMD VM the plain loop is
+ * prefetch G4C_PF_AHEAD ahead (what the decode kernels do), and the best of all counts: on the AMD VM the plain loop is
  * faster (~22-25 vs ~18-22 GB/s), on the GPU hosts' Xeon the kernels with prefetch read ~10% faster than the plain
  * loop (bench/RESULTS.md, ninth session), so neither alone is the floor. */
 #include <string.h>
@@ -61,7 +61,7 @@ double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps) {
     read_job j = {buf, n, nt, 0, 0};
     double best = 1e30;
     for (int r = 0; r < 2 * reps; r++) {
-        j.prefetch = r % 2 ? 1536 : 0; /* the portable loop has none: both variants are the same there */
+        j.prefetch = r % 2 ? G4C_PF_AHEAD : 0; /* the portable loop has none: both variants are the same there */
         const double t0 = g4c_time_ms();
         g4c_pool_run(pool, read_task, &j, j.n_tasks);
         const double t = g4c_time_ms() - t0;

@@ -8,6 +8,12 @@
 
 enum { CPU_W_F32 = 0, CPU_W_BF16 = 1, CPU_W_F16 = 2 };
 
+/* How far ahead (bytes) the decode kernels ask for each weight stream's bytes (software prefetch), and the read
+ * probe's prefetching loop with them. The hardware prefetcher alone kept the AVX2 decode at ~80% of the read
+ * bandwidth (bench_ops, 2 threads: 15.3 of 19.1 GB/s); 1.5-2 KB ahead reaches ~99%; 0 / 768 / 3072 / 6144 on the
+ * GPU hosts' Xeon were no better (bench/RESULTS.md, eighth session). */
+enum { G4C_PF_AHEAD = 1536 };
+
 /* Element k of a weight row stored as CPU_W_* dt, at any alignment (weights in a mapped file need not be aligned):
  * the scalar column tails of the float tiles (avx2.c, avx512_rows.c, neon.c). bf16 and f16 widen exactly. */
 static inline float g4c_cpu_w_at(const void *w, int dt, int64_t k) {
