@@ -347,70 +347,67 @@ void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int
 }
 
 /* Element-wise work of a long prompt (norms over 512 x 1536, GELU over 512 x 12288: ~4% of an E2B prefill when
- * one thread did it) split over the pool in equal slices; a row's or an element's result does not depend on the
- * slice it falls in, so the split changes no bit. Small calls (decode) stay on the calling thread. */
-typedef struct {
+ * one thread did it) and the softcap over a decoded token's 262,144 logits, split over the pool in equal slices; a
+ * row's or an element's result does not depend on the slice it falls in, so the split changes no bit. Small calls
+ * (decode's norms and GELU) stay on the calling thread. */
+typedef struct ew_job ew_job;
+struct ew_job {
+    void (*span)(const ew_job *j, int64_t lo, int64_t hi); /* units [lo, hi): rows (norm) or elements */
     float *y;
     const float *a, *b, *w;
-    int64_t n; /* rows (norm) or elements (GELU) */
+    int64_t n; /* units */
     int dim, n_tasks;
     float f; /* the norm's eps or the softcap's cap */
-} ew_job;
+};
 
 enum { EW_SPLIT = 1 << 17 }; /* elements from which a call is split (a 512-token prompt's norm: 786K) */
 
-static int ew_tasks(g4c_pool *pool, int64_t elems) {
-    return pool && elems >= EW_SPLIT ? 2 * g4c_pool_n_threads(pool) : 1;
+static void ew_task(void *ctx, int i_task, int i_thread) {
+    (void)i_thread;
+    const ew_job *j = ctx;
+    j->span(j, j->n * i_task / j->n_tasks, j->n * (i_task + 1) / j->n_tasks);
 }
 
-static void rms_rows(float *y, const float *x, const float *w, int64_t n_rows, int dim, float eps) {
+/* j->span over all j->n units: in slices over the pool from EW_SPLIT elements (units x unit_elems) on */
+static void ew_run(g4c_pool *pool, ew_job *j, int64_t unit_elems) {
+    j->n_tasks = pool && j->n * unit_elems >= EW_SPLIT ? 2 * g4c_pool_n_threads(pool) : 1;
+    if (j->n_tasks > j->n) j->n_tasks = (int)j->n;
+    if (j->n_tasks > 1) g4c_pool_run(pool, ew_task, j, j->n_tasks);
+    else j->span(j, 0, j->n);
+}
+
+static void rms_span(const ew_job *j, int64_t lo, int64_t hi) {
     /* HF Gemma4RMSNorm: x * pow(mean(x²) + eps, -0.5) * w, in f32 */
-    for (int64_t i = 0; i < n_rows; i++) {
-        const float *xi = x + (size_t)i * dim;
-        float *yi = y + (size_t)i * dim;
-        float inv = 1.0f / sqrtf(dot(xi, xi, dim) / (float)dim + eps);
-        if (w)
-            for (int c = 0; c < dim; c++) yi[c] = xi[c] * inv * w[c];
+    const int dim = j->dim;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *xi = j->a + (size_t)i * dim;
+        float *yi = j->y + (size_t)i * dim;
+        float inv = 1.0f / sqrtf(dot(xi, xi, dim) / (float)dim + j->f);
+        if (j->w)
+            for (int c = 0; c < dim; c++) yi[c] = xi[c] * inv * j->w[c];
         else
             for (int c = 0; c < dim; c++) yi[c] = xi[c] * inv;
     }
 }
 
-static void rms_task(void *ctx, int i_task, int i_thread) {
-    (void)i_thread;
-    const ew_job *j = ctx;
-    const int64_t lo = j->n * i_task / j->n_tasks, hi = j->n * (i_task + 1) / j->n_tasks;
-    rms_rows(j->y + (size_t)lo * j->dim, j->a + (size_t)lo * j->dim, j->w, hi - lo, j->dim, j->f);
-}
-
 void g4c_rms_norm(g4c_pool *pool, float *y, const float *x, const float *w, int n_rows, int dim, float eps) {
-    ew_job j = {y, x, NULL, w, n_rows, dim, ew_tasks(pool, (int64_t)n_rows * dim), eps};
-    if (j.n_tasks > n_rows) j.n_tasks = n_rows;
-    if (j.n_tasks > 1) g4c_pool_run(pool, rms_task, &j, j.n_tasks);
-    else rms_rows(y, x, w, n_rows, dim, eps);
+    ew_job j = {.span = rms_span, .y = y, .a = x, .w = w, .n = n_rows, .dim = dim, .f = eps};
+    ew_run(pool, &j, dim);
 }
 
-static void gelu_span(float *y, const float *gate, const float *up, int64_t n) {
+static void gelu_span(const ew_job *j, int64_t lo, int64_t hi) {
 #if defined(__x86_64__)
     if (avx2()) {
-        g4c_avx2_gelu_mul(y, gate, up, n);
+        g4c_avx2_gelu_mul(j->y + lo, j->a + lo, j->b + lo, hi - lo);
         return;
     }
 #endif
-    for (int64_t i = 0; i < n; i++) y[i] = g4c_gelu_tanh(gate[i]) * up[i];
-}
-
-static void gelu_task(void *ctx, int i_task, int i_thread) {
-    (void)i_thread;
-    const ew_job *j = ctx;
-    const int64_t lo = j->n * i_task / j->n_tasks, hi = j->n * (i_task + 1) / j->n_tasks;
-    gelu_span(j->y + lo, j->a + lo, j->b + lo, hi - lo);
+    for (int64_t i = lo; i < hi; i++) j->y[i] = g4c_gelu_tanh(j->a[i]) * j->b[i];
 }
 
 void g4c_gelu_mul(g4c_pool *pool, float *y, const float *gate, const float *up, int n) {
-    ew_job j = {y, gate, up, NULL, n, 0, ew_tasks(pool, n), 0};
-    if (j.n_tasks > 1) g4c_pool_run(pool, gelu_task, &j, j.n_tasks);
-    else gelu_span(y, gate, up, n);
+    ew_job j = {.span = gelu_span, .y = y, .a = gate, .b = up, .n = n};
+    ew_run(pool, &j, 1);
 }
 
 void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin) {
@@ -425,31 +422,23 @@ void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float
     }
 }
 
-static void softcap_span(float *x, int64_t n, float cap) {
-    const float inv = 1.0f / cap;
+static void softcap_span(const ew_job *j, int64_t lo, int64_t hi) {
+    const float cap = j->f, inv = 1.0f / cap;
+    float *x = j->y;
 #if defined(__x86_64__)
     if (avx2()) {
-        for (int64_t i = 0; i < n; i++) x[i] *= inv;
-        g4c_avx2_tanh(x, x, n);
-        for (int64_t i = 0; i < n; i++) x[i] *= cap;
+        for (int64_t i = lo; i < hi; i++) x[i] *= inv;
+        g4c_avx2_tanh(x + lo, x + lo, hi - lo);
+        for (int64_t i = lo; i < hi; i++) x[i] *= cap;
         return;
     }
 #endif
-    for (int64_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
+    for (int64_t i = lo; i < hi; i++) x[i] = cap * tanhf(x[i] * inv);
 }
 
-static void softcap_task(void *ctx, int i_task, int i_thread) {
-    (void)i_thread;
-    const ew_job *j = ctx;
-    const int64_t lo = j->n * i_task / j->n_tasks, hi = j->n * (i_task + 1) / j->n_tasks;
-    softcap_span(j->y + lo, hi - lo, j->f);
-}
-
-/* the final softcap runs over every logit of a decoded token (262,144): split like the GELU */
 void g4c_softcap(g4c_pool *pool, float *x, int n, float cap) {
-    ew_job j = {x, NULL, NULL, NULL, n, 0, ew_tasks(pool, n), cap};
-    if (j.n_tasks > 1) g4c_pool_run(pool, softcap_task, &j, j.n_tasks);
-    else softcap_span(x, n, cap);
+    ew_job j = {.span = softcap_span, .y = x, .n = n, .f = cap};
+    ew_run(pool, &j, 1);
 }
 
 typedef struct {
