@@ -4,7 +4,9 @@
  * for a while before sleeping on a condition variable, and the caller spins for the stragglers. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -40,7 +42,19 @@ static void drain(g4c_pool *p, int i_thread) {
 
 typedef struct { g4c_pool *p; int id; } worker_arg;
 
-enum { SPIN = 1 << 9 }; /* a few µs of pause: covers back-to-back ops, cheap under contention (tune on an idle machine) */
+/* How long a worker waits for the next batch, and the caller for the stragglers, spinning before it sleeps: a time,
+ * not a count of pauses (a pause is 13 ns on the issue's Xeon, ~40 on older Intel, a few on AMD). Between a
+ * decoded token's matrix products run attention and norms, 2-60 µs; a worker asleep there wakes ~40 µs into the
+ * next product while the caller streams weights alone (E2B Q4_0: a fifth of the products started that way with a
+ * 7 µs spin; a token's products with 20 µs gaps read at 0.79-0.87 of the read probe, 0.90-1.02 with 100 µs;
+ * bench/RESULTS.md, tenth session). Idle longer than this, threads sleep. */
+enum { SPIN_NS = 100000 };
+
+static inline uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,7 +70,10 @@ static void *worker_main(void *arg) {
     g4c_pool *p = wa.p;
     unsigned seen = 0;
     for (;;) {
-        for (int i = 0; i < SPIN && atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown); i++) cpu_relax();
+        for (const uint64_t t0 = now_ns(); atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown);) {
+            for (int i = 0; i < 16; i++) cpu_relax(); /* the clock every 16 pauses: a read costs ~20 ns */
+            if (now_ns() - t0 > SPIN_NS) break;
+        }
         if (atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->n_sleeping, 1);
@@ -197,7 +214,10 @@ void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
         pthread_mutex_unlock(&p->mu);
     }
     drain(p, 0);
-    for (int i = 0; i < SPIN && atomic_load(&p->n_busy) > 0; i++) cpu_relax();
+    for (const uint64_t t0 = now_ns(); atomic_load(&p->n_busy) > 0;) {
+        for (int i = 0; i < 16; i++) cpu_relax();
+        if (now_ns() - t0 > SPIN_NS) break;
+    }
     if (atomic_load(&p->n_busy) > 0) {
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->n_busy) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
