@@ -365,6 +365,12 @@ static void test_attention(void) {
             /* 4e-6, not 1e-6: with q × 4 and head_dim up to 512 the scores reach ~30, and an f32 rounding δ of a
              * score is a relative error δ of its softmax weight (measured up to 2.9e-6 over 12 seeds) */
             check_close(look ? "attention look-ahead" : "attention", o, orf, qn, 4e-6);
+            /* decode == prefill: each token alone (fewer heads per task, cpu.c) gets the bits it got in the chunk */
+            for (int t = 0; t < n && !look; t++) {
+                g4c_attention(pool, orf, q + (size_t)t * nh * hd, &kv, 1, pos0 + t, nh, scratch, per_thread);
+                CHECKF(!memcmp(orf, o + (size_t)t * nh * hd, sizeof(float) * (size_t)nh * hd),
+                       "attention case %zu: token %d alone differs", i, t);
+            }
         }
         free(k), free(v), free(q), free(o), free(orf), free(scratch), free(hi);
     }

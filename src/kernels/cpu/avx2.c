@@ -121,9 +121,7 @@ int g4c_avx2_supported(void) {
 
 #define INL __attribute__((always_inline)) inline
 
-enum { ATT_KB = 64 }; /* keys per block of the online softmax */
-
-/* s[h * ATT_KB + t] = q_h · k_t for HT heads x KT keys: one 8-lane accumulator per pair over the head dimension
+/* s[h * G4C_ATT_KB + t] = q_h · k_t for HT heads x KT keys: one 8-lane accumulator per pair over the head dimension
  * (the KT keys hide the FMA latency that one dot product alone waits on), reduced in hsum's fixed order, so a
  * score does not depend on the tile shape it was computed in */
 TGT static INL void att_scores(float *s, const float *q, int hd, const float *const *k, int HT, int KT) {
@@ -143,11 +141,11 @@ TGT static INL void att_scores(float *s, const float *q, int hd, const float *co
         for (int t = 0; t < KT; t++) {
             float x = hsum(acc[h][t]);
             for (int c = d8; c < hd; c++) x += q[(size_t)h * hd + c] * k[t][c];
-            s[h * ATT_KB + t] = x;
+            s[h * G4C_ATT_KB + t] = x;
         }
 }
 
-/* out_h[c, c + 8W) += Σ_t p[h * ATT_KB + t] · v_t[c, c + 8W) over nk keys, for HT heads: each output column gets
+/* out_h[c, c + 8W) += Σ_t p[h * G4C_ATT_KB + t] · v_t[c, c + 8W) over nk keys, for HT heads: each output column gets
  * the same FMA sequence (keys in order) whatever HT and W */
 TGT static INL void att_pv(float *out, int hd, const float *p, const float *const *v, int nk, int c, int HT, int W) {
     __m256 acc[4][2];
@@ -157,7 +155,7 @@ TGT static INL void att_pv(float *out, int hd, const float *p, const float *cons
         __m256 vv[2];
         for (int w = 0; w < W; w++) vv[w] = _mm256_loadu_ps(v[t] + c + 8 * w);
         for (int h = 0; h < HT; h++) {
-            const __m256 pb = _mm256_set1_ps(p[h * ATT_KB + t]);
+            const __m256 pb = _mm256_set1_ps(p[h * G4C_ATT_KB + t]);
             for (int w = 0; w < W; w++) acc[h][w] = _mm256_fmadd_ps(pb, vv[w], acc[h][w]);
         }
     }
@@ -185,7 +183,7 @@ TGT static INL void att_heads(float *out, float *s, const float *q, int hd, cons
     for (; c < d8; c += 8) att_pv(out, hd, s, vr, nk, c, HT, 1);
     for (; c < hd; c++)
         for (int h = 0; h < HT; h++)
-            for (int t = 0; t < nk; t++) out[(size_t)h * hd + c] += s[h * ATT_KB + t] * vr[t][c];
+            for (int t = 0; t < nk; t++) out[(size_t)h * hd + c] += s[h * G4C_ATT_KB + t] * vr[t][c];
 }
 
 TGT static void att_heads_any(float *out, float *s, const float *q, int hd, const float *const *kr,
@@ -200,23 +198,28 @@ TGT static void att_heads_any(float *out, float *s, const float *q, int hd, cons
 
 TGT void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
                          int cap, int lo, int hi) {
-    float s[G4C_AVX2_ATT_HEADS * ATT_KB], m[G4C_AVX2_ATT_HEADS], l[G4C_AVX2_ATT_HEADS];
-    const float *kr[ATT_KB], *vr[ATT_KB];
+    g4c_cpu_attend(att_heads_any, out, q, gh, hd, k, v, stride, cap, lo, hi);
+}
+
+TGT void g4c_cpu_attend(g4c_att_heads_fn heads, float *out, const float *q, int gh, int hd, const float *k,
+                        const float *v, size_t stride, int cap, int lo, int hi) {
+    float s[G4C_AVX2_ATT_HEADS * G4C_ATT_KB], m[G4C_AVX2_ATT_HEADS], l[G4C_AVX2_ATT_HEADS];
+    const float *kr[G4C_ATT_KB], *vr[G4C_ATT_KB];
     for (int h = 0; h < gh; h++) m[h] = -INFINITY, l[h] = 0;
     memset(out, 0, sizeof(float) * (size_t)gh * (size_t)hd);
-    for (int j0 = lo; j0 <= hi; j0 += ATT_KB) {
-        const int nk = hi - j0 + 1 < ATT_KB ? hi - j0 + 1 : ATT_KB;
+    for (int j0 = lo; j0 <= hi; j0 += G4C_ATT_KB) {
+        const int nk = hi - j0 + 1 < G4C_ATT_KB ? hi - j0 + 1 : G4C_ATT_KB;
         for (int t = 0; t < nk; t++) {
             const size_t row = (size_t)((j0 + t) % cap) * stride;
             kr[t] = k + row, vr[t] = v + row;
         }
         for (int h0 = 0; h0 < gh; h0 += 4)
-            att_heads_any(out + (size_t)h0 * hd, s + h0 * ATT_KB, q + (size_t)h0 * hd, hd, kr, vr, nk,
-                          gh - h0 < 4 ? gh - h0 : 4, 0);
+            heads(out + (size_t)h0 * hd, s + h0 * G4C_ATT_KB, q + (size_t)h0 * hd, hd, kr, vr, nk,
+                  gh - h0 < 4 ? gh - h0 : 4, 0);
         /* online softmax: the block's weights relative to the running max; what was accumulated under an older
          * max is scaled down to the new one (exp(-inf) = 0 for the first block) */
         for (int h = 0; h < gh; h++) {
-            float *sh = s + h * ATT_KB, mx = m[h];
+            float *sh = s + h * G4C_ATT_KB, mx = m[h];
             for (int t = 0; t < nk; t++) mx = sh[t] > mx ? sh[t] : mx;
             /* no subnormal weights (g4c_avx2_softmax_exp): a rescale below its floor is 0 */
             const float scale = m[h] - mx >= G4C_SOFTMAX_FLOOR ? expf(m[h] - mx) : 0.0f;
@@ -229,8 +232,8 @@ TGT void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float
             }
         }
         for (int h0 = 0; h0 < gh; h0 += 4)
-            att_heads_any(out + (size_t)h0 * hd, s + h0 * ATT_KB, q + (size_t)h0 * hd, hd, kr, vr, nk,
-                          gh - h0 < 4 ? gh - h0 : 4, 1);
+            heads(out + (size_t)h0 * hd, s + h0 * G4C_ATT_KB, q + (size_t)h0 * hd, hd, kr, vr, nk,
+                  gh - h0 < 4 ? gh - h0 : 4, 1);
     }
     for (int h = 0; h < gh; h++) {
         const float inv = 1.0f / l[h];

@@ -497,8 +497,9 @@ static void attn_group_task(void *ctx, int i_task, int i_thread) {
     const int lo = kv->window > 0 && pos - kv->window + 1 > 0 ? pos - kv->window + 1 : 0;
     const int hi = kv->hi ? kv->hi[t] : pos;
     const size_t at = ((size_t)t * j->n_head + h0) * hd;
-    g4c_avx2_attend(j->out + at, j->q + at, j->gs, hd, kv->k + (size_t)kvh * hd, kv->v + (size_t)kvh * hd,
-                    (size_t)kv->n_kv_head * hd, kv->cap, lo, hi);
+    (vnni() ? g4c_avx512_attend : g4c_avx2_attend)(j->out + at, j->q + at, j->gs, hd, kv->k + (size_t)kvh * hd,
+                                                   kv->v + (size_t)kvh * hd, (size_t)kv->n_kv_head * hd, kv->cap,
+                                                   lo, hi);
 }
 #endif
 

@@ -90,6 +90,18 @@ void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok,
 enum { G4C_AVX2_ATT_HEADS = 8 };
 void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
                      int cap, int lo, int hi);
+/* The same with 512-bit registers (avx512_att.c), at ISA level 2: other reduction order than AVX2, so not
+ * bit-identical to it, but again independent of gh and of the key block's length (decode == prefill). */
+void g4c_avx512_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
+                       int cap, int lo, int hi);
+/* What both share (avx2.c): the walk over blocks of G4C_ATT_KB keys with the online softmax, calling heads for
+ * ht (<= 4) heads of a block: phase 0 scores, s[h · G4C_ATT_KB + t] = q_h · k_t for t < nk (q: ht rows of hd);
+ * phase 1 adds the weighted values, out_h += Σ_t s[h · G4C_ATT_KB + t] · v_t. */
+enum { G4C_ATT_KB = 64 };
+typedef void (*g4c_att_heads_fn)(float *out, float *s, const float *q, int hd, const float *const *kr,
+                                 const float *const *vr, int nk, int ht, int phase);
+void g4c_cpu_attend(g4c_att_heads_fn heads, float *out, const float *q, int gh, int hd, const float *k,
+                    const float *v, size_t stride, int cap, int lo, int hi);
 /* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm; the softmax weights of one key block of
  * g4c_avx2_attend: p[t] = e^(p[t] − mx), 0 where p[t] − mx < G4C_SOFTMAX_FLOOR (no subnormals), returning their
  * sum. */
