@@ -47,8 +47,8 @@ static const char *const bench_help =
     "llama-bench style throughput: pp<p> (prompt tokens/s from an empty cache), tg<n> (generated tokens/s, one at a\n"
     "time), and with --image-budget the vision encode time of one image; mean ± sd over -r repetitions after one\n"
     "warm-up. -p 0 or -n 0 skips that test. tg tests also give the weight bytes a token reads and the read rate they\n"
-    "imply; on the CPU also that rate as a fraction of the machine's read bandwidth, measured just before and after\n"
-    "the test (decode's floor: every weight byte once per token).\n";
+    "imply; on the CPU also that rate as a fraction of the machine's read bandwidth (decode's floor: every weight\n"
+    "byte once per token), each repetition against the better of the reads just before and just after it.\n";
 
 int cmd_bench(int argc, char **argv) {
     if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) { fputs(bench_help, stdout); return 0; }
@@ -106,13 +106,15 @@ int cmd_bench(int argc, char **argv) {
         stats(v, reps, &res[n_res].mean, &res[n_res].sd);
         res[n_res++].n = n_pp;
     }
-    /* decode's floor on the CPU: the machine's read rate, measured just before and just after the tg test (this
-     * class of machine drifts by 10-25% within minutes; the higher of the two is the conservative floor) */
+    /* decode's floor on the CPU: the machine's read rate, measured between the tg repetitions (this class of machine
+     * drifts by 10-25% within minutes): each repetition against the better of the reads just before and just after
+     * it, its fraction of the floor averaged over the repetitions (of_floor) */
     const int on_cpu = g4c_session_default_params().device != G4C_DEVICE_CUDA;
-    double read_rate = 0, peak = 0;
-    if (n_tg > 0 && !rc && on_cpu) read_rate = read_rate_probe(m->pool, &peak);
+    const double gb_token = g4c_weights_token_bytes(&m->w, &m->cfg) / 1e9;
+    double read_rate = 0, of_floor = 0, peak = 0, probe = 0;
     if (n_tg > 0 && !rc) {
         for (int r = -1; r < reps && !rc; r++) {
+            if (r == 0 && on_cpu) probe = read_rate_probe(m->pool, &peak); /* after the warm-up */
             g4c_session_reset(s);
             int32_t t = 2;
             if (g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, &err) != G4C_OK) rc = 1;
@@ -121,11 +123,14 @@ int cmd_bench(int argc, char **argv) {
                 t = rand_token(V);
                 if (g4c_session_eval(s, &t, 1, logits, G4C_LOGITS_LAST, &err) != G4C_OK) rc = 1;
             }
-            if (r >= 0) v[r] = n_tg / ((g4c_time_ms() - t0) / 1e3);
-        }
-        if (on_cpu) {
-            const double after = read_rate_probe(m->pool, &peak);
-            read_rate = after > read_rate ? after : read_rate;
+            if (r < 0) continue;
+            v[r] = n_tg / ((g4c_time_ms() - t0) / 1e3);
+            if (on_cpu && !rc) {
+                const double after = read_rate_probe(m->pool, &peak), floor_r = after > probe ? after : probe;
+                read_rate += floor_r / reps;
+                of_floor += floor_r > 0 ? v[r] * gb_token / floor_r / reps : 0;
+                probe = after;
+            }
         }
         static char name[32];
         snprintf(name, sizeof name, "tg%d", n_tg);
@@ -167,10 +172,9 @@ int cmd_bench(int argc, char **argv) {
     const int threads = o.n_threads ? o.n_threads : g4c_n_cpus();
     /* decode is a stream of weight bytes: tg tests also report the weight bytes a token reads and the read rate
      * they imply, to hold against the machine's memory bandwidth (the floor, bench/RESULTS.md) */
-    const double gb_token = g4c_weights_token_bytes(&m->w, &m->cfg) / 1e9;
-    double gb_s = 0, of_floor = 0; /* the tg test's weight read rate, and its fraction of the read rate (0: none) */
+    double gb_s = 0; /* the tg test's weight read rate (of_floor: its fraction of the read rate, 0: none) */
     for (int i = 0; i < n_res; i++)
-        if (!strncmp(res[i].name, "tg", 2)) gb_s = res[i].mean * gb_token, of_floor = read_rate > 0 ? gb_s / read_rate : 0;
+        if (!strncmp(res[i].name, "tg", 2)) gb_s = res[i].mean * gb_token;
     if (!strcmp(fmt, "json")) {
         cJSON *arr = cJSON_CreateArray();
         for (int i = 0; i < n_res; i++) {
@@ -225,8 +229,8 @@ int cmd_bench(int argc, char **argv) {
             if (!strncmp(res[i].name, "tg", 2)) {
                 printf("%s reads %.3f GB of weights per token: %.1f GB/s", res[i].name, gb_token, gb_s);
                 if (of_floor > 0)
-                    printf(", %.0f%% of the machine's read rate (%.1f GB/s, the better of reads just before and after "
-                           "the test)", 100 * of_floor, read_rate);
+                    printf(", %.0f%% of the machine's read rate (%.1f GB/s: each repetition against the better of "
+                           "the reads just before and just after it)", 100 * of_floor, read_rate);
                 putchar('\n');
             }
     }
