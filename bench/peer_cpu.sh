@@ -1,6 +1,6 @@
 #!/bin/sh
 # gemma4c vs llama.cpp on a CPU, same synthesized GGUF files, same threads, back to back (bench/RESULTS.md, issue 5).
-# Made for the GPU machine's host CPU (AVX-512 VNNI), pinned to as many cores as the issue's reference machine has:
+# Runs on the issue's reference machine (2 cores, AVX-512 VNNI) or pinned to 2 cores of a bigger host (the GPU hosts):
 # for each PRESET:TYPE, `gemma4c synth --format gguf --no-vision` writes model.gguf (random weights, real shapes;
 # skipped when it is already there), then llama-bench and `gemma4c bench` run pp512 + tg128, then pp512 once more
 # in the other order (the host drifts; the pairs compare, not single numbers). Files are kept for a later call unless
