@@ -64,16 +64,21 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* One step of a spin begun at t0: 16 pauses (the clock is read once per 16: a read costs ~20 ns); 1 once SPIN_NS
+ * have passed (time to sleep). */
+static inline int spin_done(uint64_t t0) {
+    for (int i = 0; i < 16; i++) cpu_relax();
+    return now_ns() - t0 > SPIN_NS;
+}
+
 static void *worker_main(void *arg) {
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     g4c_pool *p = wa.p;
     unsigned seen = 0;
     for (;;) {
-        for (const uint64_t t0 = now_ns(); atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown);) {
-            for (int i = 0; i < 16; i++) cpu_relax(); /* the clock every 16 pauses: a read costs ~20 ns */
-            if (now_ns() - t0 > SPIN_NS) break;
-        }
+        for (const uint64_t t0 = now_ns();
+             atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown) && !spin_done(t0);) {}
         if (atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->n_sleeping, 1);
@@ -214,10 +219,7 @@ void g4c_pool_run(g4c_pool *p, g4c_task_fn fn, void *ctx, int n_tasks) {
         pthread_mutex_unlock(&p->mu);
     }
     drain(p, 0);
-    for (const uint64_t t0 = now_ns(); atomic_load(&p->n_busy) > 0;) {
-        for (int i = 0; i < 16; i++) cpu_relax();
-        if (now_ns() - t0 > SPIN_NS) break;
-    }
+    for (const uint64_t t0 = now_ns(); atomic_load(&p->n_busy) > 0 && !spin_done(t0);) {}
     if (atomic_load(&p->n_busy) > 0) {
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->n_busy) > 0) pthread_cond_wait(&p->cv_done, &p->mu);

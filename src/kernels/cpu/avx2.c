@@ -203,7 +203,7 @@ TGT void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float
 
 TGT void g4c_cpu_attend(g4c_att_heads_fn heads, float *out, const float *q, int gh, int hd, const float *k,
                         const float *v, size_t stride, int cap, int lo, int hi) {
-    float s[G4C_AVX2_ATT_HEADS * G4C_ATT_KB], m[G4C_AVX2_ATT_HEADS], l[G4C_AVX2_ATT_HEADS];
+    float s[G4C_ATT_HEADS * G4C_ATT_KB], m[G4C_ATT_HEADS], l[G4C_ATT_HEADS];
     const float *kr[G4C_ATT_KB], *vr[G4C_ATT_KB];
     for (int h = 0; h < gh; h++) m[h] = -INFINITY, l[h] = 0;
     memset(out, 0, sizeof(float) * (size_t)gh * (size_t)hd);

@@ -512,8 +512,8 @@ void g4c_attention(g4c_pool *pool, float *out, const float *q, const g4c_kv_view
         /* the whole GQA group per task, halved while that leaves fewer than two tasks per thread (decode); a head's
          * result does not depend on the group size */
         int gs = n_head / kv->n_kv_head;
-        while (gs > G4C_AVX2_ATT_HEADS && gs % 2 == 0) gs /= 2;
-        if (gs > G4C_AVX2_ATT_HEADS) gs = 1;
+        while (gs > G4C_ATT_HEADS && gs % 2 == 0) gs /= 2;
+        if (gs > G4C_ATT_HEADS) gs = 1;
         while (gs % 2 == 0 && n_tok * (n_head / gs) < 2 * g4c_pool_n_threads(pool)) gs /= 2;
         j.gs = gs;
         g4c_pool_run(pool, attn_group_task, &j, n_tok * (n_head / gs));

@@ -84,10 +84,10 @@ void g4c_avx2_rows_q8(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, 
 /* The same for Q4_1 / Q5_0 / Q5_1 / Q5_K weights (avx2_q8x.c). */
 void g4c_avx2_rows_q8x(float *y, int64_t ldy, const g4c_q8_block *xq, int n_tok, const void *w, size_t wstride,
                        g4c_dtype dt, int n_rows, int64_t cols);
-/* Attention of gh (<= G4C_AVX2_ATT_HEADS) query heads that share one KV head, over positions lo..hi (cpu.c:
+/* Attention of gh (<= G4C_ATT_HEADS) query heads that share one KV head, over positions lo..hi (cpu.c:
  * g4c_attention). q, out: [gh][hd]; position p's key and value rows at k / v + (p % cap) · stride. Softmax online
  * over blocks of keys, so it needs no scratch; each head's arithmetic does not depend on gh. */
-enum { G4C_AVX2_ATT_HEADS = 8 };
+enum { G4C_ATT_HEADS = 8 };
 void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,
                      int cap, int lo, int hi);
 /* The same with 512-bit registers (avx512_att.c), at ISA level 2: other reduction order than AVX2, so not
@@ -103,7 +103,7 @@ typedef void (*g4c_att_heads_fn)(float *out, float *s, const float *q, int hd, c
 void g4c_cpu_attend(g4c_att_heads_fn heads, float *out, const float *q, int gh, int hd, const float *k,
                     const float *v, size_t stride, int cap, int lo, int hi);
 /* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm; the softmax weights of one key block of
- * g4c_avx2_attend: p[t] = e^(p[t] − mx), 0 where p[t] − mx < G4C_SOFTMAX_FLOOR (no subnormals), returning their
+ * g4c_cpu_attend: p[t] = e^(p[t] − mx), 0 where p[t] − mx < G4C_SOFTMAX_FLOOR (no subnormals), returning their
  * sum. */
 #define G4C_SOFTMAX_FLOOR (-80.0f)
 float g4c_avx2_softmax_exp(float *p, int n, float mx);
