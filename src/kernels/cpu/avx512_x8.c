@@ -26,13 +26,23 @@ int g4c_avx512_vnni_supported(void) {
  * per group). g0: the first group's start; gsz: one group's bytes. Past its group's end a pair's request goes to
  * the same place of the next pair (the next 2·gsz bytes): straight on, the first group's ran into the second's
  * bytes (already being read) and the next pair's second group started cold, ~300 cycles of DRAM latency per pair
- * (the 26B-A4B's 704-column expert down matrices read at 24.5 GMAC/s against 32 for the long rows). */
-TGT static INL void prefetch_groups(const uint8_t *g0, int64_t at, int64_t gsz, int G, int n) {
+ * (the 26B-A4B's 704-column expert down matrices read at 24.5 GMAC/s against 32 for the long rows).
+ * And the same bytes G4C_PF_FAR ahead into the L2 alone (cpu_int.h says why), the same walk over pairs, up to
+ * `end` (the call's last group: the rows after it are another task's, maybe another core's). */
+TGT static INL void prefetch_groups(const uint8_t *g0, int64_t at, int64_t gsz, int G, int n, const uint8_t *end) {
     for (int o = 0; o < n; o += 64) {
         int64_t q = at + G4C_PF_AHEAD + o;
         if (G == 2 && q >= gsz) q += gsz;
         for (int gi = 0; gi < G; gi++) _mm_prefetch((const char *)g0 + gi * gsz + q, _MM_HINT_T0);
     }
+    int64_t q = at + G4C_PF_FAR;
+    const uint8_t *p = g0;
+    if (G == 2)
+        for (; q >= gsz; q -= gsz) p += 2 * gsz; /* no division: a few steps (256 Q4_0 columns: 1.1 KB a group) */
+    p += q;
+    for (int gi = 0; gi < G; gi++)
+        if (p + gi * gsz < end)
+            for (int o = 0; o < n; o += 64) _mm_prefetch((const char *)p + gi * gsz + o, _MM_HINT_T2);
 }
 
 /* Two groups in one 512-bit register (lanes 0-7 the first group's rows, 8-15 the second's; each 32-byte vector
@@ -59,13 +69,13 @@ TGT static INL void store2(float *y, __m512 v, int G) {
 }
 
 TGT static INL void pass_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g, int64_t gb,
-                            int G, int NT) {
+                            const uint8_t *end, int G, int NT) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     const uint8_t *g0 = g;
     for (int64_t b = 0; b < nb; b++, g += 144) {
-        prefetch_groups(g0, 144 * b, 144 * nb, G, 144);
+        prefetch_groups(g0, 144 * b, 144 * nb, G, 144, end);
         __m512i is[4];
         for (int t = 0; t < NT; t++) is[t] = _mm512_setzero_si512();
         for (int v = 0; v < 4; v++) {
@@ -90,13 +100,13 @@ TGT static INL void pass_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int64
 /* Σ (w + 128)·x per lane (w ^ 0x80 as u8) from xk = −128·Σx per block and token (g4c_q8_bias_sums, once per call:
  * computing it here, per pass, took a fifth of the pass's vector instructions): the exact Σ w·x */
 TGT static INL void pass_q8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int64_t nb,
-                            const uint8_t *g, int64_t gb, int G, int NT) {
+                            const uint8_t *g, int64_t gb, const uint8_t *end, int G, int NT) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     const uint8_t *g0 = g;
     for (int64_t b = 0; b < nb; b++, g += 272) {
-        prefetch_groups(g0, 272 * b, 272 * nb, G, 272);
+        prefetch_groups(g0, 272 * b, 272 * nb, G, 272, end);
         __m512i is[4];
         for (int t = 0; t < NT; t++) is[t] = _mm512_set1_epi32(xk[(size_t)t * nb + b]);
         for (int j = 0; j < 8; j++) {
@@ -142,7 +152,7 @@ TGT static INL void unpack_q6(const uint8_t *ch, int64_t gb, __m512i w[8]) {
 /* xk: g4c_q6_sums, −32·Σx per 16 columns, the start of each sub-block's sum: Σ (q − 32)·x exactly, as AVX2's int16
  * halves minus g4c_q6_offsets reach after its madd */
 TGT static INL void pass_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int64_t nb32,
-                              const uint8_t *g, int64_t gb, int G, int NT) {
+                              const uint8_t *g, int64_t gb, const uint8_t *end, int G, int NT) {
     __m512 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     const uint8_t *g0 = g;
@@ -150,7 +160,7 @@ TGT static INL void pass_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, con
         __m512 blk[4];
         for (int t = 0; t < NT; t++) blk[t] = _mm512_setzero_ps();
         for (int c = 0; c < 8; c++) {
-            prefetch_groups(g0, 1680 * b + 210 * c, 1680 * (nb32 / 8), G, 210); /* an eighth per chunk (PF_SPREAD) */
+            prefetch_groups(g0, 1680 * b + 210 * c, 1680 * (nb32 / 8), G, 210, end); /* an eighth per chunk (PF_SPREAD) */
             __m512i w[8];
             unpack_q6(g + 144 + 192 * c, gb, w);
             const __m512i s0 = bytes2(g + 16 + 16 * c, gb, 1), s1 = bytes2(g + 24 + 16 * c, gb, 1);
@@ -174,7 +184,7 @@ TGT static INL void pass_q6_k(float *y, int64_t ldy, const g4c_q8_block *xq, con
 
 /* Q4_K: acc_k += d_k · Σ_s dx_s · sc_k,s · Σ q·qx − dmin_k · Σ_s m_k,s · s_s (avx2_x8.c group_q4_k) */
 TGT static INL void pass_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb32, const uint8_t *g,
-                              int64_t gb, int G, int NT) {
+                              int64_t gb, const uint8_t *end, int G, int NT) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
@@ -183,7 +193,7 @@ TGT static INL void pass_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int
         __m512 bs[4], bm[4];
         for (int t = 0; t < NT; t++) bs[t] = bm[t] = _mm512_setzero_ps();
         for (int c = 0; c < 8; c++) {
-            prefetch_groups(g0, 1184 * b + 148 * c, 1184 * (nb32 / 8), G, 148); /* an eighth per chunk (PF_SPREAD) */
+            prefetch_groups(g0, 1184 * b + 148 * c, 1184 * (nb32 / 8), G, 148, end); /* an eighth per chunk (PF_SPREAD) */
             __m512i lo[4], hi[4];
             for (int v = 0; v < 4; v++) {
                 const __m512i r = load2(g + 160 + 128 * c + 32 * v, gb);
@@ -212,6 +222,7 @@ TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const
                             const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
     const int64_t gb = 8 * (int64_t)g4c_x8_row_bytes(dt, cols); /* one 8-row group */
+    const uint8_t *end = (const uint8_t *)x8 + (size_t)((n_rows + 7) / 8) * (size_t)gb;
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * (size_t)gb;
         const int two = r0 + 16 <= n_rows;
@@ -222,10 +233,10 @@ TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const
             const int64_t g2 = two ? gb : 0;
             const int G = two ? 2 : 1;
             switch (dt) {
-            case G4C_DTYPE_Q4_0: G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, G) break;
-            case G4C_DTYPE_Q8_0: G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, G) break;
-            case G4C_DTYPE_Q6_K: G4C_NT_DISPATCH(pass_q6_k, nt, yt, ldy, xt, xk + 2 * (size_t)t0 * nb, nb, g, g2, G) break;
-            default: G4C_NT_DISPATCH(pass_q4_k, nt, yt, ldy, xt, nb, g, g2, G) break;
+            case G4C_DTYPE_Q4_0: G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, end, G) break;
+            case G4C_DTYPE_Q8_0: G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G) break;
+            case G4C_DTYPE_Q6_K: G4C_NT_DISPATCH(pass_q6_k, nt, yt, ldy, xt, xk + 2 * (size_t)t0 * nb, nb, g, g2, end, G) break;
+            default: G4C_NT_DISPATCH(pass_q4_k, nt, yt, ldy, xt, nb, g, g2, end, G) break;
             }
         }
         r0 += two ? 16 : 8;
