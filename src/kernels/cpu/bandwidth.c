@@ -15,6 +15,7 @@ typedef struct {
     size_t n; /* uint64 words */
     int n_tasks;
     int prefetch, far; /* bytes ahead (into the L1, into the L2 alone), or 0 */
+    int simd;          /* g4c_simd_supported(), asked once: CPUID traps to the hypervisor in a VM */
     uint64_t sink; /* every task's XOR, so the loads are not dead code */
 } read_job;
 
@@ -48,7 +49,7 @@ static void read_task(void *ctx, int i_task, int i_thread) {
     const size_t per = j->n / (size_t)j->n_tasks / 4 * 4, lo = per * (size_t)i_task;
     uint64_t a = 0, b = 0, c = 0, d = 0;
 #if defined(__x86_64__)
-    if (g4c_simd_supported()) a = read_avx2((const __m256i *)(j->buf + lo), per / 4, j->prefetch, j->far);
+    if (j->simd) a = read_avx2((const __m256i *)(j->buf + lo), per / 4, j->prefetch, j->far);
     else
 #endif
         for (size_t i = lo; i + 4 <= lo + per; i += 4) a ^= j->buf[i], b ^= j->buf[i + 1], c ^= j->buf[i + 2], d ^= j->buf[i + 3];
@@ -63,7 +64,7 @@ double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps) {
     memset(buf, 1, n * sizeof *buf);
     /* 64 stretches, or one per thread where the pool is larger; each a whole number of 32-byte loads */
     const int nt = g4c_pool_n_threads(pool) > 64 ? g4c_pool_n_threads(pool) : 64;
-    read_job j = {buf, n, nt, 0, 0, 0};
+    read_job j = {buf, n, nt, 0, 0, g4c_simd_supported(), 0};
     double best = 1e30;
     for (int r = 0; r < 3 * reps; r++) {
         j.prefetch = r % 3 ? G4C_PF_AHEAD : 0; /* the portable loop has none: the variants are the same there */
