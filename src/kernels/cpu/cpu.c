@@ -353,7 +353,7 @@ void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int
 /* Element-wise work of a long prompt (norms over 512 x 1536, GELU over 512 x 12288: ~4% of an E2B prefill when
  * one thread did it) and the softcap over a decoded token's 262,144 logits, split over the pool in equal slices; a
  * row's or an element's result does not depend on the slice it falls in, so the split changes no bit. Small calls
- * (decode's norms and GELU) stay on the calling thread. */
+ * (decode's norms, a per-layer-embedding GELU) stay on the calling thread. */
 typedef struct ew_job ew_job;
 struct ew_job {
     void (*span)(const ew_job *j, int64_t lo, int64_t hi); /* units [lo, hi): rows (norm) or elements */
@@ -364,7 +364,7 @@ struct ew_job {
     float f; /* the norm's eps or the softcap's cap */
 };
 
-enum { EW_SPLIT = 1 << 17 }; /* elements from which a call is split (a 512-token prompt's norm: 786K) */
+enum { EW_SPLIT = 1 << 17 }; /* norm elements' worth of work from which a call is split (a 512-token prompt's norm: 786K) */
 
 static void ew_task(void *ctx, int i_task, int i_thread) {
     (void)i_thread;
@@ -372,9 +372,10 @@ static void ew_task(void *ctx, int i_task, int i_thread) {
     j->span(j, j->n * i_task / j->n_tasks, j->n * (i_task + 1) / j->n_tasks);
 }
 
-/* j->span over all j->n units: in slices over the pool from EW_SPLIT elements (units x unit_elems) on */
-static void ew_run(g4c_pool *pool, ew_job *j, int64_t unit_elems) {
-    j->n_tasks = pool && j->n * unit_elems >= EW_SPLIT ? 2 * g4c_pool_n_threads(pool) : 1;
+/* j->span over all j->n units: in slices over the pool from EW_SPLIT on (units x unit_cost, a unit's work in norm
+ * elements) */
+static void ew_run(g4c_pool *pool, ew_job *j, int64_t unit_cost) {
+    j->n_tasks = pool && j->n * unit_cost >= EW_SPLIT ? 2 * g4c_pool_n_threads(pool) : 1;
     if (j->n_tasks > j->n) j->n_tasks = (int)j->n;
     if (j->n_tasks > 1) g4c_pool_run(pool, ew_task, j, j->n_tasks);
     else j->span(j, 0, j->n);
@@ -409,9 +410,11 @@ static void gelu_span(const ew_job *j, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) j->y[i] = g4c_gelu_tanh(j->a[i]) * j->b[i];
 }
 
+/* An element of GELU (a tanh) costs ~30 of a norm's: one thread took 17 µs over a decoded E2B token's 12288, twenty
+ * times a token, with the other thread idle; so it splits from 4096 elements (EW_SPLIT / 32) on. */
 void g4c_gelu_mul(g4c_pool *pool, float *y, const float *gate, const float *up, int n) {
     ew_job j = {.span = gelu_span, .y = y, .a = gate, .b = up, .n = n};
-    ew_run(pool, &j, 1);
+    ew_run(pool, &j, 32);
 }
 
 void g4c_rope(float *x, int n_heads, int head_dim, const float *cos, const float *sin) {
