@@ -308,13 +308,14 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
     }
     /* The interleaved layout reads each task's rows as one sequential stream, and a few long streams per thread keep
      * the hardware prefetcher busier than many 16-row ones (decode is a bandwidth race). Guided chunks: each task
-     * takes a quarter per thread of the groups left in the whole pass, down to MIN_BYTES (and 2 groups, one
+     * takes a quarter per thread of the groups left in the whole pass, down to MIN_WORK (and 2 groups, one
      * AVX-512 pair), so the first tasks are long and the last short and the threads finish a pass nearly together.
      * Equal tasks (4 per thread) left each thread idle ~6 µs of a ~300 µs E2B decode pass waiting for the other
      * (bench/RESULTS.md, seventh session). A task costs ~0.5 µs to claim and start its streams: a floor of 2 groups
      * made the 1536 x 256 per-layer-embedding product (1.1 KB groups) ~20 tasks of 2.3 KB; 32 KB took its read rate
-     * from 0.54 to 0.60 of the probe and one E2B token's products from 0.81-0.85 to 0.85-0.87 (eleventh session). */
-    enum { MIN_BYTES = 32 << 10, MAX_TASKS = 64 };
+     * from 0.54 to 0.60 of the probe and one E2B token's products from 0.81-0.85 to 0.85-0.87 (eleventh session).
+     * The floor is in work, bytes x tokens: a prompt's last tasks stay short, or one thread finishes them alone. */
+    enum { MIN_WORK = 32 << 10, MAX_TASKS = 64 };
     int32_t bounds[MAX_MM][MAX_TASKS + 1];
     int64_t left = 0; /* 8-row groups of the interleaved products not yet given to a task */
     for (int i = 0; i < count; i++)
@@ -325,7 +326,8 @@ void g4c_matmul_many(g4c_pool *pool, const g4c_mm *mm, int count, int n) {
         const g4c_wmat *w = mm[i].w;
         if (jobs[i].xq && w->x8) {
             const int64_t n_groups = w->rows / 8, gbytes = 8 * (int64_t)g4c_wmat_x8_row_bytes(w);
-            const int64_t min_groups = (MIN_BYTES + gbytes - 1) / gbytes > 2 ? (MIN_BYTES + gbytes - 1) / gbytes : 2;
+            const int64_t min_work = (int64_t)MIN_WORK / n, fit = (min_work + gbytes - 1) / gbytes,
+                          min_groups = fit > 2 ? fit : 2;
             int k = 0;
             bounds[i][0] = 0;
             for (int64_t g = 0; g < n_groups; k++) {
