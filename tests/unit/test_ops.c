@@ -214,7 +214,9 @@ static void test_rms_norm(void) {
 static void test_split_over_pool(void) {
     g4c_pool *pool;
     CHECK(g4c_pool_init(&pool, 3, NULL) == G4C_OK);
-    static const int shapes[][2] = {{85, 1536}, {512, 256}, {7, 40000}, {1, 1 << 18}, {300, 437}};
+    /* {1, 12288}, {1, 4101}: a decoded token's FFN GELU, split from 4096 elements (odd slices: the padded tail) */
+    static const int shapes[][2] = {{85, 1536}, {512, 256}, {7, 40000}, {1, 1 << 18},
+                                    {300, 437}, {1, 12288}, {1, 4101}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         const int rows = shapes[i][0], dim = shapes[i][1];
         const size_t n = (size_t)rows * dim;
