@@ -165,7 +165,7 @@ TGT static INL void att_pv(float *out, int hd, const float *p, const float *cons
 
 /* HT (<= 4) heads of one block: scores 3-4 keys at a time, then the values 16 columns at a time */
 TGT static INL void att_heads(float *out, float *s, const float *q, int hd, const float *const *kr,
-                              const float *const *vr, int nk, int HT, int phase) {
+                              const float *const *vr, int nk, int phase, int HT) {
     if (phase == 0) {
         /* registers: HT·KT accumulators + KT keys + 1 query vector. 4 heads x 3 keys (12 FMA chains) scored E2B-shaped
          * prefill attention 15-20% faster than 4 x 2 on this VM (Zen 3: FMA latency 5, two pipes, 8 chains left it
@@ -181,19 +181,12 @@ TGT static INL void att_heads(float *out, float *s, const float *q, int hd, cons
     int c = 0;
     for (; c + 16 <= d8; c += 16) att_pv(out, hd, s, vr, nk, c, HT, 2);
     for (; c < d8; c += 8) att_pv(out, hd, s, vr, nk, c, HT, 1);
-    for (; c < hd; c++)
-        for (int h = 0; h < HT; h++)
-            for (int t = 0; t < nk; t++) out[(size_t)h * hd + c] += s[h * G4C_ATT_KB + t] * vr[t][c];
+    g4c_att_pv_tail(out, hd, s, vr, nk, c, HT);
 }
 
 TGT static void att_heads_any(float *out, float *s, const float *q, int hd, const float *const *kr,
                               const float *const *vr, int nk, int ht, int phase) {
-    switch (ht) {
-    case 1: att_heads(out, s, q, hd, kr, vr, nk, 1, phase); break;
-    case 2: att_heads(out, s, q, hd, kr, vr, nk, 2, phase); break;
-    case 3: att_heads(out, s, q, hd, kr, vr, nk, 3, phase); break;
-    default: att_heads(out, s, q, hd, kr, vr, nk, 4, phase); break;
-    }
+    G4C_NT_DISPATCH(att_heads, ht, out, s, q, hd, kr, vr, nk, phase)
 }
 
 TGT void g4c_avx2_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,

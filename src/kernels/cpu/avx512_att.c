@@ -53,7 +53,7 @@ TGT static INL void pv(float *out, int hd, const float *p, const float *const *v
 /* registers: HT·KT accumulators + KT keys + a query vector (31 of 32 at 4 x 6); decode's tasks hold 2 heads (cpu.c)
  * and take 8 keys */
 TGT static INL void heads(float *out, float *s, const float *q, int hd, const float *const *kr,
-                          const float *const *vr, int nk, int HT, int phase) {
+                          const float *const *vr, int nk, int phase, int HT) {
     if (phase == 0) {
         const int KT = HT <= 2 ? 8 : 6;
         int t = 0;
@@ -65,19 +65,12 @@ TGT static INL void heads(float *out, float *s, const float *q, int hd, const fl
     int c = 0;
     for (; c + 64 <= d16; c += 64) pv(out, hd, s, vr, nk, c, HT, 4);
     for (; c < d16; c += 16) pv(out, hd, s, vr, nk, c, HT, 1);
-    for (; c < hd; c++)
-        for (int h = 0; h < HT; h++)
-            for (int t = 0; t < nk; t++) out[(size_t)h * hd + c] += s[h * G4C_ATT_KB + t] * vr[t][c];
+    g4c_att_pv_tail(out, hd, s, vr, nk, c, HT);
 }
 
 TGT static void heads_any(float *out, float *s, const float *q, int hd, const float *const *kr,
                           const float *const *vr, int nk, int ht, int phase) {
-    switch (ht) {
-    case 1: heads(out, s, q, hd, kr, vr, nk, 1, phase); break;
-    case 2: heads(out, s, q, hd, kr, vr, nk, 2, phase); break;
-    case 3: heads(out, s, q, hd, kr, vr, nk, 3, phase); break;
-    default: heads(out, s, q, hd, kr, vr, nk, 4, phase); break;
-    }
+    G4C_NT_DISPATCH(heads, ht, out, s, q, hd, kr, vr, nk, phase)
 }
 
 void g4c_avx512_attend(float *out, const float *q, int gh, int hd, const float *k, const float *v, size_t stride,

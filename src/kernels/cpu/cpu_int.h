@@ -42,7 +42,7 @@ float g4c_avx2_dot(const float *a, const float *b, int64_t n);
 void g4c_avx2_axpy(float *out, float p, const float *v, int64_t n);
 
 /* fn(args..., NT) with NT = nt (1..4; more runs 4) a compile-time constant after inlining, so a kernel's per-token
- * accumulators stay in registers */
+ * (or, in attention, per-head) accumulators stay in registers */
 #define G4C_NT_DISPATCH(fn, nt, ...)                                                                                \
     switch (nt) {                                                                                                   \
     case 1: fn(__VA_ARGS__, 1); break;                                                                              \
@@ -107,6 +107,12 @@ typedef void (*g4c_att_heads_fn)(float *out, float *s, const float *q, int hd, c
                                  const float *const *vr, int nk, int ht, int phase);
 void g4c_cpu_attend(g4c_att_heads_fn heads, float *out, const float *q, int gh, int hd, const float *k,
                     const float *v, size_t stride, int cap, int lo, int hi);
+/* Phase 1's columns [c, hd) past the last full vector, one at a time, keys in order (both tile sets) */
+static inline void g4c_att_pv_tail(float *out, int hd, const float *s, const float *const *vr, int nk, int c, int ht) {
+    for (; c < hd; c++)
+        for (int h = 0; h < ht; h++)
+            for (int t = 0; t < nk; t++) out[(size_t)h * hd + c] += s[h * G4C_ATT_KB + t] * vr[t][c];
+}
 /* Vectorized tanh and GELU·up (avx2_math.c), within a few 1e-7 of libm; the softmax weights of one key block of
  * g4c_cpu_attend: p[t] = e^(p[t] − mx), 0 where p[t] − mx < G4C_SOFTMAX_FLOOR (no subnormals), returning their
  * sum. */
