@@ -101,6 +101,11 @@ void g4c_matmul(g4c_pool *pool, float *y, const float *x, const g4c_wmat *w, int
 /* The machine's read rate in GB/s (best of reps): the pool's threads read `bytes` (far above the caches; 2 MiB
  * pages) sequentially in long stretches, as decode reads the weights. 0 when the buffer cannot be had. */
 double g4c_read_bandwidth(g4c_pool *pool, size_t bytes, int reps);
+/* The rate the machine keeps up, not its bursts: the same loops read `bytes` over and over, taking turns, for at
+ * least `ms` milliseconds; the best loop's mean rate (its bytes over its time). *peak (or NULL): the fastest single
+ * pass, what g4c_read_bandwidth reports. On a shared host the peak of short passes runs 10-25% above what the very
+ * same loop sustains over seconds (bench/RESULTS.md, twelfth session): decode's floor is the sustained rate. */
+double g4c_read_sustained(g4c_pool *pool, size_t bytes, double ms, double *peak);
 /* Several products in one pass of the pool: mm[i].y[n][rows] = mm[i].x[n][cols] · mm[i].wᵀ, count <= 32. Inputs
  * given by the same pointer are quantized once (q/k/v, gate/up, a token's experts); every output is computed
  * exactly as g4c_matmul computes it. Decode runs ~300 products a token: one dispatch for several saves the

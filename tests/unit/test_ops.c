@@ -404,6 +404,12 @@ static void test_read_bandwidth(void) {
     CHECKF(r > 0.05 && r < 1e4, "%g GB/s", r);
     CHECK(g4c_read_bandwidth(pool, 0, 1) == 0);
     CHECK(g4c_read_bandwidth(pool, (size_t)1 << 20, 0) == 0);
+    /* sustained: the best loop's mean over >= 20 ms, at most its fastest pass (up to timer rounding) */
+    double peak = -1;
+    const double t0 = g4c_time_ms(), s = g4c_read_sustained(pool, (size_t)16 << 20, 20, &peak);
+    CHECKF(s > 0.05 && s <= peak * 1.001 && g4c_time_ms() - t0 >= 20, "sustained %g, peak %g GB/s", s, peak);
+    CHECK(g4c_read_sustained(pool, 0, 5, &peak) == 0 && peak == 0);
+    CHECK(g4c_read_sustained(pool, (size_t)1 << 20, 0, NULL) > 0);
     g4c_pool_free(pool);
 }
 
