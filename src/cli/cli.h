@@ -8,7 +8,7 @@
 
 /* Options shared by the model subcommands, llama.cpp spelling where one exists. */
 typedef struct {
-    const char *model;   /* -m, --model DIR */
+    const char *model;   /* -m, --model: a checkpoint directory or a .gguf file */
     const char *mmproj;  /* -mm, --mmproj FILE: a GGUF model's vision projector (else the one found beside it) */
     const char *tokens;  /* --tokens 2,5,9 */
     const char *out;     /* -o, --out FILE */

@@ -45,7 +45,7 @@ static int32_t rand_token(int n_vocab) {
 }
 
 static const char *const bench_help =
-    "usage: gemma4c bench -m DIR [-p 512] [-n 128] [-r 5] [-t N] [--image-budget N [--mmproj F]] [-o md|json|csv]\n"
+    "usage: gemma4c bench -m MODEL [-p 512] [-n 128] [-r 5] [-t N] [--image-budget N [--mmproj F]] [-o md|json|csv]\n"
     "llama-bench style throughput: pp<p> (prompt tokens/s from an empty cache), tg<n> (generated tokens/s, one at a\n"
     "time), and with --image-budget the vision encode time of one image; mean ± sd over -r repetitions after one\n"
     "warm-up. -p 0 or -n 0 skips that test. tg tests also give the weight bytes a token reads and the read rate they\n"
@@ -76,7 +76,7 @@ int cmd_bench(int argc, char **argv) {
     }
     cli_opts o;
     if (cli_parse(&o, n_rest, rest, 2, "bench")) return 2;
-    if (!o.model) { fprintf(stderr, "gemma4c bench: --model DIR is required\n%s", bench_help); return 2; }
+    if (!o.model) { fprintf(stderr, "gemma4c bench: -m MODEL (a checkpoint directory or a .gguf) is required\n%s", bench_help); return 2; }
     g4c_err err = {0};
     g4c_model_params mp = g4c_model_default_params();
     mp.n_threads = o.n_threads;

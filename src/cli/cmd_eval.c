@@ -1,5 +1,5 @@
 /* gemma4c eval and gemma4c score: the notebook's VQA and COCO benchmarks (issue 6, docs/EVAL.md).
- * eval runs a model (-m DIR, in process) or an OpenAI-compatible server (--endpoint URL) over a data set and
+ * eval runs a model (-m MODEL, in process) or an OpenAI-compatible server (--endpoint URL) over a data set and
  * scores it; score scores responses saved earlier. Both write RUN/metrics.json, RUN/summary.md and
  * RUN/samples.jsonl; eval also keeps RUN/results.jsonl, the crash-safe log that --resume continues. */
 #include <errno.h>
@@ -273,11 +273,11 @@ static void print_metrics(eval_task task, const char *out) {
 }
 
 static const char *const eval_help =
-    "usage: gemma4c eval vqa|coco (-m DIR | --endpoint URL) --out RUN [data] [options]\n"
+    "usage: gemma4c eval vqa|coco (-m MODEL | --endpoint URL) --out RUN [data] [options]\n"
     "Runs the notebook's benchmark and scores it (docs/EVAL.md). Every finished sample is appended to\n"
     "RUN/results.jsonl and synced to disk; --resume continues an interrupted run. Reports: RUN/metrics.json,\n"
     "RUN/summary.md, RUN/samples.jsonl.\n"
-    "  -m, --model DIR        a checkpoint run in this process (greedy)\n"
+    "  -m, --model DIR|GGUF   a checkpoint run in this process (greedy)\n"
     "  --mmproj FILE          with a GGUF model: its vision projector (default: the *mmproj*.gguf beside it)\n"
     "  --endpoint URL         an OpenAI-compatible server (http://HOST:PORT[/v1]): llama-server, Ollama, vLLM,\n"
     "                         gemma4c serve; --api-key K, --model-name N (default: the first of /v1/models),\n"
@@ -299,7 +299,7 @@ int cmd_eval(int argc, char **argv) {
     int rc = parse(&o, argc, argv, "eval", eval_help);
     if (rc) return rc < 0 ? 0 : rc;
     if (!!o.model == !!o.endpoint) {
-        fprintf(stderr, "gemma4c eval: give exactly one of -m DIR and --endpoint URL\n");
+        fprintf(stderr, "gemma4c eval: give exactly one of -m MODEL and --endpoint URL\n");
         return 2;
     }
     if (o.predictions) { fprintf(stderr, "gemma4c eval: --predictions belongs to gemma4c score\n"); return 2; }

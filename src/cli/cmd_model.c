@@ -10,7 +10,7 @@
 
 static g4c_model *load_model(const cli_opts *o, const char *cmd) {
     if (!o->model) {
-        fprintf(stderr, "gemma4c %s: --model DIR is required\n", cmd);
+        fprintf(stderr, "gemma4c %s: --model MODEL is required\n", cmd);
         return NULL;
     }
     g4c_err err = {0};
@@ -37,7 +37,7 @@ static g4c_session *new_session(g4c_model *m, const cli_opts *o, int need) {
 }
 
 static const char *const logits_help =
-    "usage: gemma4c logits --model DIR --tokens 2,5,9 --out L.npy [--image F]... [--image-budget N] [-t N] [-ub N]\n"
+    "usage: gemma4c logits --model MODEL --tokens 2,5,9 --out L.npy [--image F]... [--image-budget N] [-t N] [-ub N]\n"
     "Runs the decoder over the tokens (one prefill) and writes float32 logits [n_tokens, vocab] as .npy v1.0.\n"
     "With images, the token list must already hold each image's expanded placeholders, in order\n"
     "(<|image> + N x <|image|> + <image|>; see gemma4c preprocess for N).\n";
@@ -73,7 +73,7 @@ static int encode_images(g4c_model *m, const cli_opts *o, float **soft) {
 }
 
 static const char *const features_help =
-    "usage: gemma4c image-features --model DIR --image F [--image-budget N] --out S.npy\n"
+    "usage: gemma4c image-features --model MODEL --image F [--image-budget N] --out S.npy\n"
     "Writes the projected soft tokens of one image, float32 [N, hidden] (what replaces its placeholders).\n";
 
 int cmd_image_features(int argc, char **argv) {
@@ -132,7 +132,7 @@ int cmd_logits(int argc, char **argv) {
 }
 
 static const char *const generate_help =
-    "usage: gemma4c generate --model DIR --tokens 2,5,9 [-n 16] [--temp 0] [--top-k 64] [--top-p 0.95]\n"
+    "usage: gemma4c generate --model MODEL --tokens 2,5,9 [-n 16] [--temp 0] [--top-k 64] [--top-p 0.95]\n"
     "                        [--seed 42] [--print-ids] [--ignore-eos] [-c CTX] [-t N]\n"
     "Prefills the prompt once, then decodes one token at a time with the KV cache. --temp 0 is greedy.\n"
     "--print-ids prints the generated ids comma-separated on one line; timings go to stderr.\n";
@@ -195,7 +195,7 @@ done:
 
 int cmd_info(int argc, char **argv) {
     if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
-        puts("usage: gemma4c info --model DIR\nPrints the parsed configuration, per-layer shapes and tensor totals, the KV\n"
+        puts("usage: gemma4c info --model MODEL\nPrints the parsed configuration, per-layer shapes and tensor totals, the KV\n"
              "cache of a default session (n_ctx 4096), which matrices the first CPU session repacks (and how many MiB)\n"
              "and the weight bytes one decoded token reads (decode speed <= memory bandwidth / that).");
         return 0;

@@ -56,7 +56,7 @@ static int convo_open(convo *c) {
     mp.n_threads = c->o.n_threads;
     mp.mmproj_path = c->o.mmproj;
     if (!c->o.model) {
-        fprintf(stderr, "gemma4c: --model DIR is required\n");
+        fprintf(stderr, "gemma4c: -m MODEL (a checkpoint directory or a .gguf) is required\n");
         return 2;
     }
     if (isatty(2)) fprintf(stderr, "loading %s ...\r", c->o.model);
@@ -278,9 +278,9 @@ static void print_stats(const convo *c, const g4c_gen_stats *st, FILE *f) {
 }
 
 static const char *const run_help =
-    "usage: gemma4c run -m DIR -p TEXT [--image F]... [options]\n"
+    "usage: gemma4c run -m MODEL -p TEXT [--image F]... [options]\n"
     "Answers one prompt about text and images, streaming the answer to stdout; a statistics line follows on stderr.\n"
-    "  -m, --model DIR          Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors, ...)\n"
+    "  -m, --model DIR|GGUF     a Hugging Face checkpoint directory (config.json, tokenizer.json, *.safetensors, ...)\n"
     "                           or a GGUF file (tokenizer from its metadata; mmproj found beside it)\n"
     "      --mmproj FILE        a GGUF model's vision projector (default: the *mmproj*.gguf beside the model)\n"
     "  -p, --prompt TEXT        the user message\n"
@@ -335,7 +335,7 @@ int cmd_run(int argc, char **argv) {
 }
 
 static const char *const chat_help =
-    "usage: gemma4c chat -m DIR [run's options]\n"
+    "usage: gemma4c chat -m MODEL [run's options]\n"
     "Interactive multi-turn chat. Commands: /image PATH (attach to the next message), /reset, /stats, /quit.\n"
     "Ctrl-C stops the current answer; Ctrl-D (end of input) quits.\n";
 

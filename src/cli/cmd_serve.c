@@ -14,10 +14,10 @@
 #include "server/server.h"
 
 static const char *const serve_help =
-    "usage: gemma4c serve -m DIR [options]\n"
+    "usage: gemma4c serve -m MODEL [options]\n"
     "OpenAI-compatible HTTP server: POST /v1/chat/completions (text, data: URL images, stream: true),\n"
     "GET /v1/models, GET /health, GET /metrics (Prometheus). Stops on SIGINT / SIGTERM. See docs/SERVER.md.\n"
-    "  -m, --model DIR            checkpoint directory (config.json, tokenizer.json, *.safetensors)\n"
+    "  -m, --model DIR|GGUF       a checkpoint directory (config.json, tokenizer.json, *.safetensors) or a .gguf\n"
     "      --mmproj FILE          a GGUF model's vision projector (default: the *mmproj*.gguf beside the model)\n"
     "      --host ADDR            address to bind (default 127.0.0.1; only this address is served)\n"
     "      --port N               TCP port (default 8080; 0 = any free port, printed at start)\n"
@@ -122,7 +122,7 @@ int cmd_serve(int argc, char **argv) {
 #undef NUM
     }
     if (!c.model_dir) {
-        fprintf(stderr, "gemma4c serve: --model DIR is required\n%s", serve_help);
+        fprintf(stderr, "gemma4c serve: -m MODEL (a checkpoint directory or a .gguf) is required\n%s", serve_help);
         return 2;
     }
     char local_real[PATH_MAX];
