@@ -18,12 +18,15 @@
 
 enum { MAX_T = 4 }; /* tokens per pass over a group's weights */
 
-/* Decode streams each thread's rows as one sequence, its bytes asked for G4C_PF_AHEAD ahead (cpu_int.h).
+/* Decode streams each thread's rows as one sequence, its bytes asked for G4C_PF_AHEAD ahead (cpu_int.h) and
+ * G4C_PF_FAR ahead into the L2 alone, as the AVX-512 kernels do (on the issue's Xeon with the AVX2 kernels forced,
+ * E2B Q4_0 tg 12.2-13.9 -> 13.0-15.9 tok/s, Q8_0 7.7-7.9 -> 9.0-9.3; bench/RESULTS.md, twelfth session).
  * PF_SPREAD: the K-quant blocks (1184 and 1680 bytes per group) ask for their bytes an eighth at a time, once per
  * 32-column chunk. All 19-27 prefetches at the block's start left the Q6_K head at ~87% of the read rate (the
  * requests queue behind the line-fill buffers while the loads wait); spread, ~96% (bench/RESULTS.md, ninth session). */
 TGT static INL void prefetch_span(const uint8_t *p, size_t n) {
     for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + G4C_PF_AHEAD + o, _MM_HINT_T0);
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch((const char *)p + G4C_PF_FAR + o, _MM_HINT_T2);
 }
 
 TGT static INL __m256i bcast4(const int8_t *x) {

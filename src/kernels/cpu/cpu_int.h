@@ -12,7 +12,7 @@ enum { CPU_W_F32 = 0, CPU_W_BF16 = 1, CPU_W_F16 = 2 };
  * probe's prefetching loops with them. The hardware prefetcher alone kept the AVX2 decode at ~80% of the read
  * bandwidth (bench_ops, 2 threads: 15.3 of 19.1 GB/s); 1.5-2 KB ahead reaches ~99%; 0 / 768 / 3072 / 6144 on the
  * GPU hosts' Xeon were no better (bench/RESULTS.md, eighth session).
- * G4C_PF_FAR: the AVX-512 kernels also ask for the bytes 4 KB ahead into the L2 only (prefetcht2). A core's own
+ * G4C_PF_FAR: the x86 decode kernels also ask for the bytes 4 KB ahead into the L2 only (prefetcht2). A core's own
  * misses are bounded by its ~16 L1 fill buffers: ~1 KB in flight, ~11 GB/s per core on the issue's 2-vCPU Xeon,
  * where requests into the L2 alone are tracked by its ~48-entry queue. There a plain read loop sustained 20-26
  * GB/s on both cores and one with L2 requests 4-8 KB ahead 24-27; one E2B token's products read 0.87 -> 0.94-0.96
