@@ -7,7 +7,11 @@
  *   Q8_0: Σ (w + 128)·x − 128·Σx = Σ w·x (w ^ 0x80 is w + 128 as u8; int32 lanes never overflow: <= 32·255·127)
  *   Q6_K: per 16-column sub-block Σ q·x − 32·Σx = Σ (q − 32)·x (q the unsigned 6-bit code), times the row's scale
  *   Q4_K: per 32-column sub-block Σ q·x times the row's scale (vpmulld: the int16 madd of AVX2 needs int16 sums)
- * Two groups (16 rows, one 512-bit register) x up to 4 tokens per pass. */
+ * Two groups (16 rows, one 512-bit register) x up to 4 tokens per pass, 8 for Q4_0 and Q8_0 in prefill: the unpacked
+ * weights (and, shifts, inserts, scales: ~19 of a Q4_0 block's ~63 port-0/5 vector ops at 4 tokens) then serve twice
+ * the tokens; E2B pp512 81.6 -> 100.2 (Q4_0) and 77.5 -> 95.5 tok/s (Q8_0), E4B Q4_0 44.7 -> 53.4 (bench/RESULTS.md,
+ * twelfth session). The K-quant passes keep 4: their unpacked codes and per-token sums would not fit the 32 zmm
+ * registers at 8. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -71,12 +75,12 @@ TGT static INL void store2(float *y, __m512 v, int G) {
 TGT static INL void pass_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int64_t nb, const uint8_t *g, int64_t gb,
                             const uint8_t *end, int G, int NT) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[4];
+    __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     const uint8_t *g0 = g;
     for (int64_t b = 0; b < nb; b++, g += 144) {
         prefetch_groups(g0, 144 * b, 144 * nb, G, 144, end);
-        __m512i is[4];
+        __m512i is[8];
         for (int t = 0; t < NT; t++) is[t] = _mm512_setzero_si512();
         for (int v = 0; v < 4; v++) {
             const __m512i r = load2(g + 16 + 32 * v, gb);
@@ -102,12 +106,12 @@ TGT static INL void pass_q4(float *y, int64_t ldy, const g4c_q8_block *xq, int64
 TGT static INL void pass_q8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int64_t nb,
                             const uint8_t *g, int64_t gb, const uint8_t *end, int G, int NT) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    __m512 acc[4];
+    __m512 acc[8];
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     const uint8_t *g0 = g;
     for (int64_t b = 0; b < nb; b++, g += 272) {
         prefetch_groups(g0, 272 * b, 272 * nb, G, 272, end);
-        __m512i is[4];
+        __m512i is[8];
         for (int t = 0; t < NT; t++) is[t] = _mm512_set1_epi32(xk[(size_t)t * nb + b]);
         for (int j = 0; j < 8; j++) {
             const __m512i u = _mm512_xor_si512(load2(g + 16 + 32 * j, gb), flip);
@@ -226,15 +230,22 @@ TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * (size_t)gb;
         const int two = r0 + 16 <= n_rows;
-        for (int t0 = 0; t0 < n_tok; t0 += 4) {
-            const int nt = n_tok - t0 < 4 ? n_tok - t0 : 4;
+        for (int t0 = 0, nt; t0 < n_tok; t0 += nt) {
+            nt = n_tok - t0 < 4 ? n_tok - t0 : 4;
+            if ((dt == G4C_DTYPE_Q4_0 || dt == G4C_DTYPE_Q8_0) && n_tok - t0 >= 8) nt = 8;
             float *yt = y + (size_t)t0 * ldy + r0;
             const g4c_q8_block *xt = xq + (size_t)t0 * nb;
             const int64_t g2 = two ? gb : 0;
             const int G = two ? 2 : 1;
             switch (dt) {
-            case G4C_DTYPE_Q4_0: G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, end, G) break;
-            case G4C_DTYPE_Q8_0: G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G) break;
+            case G4C_DTYPE_Q4_0:
+                if (nt == 8) pass_q4(yt, ldy, xt, nb, g, g2, end, G, 8);
+                else G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, end, G)
+                break;
+            case G4C_DTYPE_Q8_0:
+                if (nt == 8) pass_q8(yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G, 8);
+                else G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G)
+                break;
             case G4C_DTYPE_Q6_K: G4C_NT_DISPATCH(pass_q6_k, nt, yt, ldy, xt, xk + 2 * (size_t)t0 * nb, nb, g, g2, end, G) break;
             default: G4C_NT_DISPATCH(pass_q4_k, nt, yt, ldy, xt, nb, g, g2, end, G) break;
             }
