@@ -222,30 +222,29 @@ TGT static INL void pass_q4_k(float *y, int64_t ldy, const g4c_q8_block *xq, int
     for (int t = 0; t < NT; t++) store2(y + t * ldy, acc[t], G);
 }
 
+/* G4C_NT_DISPATCH (1..4 tokens) and a pass of 8 */
+#define NT8_DISPATCH(fn, nt, ...)                                                                                   \
+    if ((nt) == 8) fn(__VA_ARGS__, 8);                                                                              \
+    else G4C_NT_DISPATCH(fn, nt, __VA_ARGS__)
+
 TGT void g4c_avx512_rows_x8(float *y, int64_t ldy, const g4c_q8_block *xq, const int32_t *xk, int n_tok,
                             const void *x8, g4c_dtype dt, int n_rows, int64_t cols) {
     const int64_t nb = cols / 32;
     const int64_t gb = 8 * (int64_t)g4c_x8_row_bytes(dt, cols); /* one 8-row group */
     const uint8_t *end = (const uint8_t *)x8 + (size_t)((n_rows + 7) / 8) * (size_t)gb;
+    const int max_nt = dt == G4C_DTYPE_Q4_0 || dt == G4C_DTYPE_Q8_0 ? 8 : 4; /* tokens per pass (the header says why) */
     for (int r0 = 0; r0 < n_rows;) {
         const uint8_t *g = (const uint8_t *)x8 + (size_t)(r0 / 8) * (size_t)gb;
         const int two = r0 + 16 <= n_rows;
         for (int t0 = 0, nt; t0 < n_tok; t0 += nt) {
-            nt = n_tok - t0 < 4 ? n_tok - t0 : 4;
-            if ((dt == G4C_DTYPE_Q4_0 || dt == G4C_DTYPE_Q8_0) && n_tok - t0 >= 8) nt = 8;
+            nt = n_tok - t0 >= max_nt ? max_nt : n_tok - t0 < 4 ? n_tok - t0 : 4;
             float *yt = y + (size_t)t0 * ldy + r0;
             const g4c_q8_block *xt = xq + (size_t)t0 * nb;
             const int64_t g2 = two ? gb : 0;
             const int G = two ? 2 : 1;
             switch (dt) {
-            case G4C_DTYPE_Q4_0:
-                if (nt == 8) pass_q4(yt, ldy, xt, nb, g, g2, end, G, 8);
-                else G4C_NT_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, end, G)
-                break;
-            case G4C_DTYPE_Q8_0:
-                if (nt == 8) pass_q8(yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G, 8);
-                else G4C_NT_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G)
-                break;
+            case G4C_DTYPE_Q4_0: NT8_DISPATCH(pass_q4, nt, yt, ldy, xt, nb, g, g2, end, G) break;
+            case G4C_DTYPE_Q8_0: NT8_DISPATCH(pass_q8, nt, yt, ldy, xt, xk + (size_t)t0 * nb, nb, g, g2, end, G) break;
             case G4C_DTYPE_Q6_K: G4C_NT_DISPATCH(pass_q6_k, nt, yt, ldy, xt, xk + 2 * (size_t)t0 * nb, nb, g, g2, end, G) break;
             default: G4C_NT_DISPATCH(pass_q4_k, nt, yt, ldy, xt, nb, g, g2, end, G) break;
             }
